@@ -1,0 +1,86 @@
+/**
+ * The closed set of error codes. Every failure a user can see carries one of these, with an HTTP status for the API,
+ * a retryable flag for the workers (retryable errors are rethrown so BullMQ backs off; the rest fail at once) and an
+ * exit code for the CLI. Never decide anything by matching message text.
+ */
+export const ERROR_CODES = {
+  /** The request or a flag is malformed (wrong type, unknown option, bad number). */
+  INPUT_INVALID: { status: 400, retryable: false, exitCode: 2 },
+  /** The document is empty or only whitespace. */
+  INPUT_EMPTY: { status: 400, retryable: false, exitCode: 2 },
+  /** The document bytes are not valid UTF-8. */
+  INPUT_INVALID_UTF8: { status: 400, retryable: false, exitCode: 2 },
+  /** The file is not a text document (binary content). */
+  INPUT_NOT_TEXT: { status: 415, retryable: false, exitCode: 2 },
+  /** The document is larger than the configured limit. */
+  INPUT_TOO_LARGE: { status: 413, retryable: false, exitCode: 2 },
+  /** The question or instruction is longer than the configured limit. */
+  QUESTION_TOO_LONG: { status: 400, retryable: false, exitCode: 2 },
+  /** Soft tokens + prompt + max new tokens exceed the decoder window. */
+  CONTEXT_TOO_LONG: { status: 422, retryable: false, exitCode: 2 },
+  /** The input file could not be read. */
+  FILE_NOT_FOUND: { status: 400, retryable: false, exitCode: 2 },
+  /** The model folder or its manifest does not exist. */
+  MODEL_NOT_FOUND: { status: 500, retryable: false, exitCode: 3 },
+  /** The manifest is invalid or names a file that is missing or malformed. */
+  MODEL_INVALID: { status: 500, retryable: false, exitCode: 3 },
+  /** A loaded ONNX session does not match what the manifest declares. */
+  MODEL_MISMATCH: { status: 500, retryable: false, exitCode: 3 },
+  /** Inference failed inside onnxruntime. */
+  INFERENCE_FAILED: { status: 500, retryable: true, exitCode: 1 },
+  /** A soft-prompt blob failed to parse (bad magic, version, shape or checksum). */
+  BLOB_CORRUPT: { status: 500, retryable: false, exitCode: 1 },
+  /** The blob store cannot be reached. */
+  STORAGE_UNAVAILABLE: { status: 503, retryable: true, exitCode: 1 },
+  /** Redis (queues, job records) cannot be reached. */
+  QUEUE_UNAVAILABLE: { status: 503, retryable: true, exitCode: 1 },
+  /** The configuration is invalid. */
+  CONFIG_INVALID: { status: 500, retryable: false, exitCode: 2 },
+  /** The resource does not exist (or belongs to another tenant). */
+  NOT_FOUND: { status: 404, retryable: false, exitCode: 1 },
+  /** The request conflicts with existing state (an idempotency key reused with another body). */
+  CONFLICT: { status: 409, retryable: false, exitCode: 1 },
+  /** A bug: an invariant did not hold. */
+  INTERNAL: { status: 500, retryable: false, exitCode: 1 },
+} as const satisfies Record<string, { status: number; retryable: boolean; exitCode: number }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AppError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get retryable(): boolean {
+    return ERROR_CODES[this.code].retryable;
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; details?: Record<string, unknown> } {
+    return { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) };
+  }
+}
+
+export function isAppError(err: unknown): err is AppError {
+  return err instanceof AppError;
+}
+
+/** Turns any thrown value into an AppError; unknown errors become INTERNAL with their message kept. */
+export function toAppError(err: unknown): AppError {
+  if (isAppError(err)) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new AppError('INTERNAL', message, undefined, { cause: err });
+}
+
+export function assertNever(value: never, what: string): never {
+  throw new AppError('INTERNAL', `unhandled ${what}: ${JSON.stringify(value)} (this is a bug)`);
+}

@@ -1,0 +1,37 @@
+import { createHash } from 'node:crypto';
+import { AppError } from './errors.js';
+
+/**
+ * Every blob-store key comes from these functions, never from strings built inline. Ids are server-generated; each
+ * is checked against a strict pattern so nothing a user sends can become a path segment.
+ */
+const SAFE_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
+
+function safe(kind: string, id: string): string {
+  if (!SAFE_ID.test(id)) throw new AppError('INPUT_INVALID', `invalid ${kind}: must match ${SAFE_ID.source}`);
+  return id;
+}
+
+/** The stored source document of a job or document. */
+export function sourceKey(jobId: string): string {
+  return `sources/${safe('job id', jobId)}`;
+}
+
+/** The hash that content-addresses one chunk's soft prompt: the same encoder and text give the same key. */
+export function chunkHash(encoderId: string, chunkText: string): string {
+  return createHash('sha256').update(encoderId).update('\0').update(chunkText, 'utf8').digest('hex');
+}
+
+/**
+ * One chunk's soft prompt. Namespaced per tenant: a cache shared across tenants would reveal, by what comes back
+ * cached, that another tenant already submitted the same text.
+ */
+export function softPromptKey(tenant: string, encoderId: string, hash: string): string {
+  if (!/^[0-9a-f]{64}$/.test(hash)) throw new AppError('INPUT_INVALID', 'invalid chunk hash');
+  return `soft-prompts/${safe('tenant', tenant)}/${safe('encoder id', encoderId)}/${hash}`;
+}
+
+/** A job's result document. */
+export function resultKey(jobId: string): string {
+  return `results/${safe('job id', jobId)}.json`;
+}

@@ -1,0 +1,1 @@
+"""E2LLM training / export code (tokenizer, PyTorch modules, ONNX export)."""

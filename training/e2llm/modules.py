@@ -1,0 +1,360 @@
+"""PyTorch modules of a small E2LLM (encoder -> one soft token per chunk -> decoder).
+
+* ``ChunkEncoder``: BERT-style encoder (learned absolute positions, post- or pre-LN, GELU FFN) with
+  pooling ``cls`` | ``mean`` (over non-pad tokens) | ``pma`` (paper v2: one learned query attends over
+  all non-pad token states with 4 heads, residual + LayerNorm + FFN).
+* ``MLPAdapter``: 2-layer MLP with GELU, encoder width -> decoder hidden (paper v1 adapter).
+* ``LlamaDecoder``: Llama-style decoder (RoPE, RMSNorm, SwiGLU, grouped-query attention) whose forward
+  matches the decoder.onnx contract: causal + padding mask built inside from ``attention_mask``
+  [batch, past+seq], KV cache in/out, logits of the last position only, lm_head tied to the embedding.
+
+Everything is written with plain tensor ops (torch 1.13 has no scaled_dot_product_attention) and
+without Python branches on tensor shapes, so that tracing produces graphs with dynamic axes that also
+accept an empty past.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+NEG_INF = -1e9  # finite "minus infinity": fully masked rows give a uniform softmax, never NaN
+
+
+@dataclass
+class EncoderConfig:
+    vocab_size: int = 4096
+    hidden: int = 128
+    layers: int = 4
+    heads: int = 4
+    ffn: int = 512
+    max_tokens: int = 256
+    pooling: str = "pma"  # cls | mean | pma
+    pma_heads: int = 4
+    pre_ln: bool = False  # False: post-LN (original BERT)
+    ln_eps: float = 1e-12
+    pad_token_id: int = 0
+
+
+@dataclass
+class DecoderConfig:
+    vocab_size: int = 4096
+    hidden: int = 256
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int = 2
+    head_size: int = 64
+    ffn: int = 768
+    window: int = 4096
+    rope_theta: float = 10000.0
+    rms_eps: float = 1e-5
+
+
+@dataclass
+class E2LLMConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "E2LLMConfig":
+        return cls(EncoderConfig(**d.get("encoder", {})), DecoderConfig(**d.get("decoder", {})))
+
+
+def _padding_bias(attention_mask: torch.Tensor) -> torch.Tensor:
+    """[B, T] int (1 = token) -> additive bias [B, 1, 1, T]."""
+    keep = attention_mask.unsqueeze(1).unsqueeze(2) > 0
+    zero = torch.zeros((), dtype=torch.float32)
+    return torch.where(keep, zero, zero + NEG_INF)
+
+
+# ----------------------------------------------------------------------------------------------
+# Encoder
+# ----------------------------------------------------------------------------------------------
+
+class SelfAttention(nn.Module):
+    def __init__(self, hidden: int, heads: int):
+        super().__init__()
+        assert hidden % heads == 0
+        self.heads = heads
+        self.head_size = hidden // heads
+        self.q = nn.Linear(hidden, hidden)
+        self.k = nn.Linear(hidden, hidden)
+        self.v = nn.Linear(hidden, hidden)
+        self.o = nn.Linear(hidden, hidden)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, D] -> [B, H, T, d]
+        return x.reshape(x.shape[0], x.shape[1], self.heads, self.head_size).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._split(self.q(x)), self._split(self.k(x)), self._split(self.v(x))
+        scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_size)) + bias
+        out = torch.matmul(torch.softmax(scores, dim=-1), v)  # [B, H, T, d]
+        out = out.transpose(1, 2).reshape(x.shape[0], x.shape[1], self.heads * self.head_size)
+        return self.o(out)
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        self.pre_ln = cfg.pre_ln
+        self.attn = SelfAttention(cfg.hidden, cfg.heads)
+        self.ln1 = nn.LayerNorm(cfg.hidden, eps=cfg.ln_eps)
+        self.ffn = nn.Sequential(nn.Linear(cfg.hidden, cfg.ffn), nn.GELU(), nn.Linear(cfg.ffn, cfg.hidden))
+        self.ln2 = nn.LayerNorm(cfg.hidden, eps=cfg.ln_eps)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        if self.pre_ln:
+            x = x + self.attn(self.ln1(x), bias)
+            return x + self.ffn(self.ln2(x))
+        x = self.ln1(x + self.attn(x, bias))
+        return self.ln2(x + self.ffn(x))
+
+
+class PMA(nn.Module):
+    """Pooling by multi-head attention with a single learned seed (Set Transformer, E2LLM v2)."""
+
+    def __init__(self, hidden: int, heads: int, ffn: int, eps: float):
+        super().__init__()
+        assert hidden % heads == 0
+        self.heads = heads
+        self.head_size = hidden // heads
+        self.query = nn.Parameter(torch.zeros(1, 1, hidden))
+        self.q = nn.Linear(hidden, hidden)
+        self.k = nn.Linear(hidden, hidden)
+        self.v = nn.Linear(hidden, hidden)
+        self.o = nn.Linear(hidden, hidden)
+        self.ln1 = nn.LayerNorm(hidden, eps=eps)
+        self.ffn = nn.Sequential(nn.Linear(hidden, ffn), nn.GELU(), nn.Linear(ffn, hidden))
+        self.ln2 = nn.LayerNorm(hidden, eps=eps)
+
+    def forward(self, h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        B, T = h.shape[0], h.shape[1]
+        q = self.q(self.query).reshape(1, 1, self.heads, self.head_size).transpose(1, 2)  # [1, H, 1, d]
+        k = self.k(h).reshape(B, T, self.heads, self.head_size).transpose(1, 2)  # [B, H, T, d]
+        v = self.v(h).reshape(B, T, self.heads, self.head_size).transpose(1, 2)
+        scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_size))  # [B, H, 1, T]
+        scores = scores + _padding_bias(attention_mask)
+        att = torch.matmul(torch.softmax(scores, dim=-1), v)  # [B, H, 1, d]
+        att = att.transpose(1, 2).reshape(B, 1, self.heads * self.head_size)
+        x = self.ln1(self.query + self.o(att))  # [B, 1, D]
+        x = self.ln2(x + self.ffn(x))
+        return x[:, 0, :]
+
+
+class ChunkEncoder(nn.Module):
+    def __init__(self, cfg: EncoderConfig):
+        super().__init__()
+        if cfg.pooling not in ("cls", "mean", "pma"):
+            raise ValueError(f"unknown pooling {cfg.pooling!r}")
+        self.cfg = cfg
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.hidden)
+        self.pos = nn.Embedding(cfg.max_tokens, cfg.hidden)
+        self.emb_ln = nn.LayerNorm(cfg.hidden, eps=cfg.ln_eps)
+        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.layers))
+        self.final_ln = nn.LayerNorm(cfg.hidden, eps=cfg.ln_eps) if cfg.pre_ln else None
+        self.pma = PMA(cfg.hidden, cfg.pma_heads, cfg.ffn, cfg.ln_eps) if cfg.pooling == "pma" else None
+
+    def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        positions = torch.cumsum(torch.ones_like(input_ids), dim=1) - 1  # 0..T-1, shape-free
+        x = self.emb_ln(self.tok(input_ids) + self.pos(positions))
+        bias = _padding_bias(attention_mask)
+        for layer in self.layers:
+            x = layer(x, bias)
+        if self.final_ln is not None:
+            x = self.final_ln(x)
+        return x
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """input_ids, attention_mask int64 [B, T] -> chunk_embeddings f32 [B, hidden]."""
+        h = self.token_states(input_ids, attention_mask)
+        if self.cfg.pooling == "cls":
+            return h[:, 0, :]
+        if self.cfg.pooling == "mean":
+            m = attention_mask.to(h.dtype).unsqueeze(-1)
+            return (h * m).sum(dim=1) / torch.clamp(m.sum(dim=1), min=1.0)
+        return self.pma(h, attention_mask)
+
+
+# ----------------------------------------------------------------------------------------------
+# Adapter
+# ----------------------------------------------------------------------------------------------
+
+class MLPAdapter(nn.Module):
+    def __init__(self, input_width: int, output_width: int, hidden: Optional[int] = None):
+        super().__init__()
+        hidden = hidden or output_width
+        self.fc1 = nn.Linear(input_width, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, output_width)
+
+    def forward(self, chunk_embeddings: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(chunk_embeddings)))
+
+
+# ----------------------------------------------------------------------------------------------
+# Decoder
+# ----------------------------------------------------------------------------------------------
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class DecoderAttention(nn.Module):
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        assert cfg.heads % cfg.kv_heads == 0
+        self.heads, self.kv_heads, self.head_size = cfg.heads, cfg.kv_heads, cfg.head_size
+        self.group = cfg.heads // cfg.kv_heads
+        self.q_proj = nn.Linear(cfg.hidden, cfg.heads * cfg.head_size, bias=False)
+        self.k_proj = nn.Linear(cfg.hidden, cfg.kv_heads * cfg.head_size, bias=False)
+        self.v_proj = nn.Linear(cfg.hidden, cfg.kv_heads * cfg.head_size, bias=False)
+        self.o_proj = nn.Linear(cfg.heads * cfg.head_size, cfg.hidden, bias=False)
+
+    def forward(self, x, cos, sin, bias, past_k, past_v):
+        B, S = x.shape[0], x.shape[1]
+        q = self.q_proj(x).reshape(B, S, self.heads, self.head_size).transpose(1, 2)  # [B, H, S, d]
+        k = self.k_proj(x).reshape(B, S, self.kv_heads, self.head_size).transpose(1, 2)  # [B, KV, S, d]
+        v = self.v_proj(x).reshape(B, S, self.kv_heads, self.head_size).transpose(1, 2)
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
+        k = torch.cat((past_k, k), dim=2)  # [B, KV, P+S, d]  (P may be 0)
+        v = torch.cat((past_v, v), dim=2)
+        # grouped-query attention without materialising repeated K/V: [B, KV, G, S, d] x [B, KV, 1, d, T]
+        qg = q.reshape(B, self.kv_heads, self.group, S, self.head_size)
+        scores = torch.matmul(qg, k.unsqueeze(2).transpose(-1, -2)) * (1.0 / math.sqrt(self.head_size))
+        scores = scores + bias.unsqueeze(1)  # bias [B, 1, S, T] -> [B, 1, 1, S, T]
+        out = torch.matmul(torch.softmax(scores, dim=-1), v.unsqueeze(2))  # [B, KV, G, S, d]
+        out = out.reshape(B, self.heads, S, self.head_size).transpose(1, 2).reshape(B, S, self.heads * self.head_size)
+        return self.o_proj(out), k, v
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        self.input_layernorm = RMSNorm(cfg.hidden, cfg.rms_eps)
+        self.self_attn = DecoderAttention(cfg)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden, cfg.rms_eps)
+        self.gate_proj = nn.Linear(cfg.hidden, cfg.ffn, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden, cfg.ffn, bias=False)
+        self.down_proj = nn.Linear(cfg.ffn, cfg.hidden, bias=False)
+
+    def forward(self, x, cos, sin, bias, past_k, past_v):
+        a, k, v = self.self_attn(self.input_layernorm(x), cos, sin, bias, past_k, past_v)
+        x = x + a
+        h = self.post_attention_layernorm(x)
+        x = x + self.down_proj(F.silu(self.gate_proj(h)) * self.up_proj(h))
+        return x, k, v
+
+
+class LlamaDecoder(nn.Module):
+    def __init__(self, cfg: DecoderConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden)
+        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.layers))
+        self.norm = RMSNorm(cfg.hidden, cfg.rms_eps)
+        inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, cfg.head_size, 2, dtype=torch.float32) / cfg.head_size))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def empty_past(self, batch: int = 1) -> List[torch.Tensor]:
+        c = self.cfg
+        return [torch.zeros(batch, c.kv_heads, 0, c.head_size) for _ in range(2 * c.layers)]
+
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+                *past: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """inputs_embeds [B,S,D] f32, attention_mask [B,P+S] int64, position_ids [B,S] int64,
+        past = (k0, v0, k1, v1, ...) each [B,KV,P,d] -> (logits [B,1,V], present k0, v0, ...)."""
+        assert len(past) == 2 * self.cfg.layers
+        # RoPE tables from position_ids: [B, 1, S, d]
+        freqs = position_ids.to(torch.float32).unsqueeze(-1) * self.inv_freq  # [B, S, d/2]
+        emb = torch.cat((freqs, freqs), dim=-1).unsqueeze(1)
+        cos, sin = emb.cos(), emb.sin()
+        # causal + padding mask, shape-free: key j (0..T-1) visible to query i (0..S-1) iff j - T <= i - S
+        ones_k = torch.ones_like(attention_mask)
+        key_rel = torch.cumsum(ones_k, dim=1) - ones_k.sum(dim=1, keepdim=True) - 1  # j - T: [B, T]
+        ones_q = torch.ones_like(position_ids)
+        query_rel = torch.cumsum(ones_q, dim=1) - ones_q.sum(dim=1, keepdim=True) - 1  # i - S: [B, S]
+        # A query always sees itself: padded queries then attend only to themselves (instead of a uniform
+        # spread over every key, future ones included), so their K/V - and the cache - do not depend on
+        # how the sequence was split into prefill and steps. Real tokens are unaffected.
+        k_rel, q_rel = key_rel.unsqueeze(1), query_rel.unsqueeze(2)
+        allowed = (k_rel <= q_rel) & ((attention_mask.unsqueeze(1) > 0) | (k_rel == q_rel))  # [B, S, T]
+        zero = torch.zeros((), dtype=torch.float32)
+        bias = torch.where(allowed, zero, zero + NEG_INF).unsqueeze(1)  # [B, 1, S, T]
+        x = inputs_embeds
+        presents: List[torch.Tensor] = []
+        for i, layer in enumerate(self.layers):
+            x, k, v = layer(x, cos, sin, bias, past[2 * i], past[2 * i + 1])
+            presents += [k, v]
+        h = self.norm(x[:, -1, :]).unsqueeze(1)  # last position only: [B, 1, D] (static 1 in the graph)
+        logits = torch.matmul(h, self.embed_tokens.weight.transpose(0, 1))  # tied lm_head
+        return (logits, *presents)
+
+
+# ----------------------------------------------------------------------------------------------
+# The whole model
+# ----------------------------------------------------------------------------------------------
+
+class E2LLM(nn.Module):
+    def __init__(self, cfg: Optional[E2LLMConfig] = None):
+        super().__init__()
+        self.cfg = cfg or E2LLMConfig()
+        self.encoder = ChunkEncoder(self.cfg.encoder)
+        self.adapter = MLPAdapter(self.cfg.encoder.hidden, self.cfg.decoder.hidden)
+        self.decoder = LlamaDecoder(self.cfg.decoder)
+
+    def init_weights(self, seed: int = 0) -> "E2LLM":
+        """Deterministic init from ``seed``: Linear weights N(0, 1/fan_in), embeddings and the PMA
+        query N(0, 0.02), zero biases, unit norm weights. (With the tiny 0.02 scale everywhere the
+        untrained decoder just echoes its last input token; fan-in scaling gives varied greedy output,
+        which makes the golden parity test more telling.)"""
+        g = torch.Generator().manual_seed(seed)
+        linear_weights = {id(m.weight) for m in self.modules() if isinstance(m, nn.Linear)}
+        for name, p in sorted(self.named_parameters()):
+            with torch.no_grad():
+                if name.endswith("bias"):
+                    p.zero_()
+                elif p.dim() == 1:  # LayerNorm / RMSNorm weights
+                    p.fill_(1.0)
+                elif id(p) in linear_weights:
+                    p.copy_(torch.randn(p.shape, generator=g) * p.shape[1] ** -0.5)
+                else:  # token / position embeddings, PMA query
+                    p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+        return self
+
+    def soft_tokens(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.adapter(self.encoder(input_ids, attention_mask))
+
+
+def build_model(seed: int = 0, cfg: Optional[E2LLMConfig] = None) -> E2LLM:
+    torch.manual_seed(seed)
+    return E2LLM(cfg).init_weights(seed).eval()
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id lists -> (input_ids, attention_mask) int64 [B, T]."""
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(list(s), dtype=torch.long)
+        mask[i, : len(s)] = 1
+    return ids, mask

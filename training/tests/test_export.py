@@ -1,0 +1,119 @@
+import json
+import os
+import tempfile
+import unittest
+
+import numpy as np
+import onnx
+
+from training.e2llm import export as ex
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PACKAGED = os.path.join(ROOT, "models", "e2llm-tiny")
+SAMPLE = os.path.join(ROOT, "samples", "gpl-3.0.txt")
+
+
+def _io(model_path):
+    m = onnx.load(model_path)
+    dims = lambda v: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+    return ({i.name: (i.type.tensor_type.elem_type, dims(i)) for i in m.graph.input},
+            {o.name: (o.type.tensor_type.elem_type, dims(o)) for o in m.graph.output})
+
+
+class ExportTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.out = cls.tmp.name
+        tok = os.path.join(PACKAGED, "tokenizer.json")
+        cls.man = ex.export_package(cls.out, seed=0, tokenizer=tok if os.path.exists(tok) else None,
+                                    sample=SAMPLE, check=True)  # check=True runs onnx.checker (full_check)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_files_and_size(self):
+        names = sorted(os.listdir(self.out))
+        self.assertEqual(names, ["adapter.onnx", "decoder.onnx", "embed_tokens.bin", "encoder.onnx", "golden.json",
+                                 "manifest.json", "tokenizer.json"])
+        total = sum(os.path.getsize(os.path.join(self.out, n)) for n in names)
+        self.assertLess(total, 30_000_000)
+        self.assertEqual(os.path.getsize(os.path.join(self.out, "embed_tokens.bin")), 4096 * 256 * 4)
+
+    def test_manifest(self):
+        with open(os.path.join(self.out, "manifest.json")) as f:
+            m = json.load(f)
+        self.assertEqual(m["schemaVersion"], 1)
+        self.assertEqual(set(m), {"schemaVersion", "name", "version", "encoder", "adapter", "decoder", "prompt", "golden"})
+        self.assertEqual(m["encoder"], {"onnx": "encoder.onnx", "tokenizer": "tokenizer.json", "maxTokens": 256,
+                                        "width": 128, "pooling": "pma", "clsTokenId": 3, "padTokenId": 0})
+        self.assertEqual(m["adapter"], {"onnx": "adapter.onnx", "kind": "mlp", "inputWidth": 128, "outputWidth": 256})
+        d = m["decoder"]
+        self.assertEqual(d["embeddings"], {"file": "embed_tokens.bin", "dtype": "f32", "shape": [4096, 256]})
+        self.assertEqual((d["hiddenSize"], d["layers"], d["heads"], d["kvHeads"], d["headSize"], d["vocabSize"],
+                          d["window"], d["bosTokenId"], d["eosTokenIds"], d["padTokenId"], d["dtype"]),
+                         (256, 4, 4, 2, 64, 4096, 4096, 1, [2], 0, "f32"))
+        p = m["prompt"]
+        self.assertEqual(set(p["templates"]), {"qa", "summarize", "reconstruct", "instruct"})
+        for t in p["templates"].values():
+            self.assertEqual(t.count(p["placeholder"]), 1)
+        self.assertIn("{question}", p["templates"]["qa"])
+        self.assertIn("{instruction}", p["templates"]["instruct"])
+        self.assertEqual(p["chunking"], {"chunkChars": 512, "overlapChars": 0})
+
+    def test_onnx_io_contract(self):
+        F, I64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
+        ins, outs = _io(os.path.join(self.out, "encoder.onnx"))
+        self.assertEqual(ins, {"input_ids": (I64, ["batch", "tokens"]), "attention_mask": (I64, ["batch", "tokens"])})
+        self.assertEqual(outs, {"chunk_embeddings": (F, ["batch", 128])})
+        ins, outs = _io(os.path.join(self.out, "adapter.onnx"))
+        self.assertEqual(ins, {"chunk_embeddings": (F, ["n", 128])})
+        self.assertEqual(outs, {"soft_tokens": (F, ["n", 256])})
+        ins, outs = _io(os.path.join(self.out, "decoder.onnx"))
+        exp_in = {"inputs_embeds": (F, ["batch", "seq", 256]), "attention_mask": (I64, ["batch", "past_plus_seq"]),
+                  "position_ids": (I64, ["batch", "seq"])}
+        exp_out = {"logits": (F, ["batch", 1, 4096])}
+        for i in range(4):
+            for kv in ("key", "value"):
+                exp_in[f"past_key_values.{i}.{kv}"] = (F, ["batch", 2, "past", 64])
+                exp_out[f"present.{i}.{kv}"] = (F, ["batch", 2, "past_plus_seq", 64])
+        self.assertEqual(ins, exp_in)
+        self.assertEqual(outs, exp_out)
+
+    def test_golden(self):
+        with open(os.path.join(self.out, "golden.json")) as f:
+            g = json.load(f)
+        n = len(g["chunks"])
+        self.assertTrue(3 <= n <= 5)
+        self.assertTrue(all(400 <= len(c) <= 512 for c in g["chunks"]))
+        self.assertTrue(all(ids[0] == 3 and len(ids) <= 256 for ids in g["encoderInputIds"]))
+        self.assertEqual(np.array(g["chunkEmbeddings"]).shape, (n, 128))
+        self.assertEqual(np.array(g["softTokens"]).shape, (n, 256))
+        self.assertEqual(g["task"]["type"], "qa")
+        self.assertEqual(g["prefixIds"][0], 1)
+        self.assertEqual(len(g["prefillLogits"]), 4096)
+        self.assertEqual(len(g["greedyTokens"]), 32)
+        self.assertEqual(g["greedyTokens"], g["greedyTokensNoCache"])
+        self.assertEqual(np.array(g["stepLogits"]).shape, (32, 4096))
+        self.assertEqual(g["stepLogits"][0], g["prefillLogits"])
+        self.assertEqual([int(np.argmax(l)) for l in g["stepLogits"]], g["greedyTokens"])
+
+    def test_packaged_matches_fresh_export(self):
+        """models/e2llm-tiny holds exactly what this code exports for seed 0 (no checkpoint)."""
+        if not os.path.exists(os.path.join(PACKAGED, "manifest.json")):
+            self.skipTest("no packaged model")
+        with open(os.path.join(PACKAGED, "golden.json")) as f:
+            packaged = json.load(f)
+        with open(os.path.join(self.out, "golden.json")) as f:
+            fresh = json.load(f)
+        if packaged["greedyTokens"] != fresh["greedyTokens"]:
+            self.skipTest("packaged model comes from a checkpoint")
+        np.testing.assert_allclose(packaged["prefillLogits"], fresh["prefillLogits"], atol=1e-5)
+        a = np.fromfile(os.path.join(PACKAGED, "embed_tokens.bin"), dtype="<f4")
+        b = np.fromfile(os.path.join(self.out, "embed_tokens.bin"), dtype="<f4")
+        np.testing.assert_array_equal(a, b)
+
+
+if __name__ == "__main__":
+    unittest.main()
