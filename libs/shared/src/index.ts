@@ -6,3 +6,4 @@ export * from './f16.js';
 export * from './storage-keys.js';
 export * from './chunker.js';
 export * from './text-input.js';
+export * from './task.js';

@@ -1,0 +1,116 @@
+import { readFile, stat } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { E2llmModel } from '@lib/model-runtime';
+import { AppError, GenerationParams, Task, decodeDocument, loadConfig, validateQuestion, type Timings } from '@lib/shared';
+import type { CliIo } from './main.js';
+
+const OPTIONS = {
+  question: { type: 'string', short: 'q' },
+  task: { type: 'string' },
+  instruction: { type: 'string' },
+  model: { type: 'string' },
+  'max-new-tokens': { type: 'string' },
+  temperature: { type: 'string' },
+  'top-p': { type: 'string' },
+  'top-k': { type: 'string' },
+  seed: { type: 'string' },
+  stop: { type: 'string', multiple: true },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export async function askCommand(argv: string[], io: CliIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new AppError('INPUT_INVALID', (err as Error).message);
+  }
+  const { values: v, positionals } = parsed;
+  if (v.help) {
+    const { USAGE } = await import('./main.js');
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new AppError('INPUT_INVALID', 'ask takes exactly one FILE');
+  const config = loadConfig(io.env, { modelPath: v.model });
+
+  const task = buildTask(v.task ?? 'qa', v.question, v.instruction, config.maxQuestionChars);
+  const params = generationParams(v, config.maxNewTokensLimit);
+  const text = await readDocument(positionals[0]!, config.maxDocumentChars);
+
+  const model = await E2llmModel.load(config);
+  try {
+    const stream = !v.json;
+    const result = await model.ask(text, task, params, stream ? { onText: (d) => io.stdout.write(d) } : {});
+    if (v.json) {
+      io.stdout.write(`${JSON.stringify({ answer: result.answer, finishReason: result.finishReason, usage: result.usage, timings: roundTimings(result.timings) })}\n`);
+    } else {
+      io.stdout.write('\n');
+      const u = result.usage;
+      io.stderr.write(
+        `[${u.chunks} chunks -> ${u.softTokens} soft tokens, ${u.generatedTokens} tokens generated (${result.finishReason}) in ${Math.round(result.timings.totalMs)} ms]\n`,
+      );
+    }
+  } finally {
+    await model.release();
+  }
+  return 0;
+}
+
+function buildTask(type: string, question: string | undefined, instruction: string | undefined, maxChars: number): Task {
+  if (type !== 'qa' && question !== undefined) throw new AppError('INPUT_INVALID', `--question is for --task qa, not ${type}`);
+  if (type !== 'instruct' && instruction !== undefined) throw new AppError('INPUT_INVALID', `--instruction is for --task instruct, not ${type}`);
+  switch (type) {
+    case 'qa':
+      if (question === undefined) throw new AppError('INPUT_INVALID', '--question is required for --task qa');
+      return { type, question: validateQuestion(question, maxChars) };
+    case 'instruct':
+      if (instruction === undefined) throw new AppError('INPUT_INVALID', '--instruction is required for --task instruct');
+      return { type, instruction: validateQuestion(instruction, maxChars, 'instruction') };
+    case 'summarize':
+    case 'reconstruct':
+      return { type };
+    default:
+      throw new AppError('INPUT_INVALID', `unknown --task "${type}" (qa, summarize, reconstruct or instruct)`);
+  }
+}
+
+function generationParams(v: Record<string, unknown>, maxNewTokensLimit: number): GenerationParams {
+  const num = (flag: string): number | undefined => {
+    const raw = v[flag];
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n)) throw new AppError('INPUT_INVALID', `--${flag} must be a number, got "${String(raw)}"`);
+    return n;
+  };
+  const parsed = GenerationParams.safeParse({
+    maxNewTokens: num('max-new-tokens'),
+    temperature: num('temperature'),
+    topP: num('top-p'),
+    topK: num('top-k'),
+    seed: num('seed'),
+    stop: v.stop,
+  });
+  if (!parsed.success) {
+    const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+    throw new AppError('INPUT_INVALID', parsed.error.issues.map((i) => `${flag(String(i.path[0]))}: ${i.message}`).join('; '));
+  }
+  if (parsed.data.maxNewTokens > maxNewTokensLimit) {
+    throw new AppError('INPUT_INVALID', `--max-new-tokens must be at most ${maxNewTokensLimit}`);
+  }
+  return parsed.data;
+}
+
+async function readDocument(path: string, maxChars: number): Promise<string> {
+  const s = await stat(path).catch(() => null);
+  if (!s) throw new AppError('FILE_NOT_FOUND', `no such file: ${path}`);
+  if (!s.isFile()) throw new AppError('FILE_NOT_FOUND', `not a regular file: ${path}`);
+  // A UTF-8 character takes at most 4 bytes: a file larger than this cannot be within the character limit.
+  if (s.size > maxChars * 4) throw new AppError('INPUT_TOO_LARGE', `the file has ${s.size} bytes; the limit is ${maxChars} characters`);
+  return decodeDocument(await readFile(path), maxChars);
+}
+
+function roundTimings(t: Timings): Timings {
+  return Object.fromEntries(Object.entries(t).map(([k, ms]) => [k, Math.round(ms * 100) / 100])) as unknown as Timings;
+}

@@ -1,0 +1,44 @@
+import { AppError, ERROR_CODES, toAppError } from '@lib/shared';
+import { askCommand } from './ask.command.js';
+
+export interface CliIo {
+  stdout: { write(s: string): unknown };
+  stderr: { write(s: string): unknown };
+  env: Record<string, string | undefined>;
+}
+
+export const USAGE = `Usage:
+  e2llm ask FILE --question "..." [options]    answer from a long document, every stage in-process
+
+Options for ask:
+  -q, --question TEXT        the question (task qa, the default)
+  --task qa|summarize|reconstruct|instruct
+  --instruction TEXT         the instruction (task instruct)
+  --model DIR                model package folder (default: MODEL_PATH, else the bundled model)
+  --max-new-tokens N         default 128
+  --temperature T            0 (default) decodes greedily
+  --top-p P, --top-k K       sampling filters (defaults 1 and 0: off)
+  --seed S                   sampler seed (default 0)
+  --stop TEXT                stop before TEXT (repeatable)
+  --json                     print {answer, finishReason, usage, timings} as JSON
+  -h, --help
+`;
+
+/** Runs the CLI; returns the exit code. Errors print one line with their stable code, never a stack trace. */
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const json = argv.includes('--json');
+  try {
+    const [command, ...rest] = argv;
+    if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+      io.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    }
+    if (command === 'ask') return await askCommand(rest, io);
+    throw new AppError('INPUT_INVALID', `unknown command "${command}" (try: e2llm ask FILE --question "...")`);
+  } catch (err) {
+    const e = toAppError(err);
+    if (json) io.stdout.write(`${JSON.stringify({ error: { code: e.code, message: e.message } })}\n`);
+    io.stderr.write(`e2llm: error ${e.code}: ${e.message}\n`);
+    return ERROR_CODES[e.code].exitCode;
+  }
+}

@@ -1,0 +1,216 @@
+import { readFile } from 'node:fs/promises';
+import * as ort from 'onnxruntime-node';
+import { AppError, TENSORS, fromF16, kvNames, toF16, type FinishReason, type GenerationParams, type ModelManifest } from '@lib/shared';
+import { createRng, pickToken } from './sampling.js';
+import { expectDims, int64Tensor, openSession, run, type SessionSettings } from './sessions.js';
+import type { TextTokenizer } from './tokenizer.js';
+
+export interface GenerationInput {
+  /** Prompt ids before the soft tokens (BOS included). */
+  prefixIds: number[];
+  /** Soft tokens [n, hiddenSize], in document order. */
+  softTokens: Float32Array;
+  /** Prompt ids after the soft tokens. */
+  suffixIds: number[];
+}
+
+export interface GenerationResult {
+  tokens: number[];
+  text: string;
+  finishReason: FinishReason;
+  /** Logits each generated token was picked from (only when asked for: they are large). */
+  stepLogits?: Float32Array[];
+  prefillMs: number;
+  decodeMs: number;
+}
+
+export interface GenerationHooks {
+  /** Text as it becomes final (held back while it could still turn into a stop sequence). */
+  onText?: (delta: string) => void;
+  keepLogits?: boolean;
+  /** false recomputes the whole sequence every step instead of using the KV cache (the parity test's reference). */
+  kvCache?: boolean;
+}
+
+/** The decoder: input embeddings in, tokens out, with a KV cache across steps. */
+export class Decoder {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    readonly tokenizer: TextTokenizer,
+    private readonly spec: ModelManifest['decoder'],
+    private readonly table: Float32Array,
+  ) {}
+
+  static async open(path: string, embeddingsPath: string, tokenizer: TextTokenizer, spec: ModelManifest['decoder'], settings: SessionSettings): Promise<Decoder> {
+    const bytes = await readFile(embeddingsPath);
+    const table =
+      spec.embeddings.dtype === 'f32'
+        ? new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))
+        : fromF16(new Uint16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)));
+    const expected = { inputs: TENSORS.decoder.inputs(spec.layers), outputs: TENSORS.decoder.outputs(spec.layers) };
+    const decoder = new Decoder(await openSession(path, 'decoder', expected, settings), tokenizer, spec, table);
+    // Warm-up and shape check: one token with an empty past.
+    const out = await decoder.forward(decoder.embed([spec.bosTokenId ?? 0]), 1, 0, decoder.emptyPast());
+    expectDims('decoder', 'logits', out.logits, [1, 1, spec.vocabSize]);
+    expectDims('decoder', 'present.0.key', out['present.0.key'], [1, spec.kvHeads, 1, spec.headSize]);
+    return decoder;
+  }
+
+  get window(): number {
+    return this.spec.window;
+  }
+
+  /** Token embeddings, [ids.length, hiddenSize]. */
+  embed(ids: readonly number[]): Float32Array {
+    const d = this.spec.hiddenSize;
+    const out = new Float32Array(ids.length * d);
+    ids.forEach((id, i) => {
+      if (!Number.isInteger(id) || id < 0 || id >= this.spec.vocabSize) throw new AppError('INTERNAL', `token id ${id} out of range (this is a bug)`);
+      out.set(this.table.subarray(id * d, (id + 1) * d), i * d);
+    });
+    return out;
+  }
+
+  async generate(input: GenerationInput, params: GenerationParams, hooks: GenerationHooks = {}): Promise<GenerationResult> {
+    const d = this.spec.hiddenSize;
+    const softCount = input.softTokens.length / d;
+    if (!Number.isInteger(softCount)) throw new AppError('INTERNAL', 'soft tokens are not a whole number of rows (this is a bug)');
+    const promptLength = input.prefixIds.length + softCount + input.suffixIds.length;
+    if (promptLength + params.maxNewTokens > this.spec.window) {
+      throw new AppError(
+        'CONTEXT_TOO_LONG',
+        `the prompt needs ${promptLength} positions (${softCount} soft tokens) plus ${params.maxNewTokens} new tokens; the decoder window is ${this.spec.window}`,
+        { promptLength, softTokens: softCount, maxNewTokens: params.maxNewTokens, window: this.spec.window },
+      );
+    }
+    const prompt = new Float32Array(promptLength * d);
+    prompt.set(this.embed(input.prefixIds), 0);
+    prompt.set(input.softTokens, input.prefixIds.length * d);
+    prompt.set(this.embed(input.suffixIds), (input.prefixIds.length + softCount) * d);
+
+    const useCache = hooks.kvCache ?? true;
+    const rng = createRng(params.seed);
+    const stream = new TextStream(this.tokenizer, params.stop, hooks.onText);
+    const tokens: number[] = [];
+    const stepLogits: Float32Array[] = [];
+    let finishReason: FinishReason = 'length';
+
+    const t0 = performance.now();
+    let out = await this.forward(prompt, promptLength, 0, this.emptyPast());
+    const prefillMs = performance.now() - t0;
+    const t1 = performance.now();
+    for (;;) {
+      const logits = this.logitsOf(out);
+      if (hooks.keepLogits) stepLogits.push(logits);
+      const token = pickToken(logits, params, rng);
+      if (this.spec.eosTokenIds.includes(token)) {
+        finishReason = 'eos';
+        break;
+      }
+      tokens.push(token);
+      if (stream.push(tokens)) {
+        finishReason = 'stop';
+        break;
+      }
+      if (tokens.length >= params.maxNewTokens) break;
+      if (useCache) {
+        const past = promptLength + tokens.length - 1;
+        out = await this.forward(this.embed([token]), 1, past, this.presentAsPast(out));
+      } else {
+        const all = new Float32Array((promptLength + tokens.length) * d);
+        all.set(prompt, 0);
+        all.set(this.embed(tokens), promptLength * d);
+        out = await this.forward(all, promptLength + tokens.length, 0, this.emptyPast());
+      }
+    }
+    const text = stream.finish(tokens);
+    return { tokens, text, finishReason, ...(hooks.keepLogits ? { stepLogits } : {}), prefillMs, decodeMs: performance.now() - t1 };
+  }
+
+  /** One decoder call for a single sequence: `seq` new positions after `past` cached ones. */
+  private async forward(embeds: Float32Array, seq: number, past: number, pastFeeds: Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType> {
+    const positions = Array.from({ length: seq }, (_, i) => past + i);
+    const dims = [1, seq, this.spec.hiddenSize];
+    const inputsEmbeds =
+      this.spec.dtype === 'f32' ? new ort.Tensor('float32', embeds, dims) : new ort.Tensor('float16', toF16(embeds), dims);
+    return run(this.session, 'decoder', {
+      inputs_embeds: inputsEmbeds,
+      attention_mask: int64Tensor(new Array<number>(past + seq).fill(1), [1, past + seq]),
+      position_ids: int64Tensor(positions, [1, seq]),
+      ...pastFeeds,
+    });
+  }
+
+  private emptyPast(): Record<string, ort.Tensor> {
+    const { kvHeads, headSize, layers, dtype } = this.spec;
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const name of kvNames('past_key_values', layers)) {
+      feeds[name] = dtype === 'f32'
+        ? new ort.Tensor('float32', new Float32Array(0), [1, kvHeads, 0, headSize])
+        : new ort.Tensor('float16', new Uint16Array(0), [1, kvHeads, 0, headSize]);
+    }
+    return feeds;
+  }
+
+  /** The present tensors feed the next step as they are: no copy. */
+  private presentAsPast(out: ort.InferenceSession.ReturnType): Record<string, ort.Tensor> {
+    const feeds: Record<string, ort.Tensor> = {};
+    const present = kvNames('present', this.spec.layers);
+    kvNames('past_key_values', this.spec.layers).forEach((name, i) => {
+      feeds[name] = out[present[i]!]!;
+    });
+    return feeds;
+  }
+
+  private logitsOf(out: ort.InferenceSession.ReturnType): Float32Array {
+    const logits = expectDims('decoder', 'logits', out.logits, [1, 1, this.spec.vocabSize]);
+    return this.spec.dtype === 'f32' ? (logits.data as Float32Array) : fromF16(logits.data as Uint16Array);
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+/**
+ * Decoded text as tokens arrive, with stop sequences. Text is passed on only once it can no longer become part of a
+ * stop sequence or of an unfinished multi-byte character, so a streamed answer never shows what the final one cuts.
+ */
+class TextStream {
+  private emitted = 0;
+  private readonly holdBack: number;
+
+  constructor(
+    private readonly tokenizer: TextTokenizer,
+    private readonly stop: readonly string[],
+    private readonly onText?: (delta: string) => void,
+  ) {
+    this.holdBack = Math.max(0, ...stop.map((s) => s.length - 1));
+  }
+
+  private cut = -1;
+
+  /** Returns true when a stop sequence has appeared. */
+  push(tokens: number[]): boolean {
+    const text = this.tokenizer.decode(tokens);
+    const hits = this.stop.map((s) => text.indexOf(s)).filter((i) => i >= 0);
+    if (hits.length > 0) {
+      this.cut = Math.min(...hits);
+      return true;
+    }
+    let stable = text.length - this.holdBack;
+    while (stable > 0 && text.charCodeAt(stable - 1) === 0xfffd) stable--;
+    if (stable > this.emitted) {
+      this.onText?.(text.slice(this.emitted, stable));
+      this.emitted = stable;
+    }
+    return false;
+  }
+
+  finish(tokens: number[]): string {
+    const full = this.tokenizer.decode(tokens);
+    const text = this.cut >= 0 ? full.slice(0, this.cut) : full;
+    if (text.length > this.emitted) this.onText?.(text.slice(this.emitted));
+    return text;
+  }
+}

@@ -1,0 +1,63 @@
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AppError, ModelManifest } from '@lib/shared';
+
+/** A model package folder whose manifest has been validated and whose files all exist. */
+export interface ModelPackage {
+  dir: string;
+  manifest: ModelManifest;
+  /** Absolute paths of the package's files. */
+  files: { encoder: string; encoderTokenizer: string; adapter: string; decoder: string; decoderTokenizer: string; embeddings: string; golden?: string };
+  /**
+   * Digest of everything that determines a chunk's soft prompt: encoder weights, tokenizer, pooling, token limit and
+   * the chunking settings. A new model never reuses stale soft prompts stored under an older id.
+   */
+  encoderId: string;
+}
+
+export async function loadModelPackage(dir: string): Promise<ModelPackage> {
+  const dirStat = await stat(dir).catch(() => null);
+  if (!dirStat?.isDirectory()) throw new AppError('MODEL_NOT_FOUND', `model folder not found: ${dir}`);
+  const manifestPath = join(dir, 'manifest.json');
+  const raw = await readFile(manifestPath, 'utf8').catch(() => {
+    throw new AppError('MODEL_NOT_FOUND', `model folder has no manifest.json: ${dir}`);
+  });
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch (err) {
+    throw new AppError('MODEL_INVALID', `manifest.json is not valid JSON: ${(err as Error).message}`);
+  }
+  const parsed = ModelManifest.safeParse(json);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new AppError('MODEL_INVALID', `manifest.json is invalid: ${problems}`);
+  }
+  const m = parsed.data;
+  const files = {
+    encoder: join(dir, m.encoder.onnx),
+    encoderTokenizer: join(dir, m.encoder.tokenizer),
+    adapter: join(dir, m.adapter.onnx),
+    decoder: join(dir, m.decoder.onnx),
+    decoderTokenizer: join(dir, m.decoder.tokenizer),
+    embeddings: join(dir, m.decoder.embeddings.file),
+    ...(m.golden ? { golden: join(dir, m.golden) } : {}),
+  };
+  for (const [role, path] of Object.entries(files)) {
+    const s = await stat(path).catch(() => null);
+    if (!s?.isFile()) throw new AppError('MODEL_INVALID', `model package is missing its ${role} file: ${path}`);
+  }
+  const [rows, cols] = m.decoder.embeddings.shape;
+  const expectedBytes = rows * cols * (m.decoder.embeddings.dtype === 'f32' ? 4 : 2);
+  const embStat = await stat(files.embeddings);
+  if (embStat.size !== expectedBytes) {
+    throw new AppError('MODEL_INVALID', `${m.decoder.embeddings.file} has ${embStat.size} bytes; its shape needs ${expectedBytes}`);
+  }
+  const hash = createHash('sha256');
+  hash.update(await readFile(files.encoder));
+  hash.update(await readFile(files.encoderTokenizer));
+  const { pooling, maxTokens, clsTokenId, padTokenId } = m.encoder;
+  hash.update(JSON.stringify({ pooling, maxTokens, clsTokenId, padTokenId, chunking: m.prompt.chunking }));
+  return { dir, manifest: m, files, encoderId: `enc-${hash.digest('hex').slice(0, 32)}` };
+}

@@ -1,0 +1,27 @@
+import { readFile } from 'node:fs/promises';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { AppError } from '@lib/shared';
+
+/** A Hugging Face tokenizer.json, used without its special-token post-processing: the runtime adds those itself. */
+export class TextTokenizer {
+  private constructor(private readonly tokenizer: Tokenizer) {}
+
+  static async load(path: string): Promise<TextTokenizer> {
+    let json: unknown;
+    try {
+      json = JSON.parse(await readFile(path, 'utf8'));
+      return new TextTokenizer(new Tokenizer(json as object, {}));
+    } catch (err) {
+      throw new AppError('MODEL_INVALID', `cannot load tokenizer ${path}: ${(err as Error).message}`);
+    }
+  }
+
+  encode(text: string): number[] {
+    return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+  }
+
+  /** Exact text of the ids: no clean-up of spaces before punctuation, special tokens dropped. */
+  decode(ids: number[]): string {
+    return this.tokenizer.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
+  }
+}

@@ -1,0 +1,182 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { BUNDLED_MODEL_PATH, describeSettings, loadConfig, SETTINGS, type Config } from './config.js';
+import { AppError } from './errors.js';
+
+const DEFAULTS: Config = {
+  modelPath: BUNDLED_MODEL_PATH,
+  executionProviders: ['cpu'],
+  intraOpThreads: 0,
+  graphOptimization: 'all',
+  encoderMaxBatchTokens: 8192,
+  encoderMaxBatchSize: 64,
+  maxDocumentChars: 4_000_000,
+  maxQuestionChars: 4000,
+  maxNewTokensLimit: 1024,
+  logLevel: 'info',
+};
+
+function configError(fn: () => unknown): AppError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(AppError);
+    expect((err as AppError).code).toBe('CONFIG_INVALID');
+    return err as AppError;
+  }
+  throw new Error('expected CONFIG_INVALID, but nothing was thrown');
+}
+
+describe('loadConfig', () => {
+  it('loads every default from an empty env', () => {
+    expect(loadConfig({})).toEqual(DEFAULTS);
+  });
+
+  it('defaults MODEL_PATH to the bundled model package', () => {
+    expect(existsSync(join(loadConfig({}).modelPath, 'manifest.json'))).toBe(true);
+  });
+
+  it('ignores unrelated env variables', () => {
+    expect(loadConfig({ PATH: '/usr/bin', HOME: '/root', UNRELATED: 'x' })).toEqual(DEFAULTS);
+  });
+
+  it('coerces env strings to typed values', () => {
+    const config = loadConfig({
+      MODEL_PATH: '/models/other',
+      EXECUTION_PROVIDERS: 'cuda, cpu',
+      INTRA_OP_THREADS: '8',
+      GRAPH_OPTIMIZATION: 'basic',
+      ENCODER_MAX_BATCH_TOKENS: '16384',
+      ENCODER_MAX_BATCH_SIZE: '32',
+      MAX_DOCUMENT_CHARS: '1000',
+      MAX_QUESTION_CHARS: '200',
+      MAX_NEW_TOKENS_LIMIT: '64',
+      LOG_LEVEL: 'debug',
+    });
+    expect(config).toEqual({
+      modelPath: '/models/other',
+      executionProviders: ['cuda', 'cpu'],
+      intraOpThreads: 8,
+      graphOptimization: 'basic',
+      encoderMaxBatchTokens: 16384,
+      encoderMaxBatchSize: 32,
+      maxDocumentChars: 1000,
+      maxQuestionChars: 200,
+      maxNewTokensLimit: 64,
+      logLevel: 'debug',
+    } satisfies Config);
+  });
+
+  it.each([
+    ['cuda, cpu', ['cuda', 'cpu']],
+    ['cuda,cpu', ['cuda', 'cpu']],
+    [' cpu ', ['cpu']],
+    ['cuda,,cpu,', ['cuda', 'cpu']],
+  ])('splits EXECUTION_PROVIDERS %j', (raw, want) => {
+    expect(loadConfig({ EXECUTION_PROVIDERS: raw }).executionProviders).toEqual(want);
+  });
+
+  it.each([
+    ['EXECUTION_PROVIDERS', 'gpu'],
+    ['EXECUTION_PROVIDERS', 'cuda,tpu'],
+    ['EXECUTION_PROVIDERS', ','],
+    ['INTRA_OP_THREADS', 'four'],
+    ['INTRA_OP_THREADS', '-1'],
+    ['INTRA_OP_THREADS', '1.5'],
+    ['INTRA_OP_THREADS', '1025'],
+    ['ENCODER_MAX_BATCH_SIZE', '0'],
+    ['MAX_DOCUMENT_CHARS', '12abc'],
+    ['GRAPH_OPTIMIZATION', 'ALL'],
+    ['LOG_LEVEL', 'verbose'],
+  ])('rejects %s=%j, naming the key', (key, value) => {
+    const err = configError(() => loadConfig({ [key]: value }));
+    expect(err.message).toContain(key);
+    expect(err.details).toEqual({ keys: 1 });
+  });
+
+  it('names ALL bad keys in one CONFIG_INVALID error', () => {
+    const err = configError(() =>
+      loadConfig({
+        EXECUTION_PROVIDERS: 'gpu',
+        INTRA_OP_THREADS: 'x',
+        LOG_LEVEL: 'loud',
+        MAX_QUESTION_CHARS: '0',
+        GRAPH_OPTIMIZATION: 'basic', // valid: not named
+      }),
+    );
+    for (const key of ['EXECUTION_PROVIDERS', 'INTRA_OP_THREADS', 'LOG_LEVEL', 'MAX_QUESTION_CHARS']) {
+      expect(err.message).toContain(key);
+    }
+    expect(err.message).not.toContain('GRAPH_OPTIMIZATION');
+    expect(err.details).toEqual({ keys: 4 });
+  });
+
+  it('lets overrides beat env', () => {
+    const config = loadConfig(
+      { LOG_LEVEL: 'debug', INTRA_OP_THREADS: '4', EXECUTION_PROVIDERS: 'cuda' },
+      { logLevel: 'warn', intraOpThreads: 2 },
+    );
+    expect(config.logLevel).toBe('warn');
+    expect(config.intraOpThreads).toBe(2);
+    expect(config.executionProviders).toEqual(['cuda']); // not overridden: env still applies
+  });
+
+  it('lets an override replace an invalid env value', () => {
+    expect(loadConfig({ LOG_LEVEL: 'loud' }, { logLevel: 'error' }).logLevel).toBe('error');
+  });
+
+  it('treats an undefined override as absent', () => {
+    expect(loadConfig({ LOG_LEVEL: 'debug' }, { logLevel: undefined }).logLevel).toBe('debug');
+  });
+
+  it('validates overrides too, naming the env key', () => {
+    const err = configError(() => loadConfig({}, { logLevel: 'loud', encoderMaxBatchSize: 0 }));
+    expect(err.message).toContain('LOG_LEVEL');
+    expect(err.message).toContain('ENCODER_MAX_BATCH_SIZE');
+  });
+
+  it('coerces string overrides like env values (CLI flags arrive as strings)', () => {
+    expect(loadConfig({}, { maxQuestionChars: '123', executionProviders: 'cuda, cpu' })).toMatchObject({
+      maxQuestionChars: 123,
+      executionProviders: ['cuda', 'cpu'],
+    });
+  });
+
+  it('counts empty and whitespace-only env values as unset', () => {
+    const env: Record<string, string> = {};
+    for (const s of Object.values(SETTINGS)) env[s.env] = '';
+    expect(loadConfig(env)).toEqual(DEFAULTS);
+    for (const s of Object.values(SETTINGS)) env[s.env] = '   ';
+    expect(loadConfig(env)).toEqual(DEFAULTS);
+  });
+
+  it('does not read process.env when an env is passed', () => {
+    const saved = process.env.LOG_LEVEL;
+    process.env.LOG_LEVEL = 'trace';
+    try {
+      expect(loadConfig({}).logLevel).toBe('info');
+    } finally {
+      if (saved === undefined) delete process.env.LOG_LEVEL;
+      else process.env.LOG_LEVEL = saved;
+    }
+  });
+});
+
+describe('SETTINGS / describeSettings', () => {
+  it('give every setting a distinct SCREAMING_SNAKE env name and a doc line', () => {
+    const names = Object.values(SETTINGS).map((s) => s.env);
+    expect(new Set(names).size).toBe(names.length);
+    for (const s of Object.values(SETTINGS)) {
+      expect(s.env).toMatch(/^[A-Z][A-Z0-9_]*$/);
+      expect(s.doc.trim()).not.toBe('');
+    }
+  });
+
+  it('lists every env variable with its default in the README table', () => {
+    const table = describeSettings();
+    for (const s of Object.values(SETTINGS)) expect(table).toContain(`| \`${s.env}\` |`);
+    expect(table).toContain('`["cpu"]`');
+    expect(table).toContain('`8192`');
+  });
+});
