@@ -1,0 +1,74 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { planBatches } from './encoder.js';
+import { promptParts } from './prompt.js';
+import { argmax, createRng, pickToken } from './sampling.js';
+
+describe('planBatches (token budget)', () => {
+  it('puts every index in exactly one batch, each within the budget and the batch size', () => {
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: 256 }), { maxLength: 300 }), fc.integer({ min: 256, max: 8192 }), fc.integer({ min: 1, max: 64 }), (lengths, maxBatchTokens, maxBatchSize) => {
+        const batches = planBatches(lengths, { maxBatchTokens, maxBatchSize });
+        expect(batches.flat().sort((a, b) => a - b)).toEqual(lengths.map((_, i) => i));
+        for (const b of batches) {
+          expect(b.length).toBeLessThanOrEqual(maxBatchSize);
+          const padded = b.length * Math.max(...b.map((i) => lengths[i]!));
+          if (b.length > 1) expect(padded).toBeLessThanOrEqual(maxBatchTokens);
+        }
+      }),
+    );
+  });
+
+  it('fills batches longest first, up to the padded-token budget', () => {
+    const lengths = [10, 200, 12, 190, 11, 205];
+    const batches = planBatches(lengths, { maxBatchTokens: 600, maxBatchSize: 8 });
+    expect(batches.map((b) => b.map((i) => lengths[i]))).toEqual([[205, 200], [190, 12, 11], [10]]);
+  });
+});
+
+describe('sampling', () => {
+  const logits = Float32Array.from([0.1, 2.5, 2.4, -1, 0]);
+
+  it('is greedy at temperature 0', () => {
+    expect(pickToken(logits, { temperature: 0, topK: 0, topP: 1 }, createRng(1))).toBe(1);
+    expect(argmax([3, 5, 5])).toBe(1);
+  });
+
+  it('restricts to topK and to the topP nucleus', () => {
+    const rng = createRng(3);
+    const seen = new Set<number>();
+    for (let i = 0; i < 500; i++) seen.add(pickToken(logits, { temperature: 1, topK: 2, topP: 1 }, rng));
+    expect([...seen].sort()).toEqual([1, 2]);
+    const nucleus = new Set<number>();
+    for (let i = 0; i < 500; i++) nucleus.add(pickToken(logits, { temperature: 1, topK: 0, topP: 0.3 }, rng));
+    expect([...nucleus]).toEqual([1]);
+  });
+
+  it('samples in proportion to the tempered probabilities and repeats with the same seed', () => {
+    const draw = (seed: number) => {
+      const rng = createRng(seed);
+      return Array.from({ length: 4000 }, () => pickToken(Float32Array.from([0, Math.log(3)]), { temperature: 1, topK: 0, topP: 1 }, rng));
+    };
+    const a = draw(42);
+    expect(draw(42)).toEqual(a);
+    const share = a.filter((t) => t === 1).length / a.length;
+    expect(share).toBeGreaterThan(0.72);
+    expect(share).toBeLessThan(0.78);
+  });
+});
+
+describe('promptParts', () => {
+  const prompt = {
+    placeholder: '<|context|>',
+    templates: { qa: 'Doc:<|context|>\nQ: {question}\nA:', summarize: 'Doc:<|context|>\nSummary:', reconstruct: '<|context|>', instruct: 'Doc:<|context|>\n{instruction}\n' },
+    chunking: { chunkChars: 512, overlapChars: 0 },
+  };
+
+  it('fills the question after splitting, so injected placeholders stay text', () => {
+    expect(promptParts(prompt, { type: 'qa', question: 'why <|context|> {instruction}?' })).toEqual({
+      prefix: 'Doc:',
+      suffix: '\nQ: why <|context|> {instruction}?\nA:',
+    });
+    expect(promptParts(prompt, { type: 'instruct', instruction: 'List names.' }).suffix).toBe('\nList names.\n');
+  });
+});
