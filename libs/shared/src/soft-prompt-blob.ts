@@ -25,6 +25,9 @@ export interface SoftPrompt {
 }
 
 export function encodeSoftPrompt(p: SoftPrompt, dtype: BlobDtype = 'f32'): Buffer {
+  if (!p.shape.every((d) => Number.isInteger(d) && d >= 0 && d <= 0xffffffff)) {
+    throw new AppError('INTERNAL', `soft prompt shape [${p.shape}] is not whole u32 dimensions (this is a bug)`);
+  }
   const count = p.shape.reduce((a, b) => a * b, 1);
   if (count !== p.data.length) {
     throw new AppError('INTERNAL', `soft prompt shape [${p.shape}] does not match ${p.data.length} values (this is a bug)`);
