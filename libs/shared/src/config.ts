@@ -18,6 +18,8 @@ function setting<S extends z.ZodType>(env: string, schema: S, doc: string, secre
 }
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** "true"/"false"/"1"/"0" (z.coerce.boolean would read "false" as true). */
+const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
 
 /** The model shipped in this repository: `models/e2llm-tiny`, found relative to this file (src/ or dist/). */
 export const BUNDLED_MODEL_PATH = fileURLToPath(new URL('../../../models/e2llm-tiny', import.meta.url));
@@ -48,6 +50,37 @@ export const SETTINGS = {
   maxDocumentChars: setting('MAX_DOCUMENT_CHARS', int(1, 1 << 30).default(4_000_000), 'The most characters one document may have.'),
   maxQuestionChars: setting('MAX_QUESTION_CHARS', int(1, 1 << 20).default(4000), 'The most characters a question or instruction may have.'),
   maxNewTokensLimit: setting('MAX_NEW_TOKENS_LIMIT', int(1, 1 << 16).default(1024), 'The largest maxNewTokens a request may ask for.'),
+  softPromptDtype: setting('SOFT_PROMPT_DTYPE', z.enum(['f32', 'f16']).default('f32'), 'Number format of stored soft prompts (f16 halves storage; f32 keeps answers bit-identical to e2llm ask).'),
+
+  port: setting('PORT', int(0, 65535).default(8080), 'HTTP port of the API.'),
+  host: setting('HOST', z.string().min(1).default('127.0.0.1'), 'Address the API listens on.'),
+  maxUploadBytes: setting('MAX_UPLOAD_BYTES', int(1, 1 << 30).default(20 * 1024 * 1024), 'The largest request body or uploaded file, in bytes.'),
+  jobTtlSeconds: setting('JOB_TTL_SECONDS', int(60, 365 * 24 * 3600).default(7 * 24 * 3600), 'How long job records, sources and results are kept.'),
+
+  redisUrl: setting('REDIS_URL', z.string().url().default('redis://127.0.0.1:6379'), 'Redis for queues and job records (a password in the URL is allowed).', true),
+  redisPrefix: setting('REDIS_PREFIX', z.string().regex(/^[A-Za-z0-9:_{}-]+$/).default('e2llm'), 'Prefix of every Redis key; a hash tag such as {e2llm} keeps a flow on one Redis Cluster slot.'),
+
+  blobStore: setting('BLOB_STORE', z.enum(['local', 's3']).default('local'), 'Where sources, soft prompts and results are stored.'),
+  dataDir: setting('DATA_DIR', z.string().min(1).default('.data'), 'Folder of the local blob store.'),
+  s3Endpoint: setting('S3_ENDPOINT', z.string().url().optional(), 'S3 endpoint URL (MinIO or another S3-compatible server); unset for AWS.'),
+  s3Region: setting('S3_REGION', z.string().min(1).default('us-east-1'), 'S3 region.'),
+  s3Bucket: setting('S3_BUCKET', z.string().min(3).default('e2llm'), 'S3 bucket.'),
+  s3ForcePathStyle: setting('S3_FORCE_PATH_STYLE', bool.default(false), 'Path-style S3 URLs (MinIO and most S3-compatible servers need it).'),
+  s3AccessKeyId: setting('S3_ACCESS_KEY_ID', z.string().min(1).optional(), 'S3 access key id (unset: the SDK default chain).', true),
+  s3SecretAccessKey: setting('S3_SECRET_ACCESS_KEY', z.string().min(1).optional(), 'S3 secret access key.', true),
+
+  encodeJobMaxChunks: setting('ENCODE_JOB_MAX_CHUNKS', int(1, 4096).default(64), 'The most chunks one encode child job carries.'),
+  encoderConcurrency: setting('ENCODER_CONCURRENCY', int(1, 64).default(1), 'Encode jobs one encoder worker process runs at once.'),
+  decoderConcurrency: setting('DECODER_CONCURRENCY', int(1, 64).default(1), 'Decode jobs one decoder worker process runs at once.'),
+  blobFetchConcurrency: setting('BLOB_FETCH_CONCURRENCY', int(1, 1024).default(32), 'Blob reads or writes in flight at once per job.'),
+
+  webhookSecret: setting('WEBHOOK_SECRET', z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/).optional(), 'Standard Webhooks signing secret (whsec_...); jobs with a webhook are refused without it.', true),
+  webhookTimeoutMs: setting('WEBHOOK_TIMEOUT_MS', int(100, 120_000).default(10_000), 'Timeout of one webhook delivery attempt.'),
+  webhookMaxAttempts: setting('WEBHOOK_MAX_ATTEMPTS', int(1, 50).default(10), 'Delivery attempts before a webhook is dead-lettered (exponential backoff between).'),
+  webhookBackoffMs: setting('WEBHOOK_BACKOFF_MS', int(10, 3_600_000).default(2000), 'First retry delay of a webhook; it doubles each attempt.'),
+  webhookAllowLoopback: setting('WEBHOOK_ALLOW_LOOPBACK', bool.default(false), 'Allow webhook targets on loopback addresses (tests and local development only).'),
+  webhookAllowPrivate: setting('WEBHOOK_ALLOW_PRIVATE', bool.default(false), 'Allow webhook targets on private, link-local and other internal addresses.'),
+
   logLevel: setting('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'Log level.'),
 } as const;
 

@@ -12,6 +12,10 @@ export const ERROR_CODES = {
   INPUT_INVALID_UTF8: { status: 400, retryable: false, exitCode: 2 },
   /** The file is not a text document (binary content). */
   INPUT_NOT_TEXT: { status: 415, retryable: false, exitCode: 2 },
+  /** The file type is not one the API extracts text from. */
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, exitCode: 2 },
+  /** A PDF, DOCX or HTML file that could not be parsed. */
+  DOCUMENT_UNREADABLE: { status: 422, retryable: false, exitCode: 2 },
   /** The document is larger than the configured limit. */
   INPUT_TOO_LARGE: { status: 413, retryable: false, exitCode: 2 },
   /** The question or instruction is longer than the configured limit. */
@@ -36,6 +40,12 @@ export const ERROR_CODES = {
   QUEUE_UNAVAILABLE: { status: 503, retryable: true, exitCode: 1 },
   /** The configuration is invalid. */
   CONFIG_INVALID: { status: 500, retryable: false, exitCode: 2 },
+  /** A webhook URL that is not http(s), or that points at a loopback, private, link-local or metadata address. */
+  WEBHOOK_URL_FORBIDDEN: { status: 400, retryable: false, exitCode: 2 },
+  /** A webhook attempt failed (network error, timeout or a non-2xx answer); it is retried with backoff. */
+  WEBHOOK_DELIVERY_FAILED: { status: 502, retryable: true, exitCode: 1 },
+  /** The job was cancelled by its owner. */
+  JOB_CANCELLED: { status: 409, retryable: false, exitCode: 1 },
   /** The resource does not exist (or belongs to another tenant). */
   NOT_FOUND: { status: 404, retryable: false, exitCode: 1 },
   /** The request conflicts with existing state (an idempotency key reused with another body). */
