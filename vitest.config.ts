@@ -6,10 +6,11 @@ const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 export default defineConfig({
   resolve: {
     // Tests run against the sources, so `npm test` needs no build of the libraries first.
-    alias: {
-      '@lib/shared': src('./libs/shared/src/index.ts'),
-      '@lib/model-runtime': src('./libs/model-runtime/src/index.ts'),
-    },
+    alias: [
+      { find: /^@lib\/(blob-store|extract)\/testing$/, replacement: src('./libs/$1/src/testing/index.ts') },
+      { find: /^@lib\/([a-z-]+)$/, replacement: src('./libs/$1/src/index.ts') },
+      { find: /^@app\/([a-z-]+)$/, replacement: src('./apps/$1/src/main.ts') },
+    ],
   },
   test: {
     include: ['{libs,apps}/*/{src,test}/**/*.{spec,model-spec,int-spec}.ts', 'test/**/*.{spec,e2e-spec}.ts'],

@@ -1,5 +1,6 @@
 import { AppError, ERROR_CODES, toAppError } from '@lib/shared';
 import { askCommand } from './ask.command.js';
+import { serveCommand } from './serve.command.js';
 
 export interface CliIo {
   stdout: { write(s: string): unknown };
@@ -9,6 +10,8 @@ export interface CliIo {
 
 export const USAGE = `Usage:
   e2llm ask FILE --question "..." [options]    answer from a long document, every stage in-process
+  e2llm serve                                  API and both workers in one process (npm start)
+  e2llm api | encoder-worker | decoder-worker  one role, for scale-out
 
 Options for ask:
   -q, --question TEXT        the question (task qa, the default)
@@ -34,6 +37,10 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       return command === undefined ? 2 : 0;
     }
     if (command === 'ask') return await askCommand(rest, io);
+    if (command === 'serve' || command === 'api' || command === 'encoder-worker' || command === 'decoder-worker') {
+      if (rest.length > 0) throw new AppError('INPUT_INVALID', `${command} takes no arguments: configure it with environment variables`);
+      return await serveCommand(command, io);
+    }
     throw new AppError('INPUT_INVALID', `unknown command "${command}" (try: e2llm ask FILE --question "...")`);
   } catch (err) {
     const e = toAppError(err);

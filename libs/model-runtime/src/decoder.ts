@@ -30,6 +30,8 @@ export interface GenerationHooks {
   keepLogits?: boolean;
   /** false recomputes the whole sequence every step instead of using the KV cache (the parity test's reference). */
   kvCache?: boolean;
+  /** Checked every step: an aborted signal stops generation with JOB_CANCELLED. */
+  signal?: AbortSignal;
 }
 
 /** The decoder: input embeddings in, tokens out, with a KV cache across steps. */
@@ -100,6 +102,7 @@ export class Decoder {
     const prefillMs = performance.now() - t0;
     const t1 = performance.now();
     for (;;) {
+      if (hooks.signal?.aborted) throw new AppError('JOB_CANCELLED', 'generation stopped: the job was cancelled');
       const logits = this.logitsOf(out);
       if (hooks.keepLogits) stepLogits.push(logits);
       const token = pickToken(logits, params, rng);

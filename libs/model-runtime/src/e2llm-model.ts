@@ -39,21 +39,38 @@ export interface AskResult {
 export class E2llmModel {
   private constructor(
     readonly pkg: ModelPackage,
-    readonly encoder: ChunkEncoder,
-    readonly adapter: SoftTokenAdapter,
-    readonly decoder: Decoder,
+    private readonly parts: { encoder?: ChunkEncoder; adapter?: SoftTokenAdapter; decoder?: Decoder },
   ) {}
 
-  static async load(settings: RuntimeSettings): Promise<E2llmModel> {
+  /**
+   * Loads and warms up the package's sessions. An encoder worker loads only the encoder and a decoder worker only
+   * the adapter and decoder, so neither holds the other's weights.
+   */
+  static async load(settings: RuntimeSettings, stages: { encoder?: boolean; decoder?: boolean } = { encoder: true, decoder: true }): Promise<E2llmModel> {
     const pkg = await loadModelPackage(settings.modelPath);
     const m = pkg.manifest;
     const encTok = await TextTokenizer.load(pkg.files.encoderTokenizer);
     const decTok = pkg.files.decoderTokenizer === pkg.files.encoderTokenizer ? encTok : await TextTokenizer.load(pkg.files.decoderTokenizer);
     const limits = { maxBatchTokens: settings.encoderMaxBatchTokens, maxBatchSize: settings.encoderMaxBatchSize };
-    const encoder = await ChunkEncoder.open(pkg.files.encoder, encTok, m.encoder, limits, settings);
-    const adapter = await SoftTokenAdapter.open(pkg.files.adapter, m.adapter, settings);
-    const decoder = await Decoder.open(pkg.files.decoder, pkg.files.embeddings, decTok, m.decoder, settings);
-    return new E2llmModel(pkg, encoder, adapter, decoder);
+    const parts: { encoder?: ChunkEncoder; adapter?: SoftTokenAdapter; decoder?: Decoder } = {};
+    if (stages.encoder) parts.encoder = await ChunkEncoder.open(pkg.files.encoder, encTok, m.encoder, limits, settings);
+    if (stages.decoder) {
+      parts.adapter = await SoftTokenAdapter.open(pkg.files.adapter, m.adapter, settings);
+      parts.decoder = await Decoder.open(pkg.files.decoder, pkg.files.embeddings, decTok, m.decoder, settings);
+    }
+    return new E2llmModel(pkg, parts);
+  }
+
+  get encoder(): ChunkEncoder {
+    return this.parts.encoder ?? unloaded('encoder');
+  }
+
+  get adapter(): SoftTokenAdapter {
+    return this.parts.adapter ?? unloaded('adapter');
+  }
+
+  get decoder(): Decoder {
+    return this.parts.decoder ?? unloaded('decoder');
   }
 
   get encoderId(): string {
@@ -125,6 +142,10 @@ export class E2llmModel {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.encoder.release(), this.adapter.release(), this.decoder.release()]);
+    await Promise.all(Object.values(this.parts).map((p) => p.release()));
   }
+}
+
+function unloaded(part: string): never {
+  throw new AppError('INTERNAL', `the ${part} was not loaded in this process (this is a bug)`);
 }

@@ -7,3 +7,7 @@ export * from './storage-keys.js';
 export * from './chunker.js';
 export * from './text-input.js';
 export * from './task.js';
+export * from './queues.js';
+export * from './jobs/pipeline.jobs.js';
+export * from './jobs/job-record.js';
+export * from './jobs/public-view.js';

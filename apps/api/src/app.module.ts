@@ -1,0 +1,37 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { DocsController } from './docs/openapi.js';
+import { DocumentsController } from './documents/documents.controller.js';
+import { HealthController } from './health/health.controller.js';
+import { JobsController } from './jobs/jobs.controller.js';
+import { JobsService } from './jobs/jobs.service.js';
+import { BLOBS, CONFIG, LOGGER, MODEL_INFO, PIPELINE, REDIS, STORE } from './tokens.js';
+
+export interface ApiDeps {
+  config: unknown;
+  blobs: unknown;
+  store: unknown;
+  pipeline: unknown;
+  redis: unknown;
+  manifest: unknown;
+  logger: unknown;
+}
+
+@Module({})
+export class AppModule {
+  static register(deps: ApiDeps): DynamicModule {
+    return {
+      module: AppModule,
+      controllers: [JobsController, DocumentsController, HealthController, DocsController],
+      providers: [
+        JobsService,
+        { provide: CONFIG, useValue: deps.config },
+        { provide: BLOBS, useValue: deps.blobs },
+        { provide: STORE, useValue: deps.store },
+        { provide: PIPELINE, useValue: deps.pipeline },
+        { provide: REDIS, useValue: deps.redis },
+        { provide: MODEL_INFO, useValue: deps.manifest },
+        { provide: LOGGER, useValue: deps.logger },
+      ],
+    };
+  }
+}

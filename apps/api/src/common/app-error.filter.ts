@@ -1,0 +1,43 @@
+import { Catch, HttpException, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import type { Response } from 'express';
+import type { Logger } from 'pino';
+import { AppError, ERROR_CODES, type ErrorCode } from '@lib/shared';
+
+/**
+ * One error shape for every failure: `{ error: { code, message, details? } }` with the status of its code. Body
+ * parser and upload errors are mapped to the same codes; anything unknown is a 500 INTERNAL, logged.
+ */
+@Catch()
+export class AppErrorFilter implements ExceptionFilter {
+  constructor(private readonly logger: Logger) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const res = host.switchToHttp().getResponse<Response>();
+    const err = toHttpError(exception);
+    if (err.code === 'INTERNAL') this.logger.error({ err: exception instanceof Error ? exception.stack : String(exception) }, 'unhandled error');
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    res.status(ERROR_CODES[err.code].status).json({ error: err.toJSON() });
+  }
+}
+
+export function toHttpError(exception: unknown): AppError {
+  if (exception instanceof AppError) return exception;
+  const e = exception as { type?: string; status?: number; code?: string; message?: string };
+  // body-parser
+  if (e?.type === 'entity.too.large') return new AppError('INPUT_TOO_LARGE', 'the request body is over the size limit');
+  if (e?.type === 'entity.parse.failed') return new AppError('INPUT_INVALID', 'the request body is not valid JSON');
+  if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return new AppError('UNSUPPORTED_MEDIA_TYPE', e.message ?? 'unsupported encoding');
+  // multer
+  if (e?.code === 'LIMIT_FILE_SIZE') return new AppError('INPUT_TOO_LARGE', 'the uploaded file is over the size limit');
+  if (typeof e?.code === 'string' && e.code.startsWith('LIMIT_')) return new AppError('INPUT_INVALID', `upload rejected: ${e.message}`);
+  if (exception instanceof HttpException) {
+    const status = exception.getStatus();
+    const code: ErrorCode = status === 404 ? 'NOT_FOUND' : status === 413 ? 'INPUT_TOO_LARGE' : status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : status < 500 ? 'INPUT_INVALID' : 'INTERNAL';
+    return new AppError(code, exception.message);
+  }
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) return new AppError('INPUT_INVALID', e.message ?? 'bad request');
+  return new AppError('INTERNAL', 'internal error');
+}

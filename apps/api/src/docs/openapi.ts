@@ -1,0 +1,87 @@
+import { Controller, Get } from '@nestjs/common';
+import { z } from 'zod';
+import { ERROR_CODES, JOB_STATUSES } from '@lib/shared';
+import { CreateDocumentJson, CreateJobJson, JobOptions } from '../jobs/job-requests.js';
+
+const schema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' });
+
+const ErrorBody = {
+  type: 'object',
+  required: ['error'],
+  properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string', enum: Object.keys(ERROR_CODES) }, message: { type: 'string' }, details: { type: 'object' } } } },
+};
+const Job = {
+  type: 'object',
+  properties: {
+    object: { const: 'job' },
+    id: { type: 'string' },
+    status: { type: 'string', enum: [...JOB_STATUSES] },
+    progress: { type: 'object', properties: { chunksTotal: { type: 'integer' }, chunksEncoded: { type: 'integer' }, chunksCached: { type: 'integer' } } },
+    result: { nullable: true, type: 'object', properties: { text: { type: 'string' }, finishReason: { type: 'string', enum: ['eos', 'stop', 'length'] }, usage: { type: 'object' }, timings: { type: 'object' } } },
+    error: { nullable: true, type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
+    createdAt: { type: 'string', format: 'date-time' },
+    startedAt: { type: 'string', format: 'date-time', nullable: true },
+    finishedAt: { type: 'string', format: 'date-time', nullable: true },
+    expiresAt: { type: 'string', format: 'date-time' },
+  },
+};
+const errors = Object.fromEntries(
+  [...new Set(Object.values(ERROR_CODES).map((c) => c.status))].map((status) => [String(status), { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]),
+);
+const jobResponse = (status: string) => ({ [status]: { description: 'the job', content: { 'application/json': { schema: { $ref: '#/components/schemas/Job' } } } } });
+const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+const multipart = (options: z.ZodType) => ({
+  'multipart/form-data': {
+    schema: {
+      type: 'object',
+      required: ['file'],
+      properties: { file: { type: 'string', format: 'binary', description: '.txt, .md, .html, .pdf or .docx' }, ...Object.fromEntries(Object.keys((options as z.ZodObject).shape).map((k) => [k, { type: 'string', description: 'JSON' }])) },
+    },
+  },
+});
+
+/** The OpenAPI document, built from the same zod schemas the API validates requests with. */
+export const OPENAPI = {
+  openapi: '3.0.3',
+  info: { title: 'E2LLM serving API', version: '1.0.0', description: 'Long-document question answering and summaries with E2LLM soft prompts.' },
+  paths: {
+    '/v1/jobs': {
+      post: {
+        summary: 'Submit a document and a task',
+        parameters: [{ name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } }],
+        requestBody: { required: true, content: { 'application/json': { schema: schema(CreateJobJson) }, ...multipart(JobOptions) } },
+        responses: { ...jobResponse('202'), ...errors },
+      },
+      get: {
+        summary: 'List jobs, newest first',
+        parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100 } }, { name: 'after', in: 'query', schema: { type: 'string' } }],
+        responses: { '200': { description: 'a page of jobs' }, ...errors },
+      },
+    },
+    '/v1/jobs/{id}': { get: { summary: 'Status, progress and result', parameters: [idParam], responses: { ...jobResponse('200'), ...errors } } },
+    '/v1/jobs/{id}/cancel': { post: { summary: 'Cancel a job that has not ended', parameters: [idParam], responses: { ...jobResponse('200'), ...errors } } },
+    '/v1/jobs/{id}/events': { get: { summary: 'Server-sent events: status, progress, text', parameters: [idParam], responses: { '200': { description: 'text/event-stream' }, ...errors } } },
+    '/v1/documents': {
+      post: {
+        summary: 'Store and encode a document once',
+        requestBody: { required: true, content: { 'application/json': { schema: schema(CreateDocumentJson) }, ...multipart(CreateDocumentJson.omit({ text: true })) } },
+        responses: { '202': { description: 'the document' }, ...errors },
+      },
+    },
+    '/v1/documents/{id}': { get: { summary: 'A stored document', parameters: [idParam], responses: { '200': { description: 'the document' }, ...errors } } },
+    '/v1/documents/{id}/jobs': {
+      post: { summary: 'Ask a stored document', parameters: [idParam], requestBody: { required: true, content: { 'application/json': { schema: schema(JobOptions) } } }, responses: { ...jobResponse('202'), ...errors } },
+    },
+    '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
+    '/readyz': { get: { summary: 'Readiness: Redis, blob store, model', responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } } } },
+  },
+  components: { schemas: { Error: ErrorBody, Job } },
+};
+
+@Controller()
+export class DocsController {
+  @Get('docs')
+  docs() {
+    return OPENAPI;
+  }
+}

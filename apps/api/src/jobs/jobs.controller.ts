@@ -1,0 +1,88 @@
+import { Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import type { Redis } from 'ioredis';
+import type { JobStore } from '@lib/job-store';
+import { toPublicJob, type Config, type JobEvent } from '@lib/shared';
+import { parseWith, readBody } from '../common/request-body.js';
+import { CONFIG, REDIS, STORE } from '../tokens.js';
+import { ListQuery } from './job-requests.js';
+import { JobsService } from './jobs.service.js';
+
+@Controller('v1/jobs')
+export class JobsController {
+  constructor(
+    private readonly jobs: JobsService,
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(STORE) private readonly store: JobStore,
+    @Inject(REDIS) private readonly redis: Redis,
+  ) {}
+
+  @Post()
+  @HttpCode(202)
+  async create(@Req() req: Request, @Res({ passthrough: true }) res: Response, @Headers('idempotency-key') key?: string) {
+    const body = await readBody(req, res, this.config.maxUploadBytes);
+    const { job, replayed } = await this.jobs.createJob(body, key);
+    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
+    res.setHeader('Location', `/v1/jobs/${job.id}`);
+    return toPublicJob(job);
+  }
+
+  @Get()
+  async list(@Query() query: unknown) {
+    const q = parseWith(ListQuery, query, 'query');
+    const page = await this.jobs.listJobs(q.limit, q.after);
+    return { object: 'list', data: page.data.map(toPublicJob), nextCursor: page.nextCursor, hasMore: page.nextCursor !== null };
+  }
+
+  @Get(':id')
+  async get(@Param('id') id: string) {
+    return toPublicJob(await this.jobs.getJob(id));
+  }
+
+  @Post(':id/cancel')
+  @HttpCode(200)
+  async cancel(@Param('id') id: string) {
+    return toPublicJob(await this.jobs.cancel(id));
+  }
+
+  /**
+   * Server-sent events: a `status` snapshot first, then `status`, `progress` and `text` events as they happen;
+   * the stream ends after a terminal status (with the job, result included, as the last `status` data).
+   */
+  @Get(':id/events')
+  async events(@Param('id') id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const job = await this.jobs.getJob(id);
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache, no-transform', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+    const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    const end = async () => {
+      send('status', toPublicJob((await this.store.getJob(id)) ?? job));
+      res.end();
+    };
+    if (this.store.isTerminal(job.status)) return end();
+
+    const sub = this.redis.duplicate();
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+    const close = () => {
+      clearInterval(heartbeat);
+      sub.disconnect();
+    };
+    req.on('close', close);
+    sub.on('message', (_channel: string, message: string) => {
+      const event = JSON.parse(message) as JobEvent;
+      if (event.type === 'status' && this.store.isTerminal(event.status)) {
+        close();
+        void end();
+        return;
+      }
+      send(event.type, event);
+    });
+    await sub.subscribe(this.store.channel(id));
+    // Subscribed now; anything that happened before is in the snapshot.
+    const now = (await this.store.getJob(id)) ?? job;
+    if (this.store.isTerminal(now.status)) {
+      close();
+      return end();
+    }
+    send('status', toPublicJob(now));
+  }
+}

@@ -1,0 +1,232 @@
+import { createHash } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Logger } from 'pino';
+import type { BlobStore } from '@lib/blob-store';
+import { extractText, documentKind } from '@lib/extract';
+import { ID_PATTERN, newId, type JobStore, type Pipeline } from '@lib/job-store';
+import {
+  AppError,
+  GenerationParams,
+  chunkText,
+  sourceKey,
+  validateDocumentText,
+  validateQuestion,
+  type ChunkRef,
+  type Config,
+  type DocumentRecord,
+  type JobRecord,
+  type ModelManifest,
+  type Task,
+} from '@lib/shared';
+import { checkWebhookUrl } from '@lib/webhooks';
+import type { z } from 'zod';
+import { parseWith, type ParsedBody } from '../common/request-body.js';
+import { BLOBS, CONFIG, LOGGER, MODEL_INFO, PIPELINE, STORE } from '../tokens.js';
+import { CreateDocumentJson, CreateJobJson, JobOptions } from './job-requests.js';
+
+/** The tenant of every request until API keys arrive (issue: authentication and tenancy). */
+export const DEFAULT_TENANT = 'default';
+
+/**
+ * The API's job logic: validate, store the source, cut chunks (characters only: the API never runs a model),
+ * and put one flow on the queue. Nothing here blocks on the model.
+ */
+@Injectable()
+export class JobsService {
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(BLOBS) private readonly blobs: BlobStore,
+    @Inject(STORE) private readonly store: JobStore,
+    @Inject(PIPELINE) private readonly pipeline: Pipeline,
+    @Inject(MODEL_INFO) private readonly manifest: ModelManifest,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  async createJob(body: ParsedBody, idempotencyKey: string | undefined): Promise<{ job: JobRecord; replayed: boolean }> {
+    const { text: jsonText, ...options } = body.file
+      ? { text: undefined, ...parseWith(JobOptions, body.fields, 'request') }
+      : parseWith(CreateJobJson, body.fields, 'request');
+    const { task, generation } = this.checkOptions(options);
+    const text = await this.documentText(body, jsonText);
+    return this.enqueueJob({ text, task, generation, options, documentId: null }, idempotencyKey);
+  }
+
+  async createDocumentJob(documentId: string, body: ParsedBody, idempotencyKey: string | undefined): Promise<{ job: JobRecord; replayed: boolean }> {
+    if (body.file) throw new AppError('INPUT_INVALID', 'a job on a stored document takes no file');
+    const doc = await this.getDocument(documentId);
+    if (doc.status === 'failed') throw new AppError('CONFLICT', `document ${documentId} failed to encode: ${doc.error?.message ?? ''}`);
+    const options = parseWith(JobOptions, body.fields, 'request');
+    const { task, generation } = this.checkOptions(options);
+    const text = (await this.blobs.get(doc.sourceKey)).toString('utf8');
+    return this.enqueueJob({ text, task, generation, options, documentId: doc.id, sourceKeyOverride: doc.sourceKey }, idempotencyKey);
+  }
+
+  async createDocument(body: ParsedBody): Promise<DocumentRecord> {
+    const { text: jsonText, metadata } = body.file
+      ? { text: undefined, ...parseWith(CreateDocumentJson.omit({ text: true }), body.fields, 'request') }
+      : parseWith(CreateDocumentJson, body.fields, 'request');
+    const text = await this.documentText(body, jsonText);
+    const id = newId('doc');
+    const { batches, chunks } = this.cut(text);
+    const key = sourceKey(id);
+    await this.blobs.put(key, text, 'text/plain; charset=utf-8');
+    const now = new Date();
+    const doc: DocumentRecord = {
+      id,
+      tenant: DEFAULT_TENANT,
+      status: 'encoding',
+      sourceKey: key,
+      chars: text.length,
+      chunks,
+      metadata: metadata ?? {},
+      createdAt: now.toISOString(),
+      readyAt: null,
+      expiresAt: new Date(now.getTime() + this.config.jobTtlSeconds * 1000).toISOString(),
+      error: null,
+    };
+    await this.store.createDocument(doc);
+    await this.pipeline.submitDocument(id, DEFAULT_TENANT, key, batches);
+    return doc;
+  }
+
+  async getJob(id: string): Promise<JobRecord> {
+    const job = ID_PATTERN.test(id) ? await this.store.getJob(id) : null;
+    if (!job || job.tenant !== DEFAULT_TENANT) throw new AppError('NOT_FOUND', `no job ${JSON.stringify(id.slice(0, 64))}`);
+    return job;
+  }
+
+  async getDocument(id: string): Promise<DocumentRecord> {
+    const doc = ID_PATTERN.test(id) ? await this.store.getDocument(id) : null;
+    if (!doc || doc.tenant !== DEFAULT_TENANT) throw new AppError('NOT_FOUND', `no document ${JSON.stringify(id.slice(0, 64))}`);
+    return doc;
+  }
+
+  async listJobs(limit: number, after?: string) {
+    return this.store.listJobs(DEFAULT_TENANT, limit, after);
+  }
+
+  async cancel(id: string): Promise<JobRecord> {
+    const job = await this.getJob(id);
+    if (this.store.isTerminal(job.status)) throw new AppError('CONFLICT', `job ${id} has already ended (${job.status})`);
+    await this.pipeline.cancel(id);
+    return this.getJob(id);
+  }
+
+  private checkOptions(options: z.output<typeof JobOptions>): { task: Task; generation: GenerationParams } {
+    const task = options.task;
+    if (task.type === 'qa') task.question = validateQuestion(task.question, this.config.maxQuestionChars);
+    if (task.type === 'instruct') task.instruction = validateQuestion(task.instruction, this.config.maxQuestionChars, 'instruction');
+    const generation = GenerationParams.parse(options.generation ?? {});
+    if (generation.maxNewTokens > this.config.maxNewTokensLimit) {
+      throw new AppError('INPUT_INVALID', `generation.maxNewTokens must be at most ${this.config.maxNewTokensLimit}`);
+    }
+    if (options.webhook) {
+      if (!this.config.webhookSecret) throw new AppError('INPUT_INVALID', 'webhooks are not configured on this server (WEBHOOK_SECRET)');
+      checkWebhookUrl(options.webhook.url, { allowLoopback: this.config.webhookAllowLoopback, allowPrivate: this.config.webhookAllowPrivate });
+    }
+    return { task, generation };
+  }
+
+  private async documentText(body: ParsedBody, text: string | undefined): Promise<string> {
+    if (body.file) {
+      const kind = documentKind(body.file.fileName, body.file.mimeType);
+      return extractText(body.file.bytes, kind, {
+        maxChars: this.config.maxDocumentChars,
+        maxPdfPages: 2000,
+        maxDocxUncompressedBytes: 200 * 1024 * 1024,
+        timeoutMs: 30_000,
+      });
+    }
+    if (typeof text !== 'string') throw new AppError('INPUT_INVALID', 'send the document as "text" (JSON) or as a multipart "file"');
+    return validateDocumentText(text, this.config.maxDocumentChars);
+  }
+
+  /** Chunks by characters, batched for encode children by an estimated token budget. */
+  private cut(text: string): { batches: ChunkRef[][]; chunks: number; chunkMs: number } {
+    const t0 = performance.now();
+    const { chunkChars, overlapChars } = this.manifest.prompt.chunking;
+    const chunks = chunkText(text, { chunkChars, overlapChars });
+    const maxTokens = this.manifest.encoder.maxTokens;
+    // About 3 characters a token is conservative for the tokenizers we ship; the encoder re-splits what exceeds.
+    const budget = this.config.encoderMaxBatchTokens * 2;
+    const batches: ChunkRef[][] = [];
+    let batch: ChunkRef[] = [];
+    let tokens = 0;
+    for (const c of chunks) {
+      const est = Math.min(maxTokens, Math.ceil((c.end - c.start) / 3) + 1);
+      if (batch.length > 0 && (batch.length >= this.config.encodeJobMaxChunks || tokens + est > budget)) {
+        batches.push(batch);
+        batch = [];
+        tokens = 0;
+      }
+      batch.push({ i: c.index, start: c.start, end: c.end });
+      tokens += est;
+    }
+    if (batch.length > 0) batches.push(batch);
+    return { batches, chunks: chunks.length, chunkMs: performance.now() - t0 };
+  }
+
+  private async enqueueJob(
+    input: { text: string; task: Task; generation: GenerationParams; options: z.output<typeof JobOptions>; documentId: string | null; sourceKeyOverride?: string },
+    idempotencyKey: string | undefined,
+  ): Promise<{ job: JobRecord; replayed: boolean }> {
+    let id = newId('job');
+    if (idempotencyKey !== undefined) {
+      if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) throw new AppError('INPUT_INVALID', 'Idempotency-Key must be 1-255 visible ASCII characters');
+      const fingerprint = createHash('sha256')
+        .update(JSON.stringify({ text: createHash('sha256').update(input.text).digest('hex'), task: input.task, generation: input.generation, webhook: input.options.webhook ?? null, metadata: input.options.metadata ?? {}, documentId: input.documentId }))
+        .digest('hex');
+      const claim = await this.store.claimIdempotencyKey(DEFAULT_TENANT, idempotencyKey, fingerprint, id);
+      if (!claim.created) {
+        const existing = await this.store.getJob(claim.jobId);
+        if (!existing) throw new AppError('CONFLICT', 'a request with this Idempotency-Key is still being created; retry shortly');
+        return { job: existing, replayed: true };
+      }
+      id = claim.jobId;
+    }
+    try {
+      const { batches, chunks, chunkMs } = this.cut(input.text);
+      const window = this.manifest.decoder.window;
+      if (chunks + input.generation.maxNewTokens > window) {
+        throw new AppError('CONTEXT_TOO_LONG', `the document makes ${chunks} soft tokens; with ${input.generation.maxNewTokens} new tokens that is over the decoder window of ${window}`, { chunks, window });
+      }
+      const key = input.sourceKeyOverride ?? sourceKey(id);
+      if (!input.sourceKeyOverride) await this.blobs.put(key, input.text, 'text/plain; charset=utf-8');
+      const now = new Date();
+      const job: JobRecord = {
+        id,
+        tenant: DEFAULT_TENANT,
+        status: 'queued',
+        task: input.task,
+        generation: input.generation,
+        webhook: input.options.webhook ?? null,
+        metadata: input.options.metadata ?? {},
+        documentId: input.documentId,
+        sourceKey: key,
+        chars: input.text.length,
+        chunkMs,
+        progress: { chunksTotal: chunks, chunksEncoded: 0, chunksCached: 0 },
+        createdAt: now.toISOString(),
+        startedAt: null,
+        finishedAt: null,
+        expiresAt: new Date(now.getTime() + this.config.jobTtlSeconds * 1000).toISOString(),
+        result: null,
+        error: null,
+      };
+      await this.store.createJob(job);
+      try {
+        await this.pipeline.submitJob(job, batches);
+      } catch (err) {
+        // Accepted jobs always end: a job whose flow could not be queued is failed, readable, not left queued.
+        const e = new AppError('QUEUE_UNAVAILABLE', `the job could not be queued: ${(err as Error).message}`);
+        await this.store.transition(id, 'failed', { error: { code: e.code, message: e.message } }).catch(() => undefined);
+        throw e;
+      }
+      this.logger.info({ jobId: id, chunks, batches: batches.length, documentId: input.documentId }, 'job queued');
+      return { job, replayed: false };
+    } catch (err) {
+      if (idempotencyKey !== undefined) await this.store.releaseIdempotencyKey(DEFAULT_TENANT, idempotencyKey).catch(() => undefined);
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,8 @@
+/** Injection tokens of the API's providers. */
+export const CONFIG = Symbol('CONFIG');
+export const BLOBS = Symbol('BLOBS');
+export const STORE = Symbol('STORE');
+export const PIPELINE = Symbol('PIPELINE');
+export const REDIS = Symbol('REDIS');
+export const MODEL_INFO = Symbol('MODEL_INFO');
+export const LOGGER = Symbol('LOGGER');

@@ -1,0 +1,41 @@
+import { pino } from 'pino';
+import { loadConfig } from '@lib/shared';
+import type { CliIo } from './main.js';
+
+/**
+ * Long-running roles. `serve` is the embedded default: the API and both workers in one process (local-folder blobs,
+ * the bundled model, the Redis at REDIS_URL). `api`, `encoder-worker` and `decoder-worker` run one role each, for
+ * scale-out. The CLI is the launcher: the apps themselves never import one another.
+ */
+export type Role = 'serve' | 'api' | 'encoder-worker' | 'decoder-worker';
+
+export async function serveCommand(role: Role, io: CliIo): Promise<number> {
+  const config = loadConfig(io.env);
+  const logger = pino({ level: config.logLevel, base: { role } });
+  const closers: (() => Promise<void>)[] = [];
+  if (role === 'serve' || role === 'encoder-worker') {
+    const { startEncoderWorker } = await import('@app/encoder-worker');
+    closers.push((await startEncoderWorker(config, { logger: logger.child({ app: 'encoder-worker' }) })).close);
+  }
+  if (role === 'serve' || role === 'decoder-worker') {
+    const { startDecoderWorker } = await import('@app/decoder-worker');
+    closers.push((await startDecoderWorker(config, { logger: logger.child({ app: 'decoder-worker' }) })).close);
+  }
+  if (role === 'serve' || role === 'api') {
+    const { startApi } = await import('@app/api');
+    const api = await startApi(config, { logger: logger.child({ app: 'api' }) });
+    closers.unshift(api.close);
+    logger.info({ url: api.url, blobStore: config.blobStore, dataDir: config.dataDir }, `listening on ${api.url}`);
+  }
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'draining: finishing jobs in hand');
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  // The API stops taking requests first, then the workers finish what they hold.
+  for (const close of closers) await close();
+  return 0;
+}

@@ -1,0 +1,101 @@
+import type { Job } from 'bullmq';
+import { UnrecoverableError } from 'bullmq';
+import type { Logger } from 'pino';
+import { mapLimit, type BlobStore } from '@lib/blob-store';
+import { parsePayload, type JobStore, type Pipeline } from '@lib/job-store';
+import type { E2llmModel } from '@lib/model-runtime';
+import { DecodeJob, EncodeChunks, IndexDocument, decodeSoftPrompt, resultKey, type Config, type JobResult } from '@lib/shared';
+
+/**
+ * Plumbing for a decode parent: gather the children's soft-prompt keys in document order, fetch the blobs in
+ * parallel, run the adapter and the decoder (streaming text as events), store the result and end the job.
+ */
+export class DecodeProcessor {
+  constructor(
+    private readonly model: E2llmModel,
+    private readonly blobs: BlobStore,
+    private readonly store: JobStore,
+    private readonly pipeline: Pipeline,
+    private readonly config: Pick<Config, 'blobFetchConcurrency'>,
+  ) {}
+
+  decodeJob = async (job: Job, log: Logger): Promise<{ resultKey: string }> => {
+    const p = parsePayload(DecodeJob, job.data);
+    const record = await this.store.getJob(p.jobId);
+    if (!record) throw new UnrecoverableError(`NOT_FOUND: job ${p.jobId} no longer exists`);
+    if (record.status === 'cancelled') throw new UnrecoverableError('JOB_CANCELLED: the job was cancelled');
+    await this.store.transition(p.jobId, 'decoding');
+
+    const children = await this.childResults(job);
+    const keys = children.flatMap((c) => c.keys);
+    const prompt = this.model.promptIds(record.task);
+    this.model.checkBudget(keys.length, prompt, record.generation.maxNewTokens);
+
+    const t0 = performance.now();
+    const width = this.model.pkg.manifest.encoder.width;
+    const embeddings = new Float32Array(keys.length * width);
+    await mapLimit(keys, this.config.blobFetchConcurrency, async (key, i) => {
+      const blob = decodeSoftPrompt(await this.blobs.get(key), this.model.encoderId);
+      embeddings.set(blob.data, i * width);
+    });
+    const downloadMs = performance.now() - t0;
+    const t1 = performance.now();
+    const softTokens = await this.model.adapter.run(embeddings, keys.length);
+    const adapterMs = performance.now() - t1;
+
+    // Cancellation is polled, not pushed: a cancelled job stops within one poll interval of generation.
+    const abort = new AbortController();
+    const poll = setInterval(() => {
+      void this.store.getJob(p.jobId).then((r) => r?.status === 'cancelled' && abort.abort(), () => undefined);
+    }, 500);
+    let gen;
+    try {
+      gen = await this.model.decoder.generate({ ...prompt, softTokens }, record.generation, {
+        signal: abort.signal,
+        onText: (delta) => void this.store.publish(p.jobId, { type: 'text', delta }).catch(() => undefined),
+      });
+    } finally {
+      clearInterval(poll);
+    }
+    const finishedAt = Date.now();
+    const result: JobResult = {
+      text: gen.text,
+      finishReason: gen.finishReason,
+      usage: {
+        chars: record.chars,
+        chunks: keys.length,
+        encoderTokens: children.reduce((a, c) => a + c.encoderTokens, 0),
+        softTokens: keys.length,
+        promptTokens: prompt.prefixIds.length + prompt.suffixIds.length,
+        generatedTokens: gen.tokens.length,
+      },
+      timings: {
+        chunkMs: record.chunkMs,
+        encodeMs: children.reduce((a, c) => a + c.encodeMs, 0),
+        adapterMs,
+        prefillMs: gen.prefillMs,
+        decodeMs: gen.decodeMs,
+        totalMs: finishedAt - Date.parse(record.createdAt),
+        queueMs: Date.parse(record.startedAt ?? record.createdAt) - Date.parse(record.createdAt),
+      },
+    };
+    const key = resultKey(p.jobId);
+    await this.blobs.put(key, JSON.stringify(result), 'application/json');
+    await this.pipeline.finishJob(p.jobId, 'succeeded', { result });
+    log.info({ softTokens: keys.length, generated: gen.tokens.length, downloadMs: Math.round(downloadMs), prefillMs: Math.round(gen.prefillMs), decodeMs: Math.round(gen.decodeMs) }, 'decoded');
+    return { resultKey: key };
+  };
+
+  indexDocument = async (job: Job): Promise<{ chunks: number }> => {
+    const p = parsePayload(IndexDocument, job.data);
+    const chunks = (await this.childResults(job)).reduce((a, c) => a + c.keys.length, 0);
+    await this.store.setDocumentStatus(p.documentId, 'ready');
+    return { chunks };
+  };
+
+  /** The encode children's results, in the order the API cut the document. */
+  private async childResults(job: Job) {
+    const values = Object.values(await job.getChildrenValues());
+    return values.map((v) => EncodeChunks.result.parse(v)).sort((a, b) => a.batch - b.batch);
+  }
+}

@@ -1,0 +1,64 @@
+import type { Worker } from 'bullmq';
+import { pino, type Logger } from 'pino';
+import { createBlobStore, type BlobStore } from '@lib/blob-store';
+import { createQueueWorker, createRedis, JobStore, Pipeline } from '@lib/job-store';
+import { E2llmModel } from '@lib/model-runtime';
+import { QueueName, type Config } from '@lib/shared';
+import { DecodeProcessor } from './decode.processor.js';
+import { WebhookProcessor } from './webhook.processor.js';
+
+export interface DecoderWorkerHandle {
+  workers: Worker[];
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a decoder worker (decode parents and document indexing) and the webhook sender. The adapter and decoder
+ * load and warm up before any job is taken; close() lets the jobs in hand finish.
+ */
+export async function startDecoderWorker(config: Config, deps: { logger?: Logger; blobs?: BlobStore } = {}): Promise<DecoderWorkerHandle> {
+  const logger = deps.logger ?? pino({ level: config.logLevel, base: { app: 'decoder-worker' } });
+  const model = await E2llmModel.load(config, { decoder: true });
+  const blobs = deps.blobs ?? createBlobStore(config);
+  const redis = createRedis(config.redisUrl);
+  const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds);
+  const pipeline = new Pipeline(redis, config.redisPrefix, store, { attempts: config.webhookMaxAttempts, backoffMs: config.webhookBackoffMs });
+  const decode = new DecodeProcessor(model, blobs, store, pipeline, config);
+  const webhooks = new WebhookProcessor(store, config);
+  const common = { connection: redis, prefix: config.redisPrefix, logger };
+  const workers = [
+    createQueueWorker({
+      ...common,
+      queue: QueueName.Decode,
+      handlers: { 'decode-job': decode.decodeJob, 'index-document': decode.indexDocument },
+      concurrency: config.decoderConcurrency,
+      // A whole generation runs under one lock.
+      lockDurationMs: 10 * 60_000,
+      onFinalFailure: async (job, error) => {
+        const data = job.data as { jobId?: string; documentId?: string };
+        const e = { code: error.code as never, message: error.message };
+        if (data.jobId) await pipeline.finishJob(data.jobId, 'failed', { error: e });
+        if (data.documentId) await store.setDocumentStatus(data.documentId, 'failed', e);
+      },
+    }),
+    createQueueWorker({
+      ...common,
+      queue: QueueName.Webhook,
+      handlers: { 'deliver-webhook': webhooks.deliverWebhook },
+      concurrency: 8,
+      lockDurationMs: Math.max(30_000, config.webhookTimeoutMs * 2),
+    }),
+  ];
+  for (const w of workers) void w.run();
+  logger.info({ encoderId: model.encoderId, concurrency: config.decoderConcurrency }, 'decoder worker ready');
+  return {
+    workers,
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+      await pipeline.close();
+      await model.release();
+      await blobs.close?.();
+      redis.disconnect();
+    },
+  };
+}

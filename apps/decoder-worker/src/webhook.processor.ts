@@ -1,0 +1,32 @@
+import type { Job } from 'bullmq';
+import { UnrecoverableError } from 'bullmq';
+import type { Logger } from 'pino';
+import { parsePayload, type JobStore } from '@lib/job-store';
+import { deliverWebhook } from '@lib/webhooks';
+import { DeliverWebhook, toPublicJob, type Config } from '@lib/shared';
+
+
+/** Delivers one signed webhook; the URL and the secret are read at send time, never carried in the payload. */
+export class WebhookProcessor {
+  constructor(
+    private readonly store: JobStore,
+    private readonly config: Pick<Config, 'webhookSecret' | 'webhookTimeoutMs' | 'webhookAllowLoopback' | 'webhookAllowPrivate'>,
+  ) {}
+
+  deliverWebhook = async (job: Job, log: Logger): Promise<{ status: number }> => {
+    const p = parsePayload(DeliverWebhook, job.data);
+    const record = await this.store.getJob(p.jobId);
+    if (!record?.webhook) throw new UnrecoverableError(`NOT_FOUND: job ${p.jobId} or its webhook no longer exists`);
+    if (!this.config.webhookSecret) throw new UnrecoverableError('CONFIG_INVALID: WEBHOOK_SECRET is not set');
+    const outcome = await deliverWebhook({
+      url: record.webhook.url,
+      secret: this.config.webhookSecret,
+      messageId: p.eventId,
+      payload: { type: `job.${record.status}`, timestamp: new Date().toISOString(), data: toPublicJob(record) },
+      timeoutMs: this.config.webhookTimeoutMs,
+      policy: { allowLoopback: this.config.webhookAllowLoopback, allowPrivate: this.config.webhookAllowPrivate },
+    });
+    log.info({ status: outcome.status, ms: Math.round(outcome.durationMs) }, 'webhook delivered');
+    return { status: outcome.status };
+  };
+}

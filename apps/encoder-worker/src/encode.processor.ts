@@ -1,0 +1,88 @@
+import type { Job } from 'bullmq';
+import { UnrecoverableError } from 'bullmq';
+import type { Logger } from 'pino';
+import type { BlobStore } from '@lib/blob-store';
+import { mapLimit } from '@lib/blob-store';
+import type { JobStore } from '@lib/job-store';
+import { parsePayload } from '@lib/job-store';
+import type { E2llmModel } from '@lib/model-runtime';
+import { EncodeChunks, chunkHash, encodeSoftPrompt, softPromptKey, type Config } from '@lib/shared';
+import type { z } from 'zod';
+
+type EncodeResult = z.output<typeof EncodeChunks.result>;
+
+/**
+ * Plumbing for one encode child: parse, read the source, skip chunks whose soft prompt is stored, encode the rest in
+ * token-budget batches, write one blob per chunk, report progress. The model runner does the compute.
+ */
+export class EncodeProcessor {
+  private readonly sources = new Map<string, Promise<string>>();
+
+  constructor(
+    private readonly model: E2llmModel,
+    private readonly blobs: BlobStore,
+    private readonly store: JobStore,
+    private readonly config: Pick<Config, 'softPromptDtype' | 'blobFetchConcurrency'>,
+  ) {}
+
+  encodeChunks = async (job: Job, log: Logger): Promise<EncodeResult> => {
+    const p = parsePayload(EncodeChunks, job.data);
+    if (p.owner.kind === 'job') {
+      const record = await this.store.getJob(p.owner.id);
+      if (!record) throw new UnrecoverableError(`NOT_FOUND: job ${p.owner.id} no longer exists`);
+      if (record.status === 'cancelled') throw new UnrecoverableError('JOB_CANCELLED: the job was cancelled');
+      await this.store.transition(p.owner.id, 'encoding');
+    }
+    const t0 = performance.now();
+    const source = await this.source(p.sourceKey);
+    const download = performance.now() - t0;
+
+    // A chunk that tokenizes past the encoder's limit is re-split here, exactly as the in-process chunker does.
+    const encoderId = this.model.encoderId;
+    const perRef = p.chunks.map((ref) => this.model.chunk(source.slice(ref.start, ref.end)));
+    const pieces = perRef.flat().map((c) => ({ ...c, key: softPromptKey(p.tenant, encoderId, chunkHash(encoderId, c.text)) }));
+    const stored = await mapLimit(pieces, this.config.blobFetchConcurrency, (c) => this.blobs.exists(c.key));
+    const missing = pieces.filter((_, i) => !stored[i]);
+
+    const t1 = performance.now();
+    const vectors = missing.length > 0 ? await this.model.encoder.encode(missing.map((c) => c.ids)) : new Float32Array(0);
+    const inference = performance.now() - t1;
+    const width = this.model.pkg.manifest.encoder.width;
+    const t2 = performance.now();
+    await mapLimit(missing, this.config.blobFetchConcurrency, (c, i) =>
+      this.blobs.put(c.key, encodeSoftPrompt({ encoderId, shape: [width], data: vectors.slice(i * width, (i + 1) * width) }, this.config.softPromptDtype), 'application/octet-stream'),
+    );
+    const upload = performance.now() - t2;
+
+    // Progress counts the references the API made: cached when every piece was already stored.
+    const missingKeys = new Set(missing.map((c) => c.key));
+    let cachedRefs = 0;
+    let offset = 0;
+    for (const refPieces of perRef) {
+      if (pieces.slice(offset, offset + refPieces.length).every((c) => !missingKeys.has(c.key))) cachedRefs++;
+      offset += refPieces.length;
+    }
+    if (p.owner.kind === 'job') await this.store.addProgress(p.owner.id, p.chunks.length - cachedRefs, cachedRefs);
+    log.info({ chunks: pieces.length, encoded: missing.length, cached: pieces.length - missing.length, downloadMs: Math.round(download), inferenceMs: Math.round(inference), uploadMs: Math.round(upload) }, 'encoded');
+    return EncodeChunks.result.parse({
+      batch: p.batch,
+      keys: pieces.map((c) => c.key),
+      encoded: missing.length,
+      cached: pieces.length - missing.length,
+      encoderTokens: pieces.reduce((a, c) => a + c.ids.length, 0),
+      encodeMs: inference,
+    });
+  };
+
+  /** Siblings of one flow read the same source: keep the last few in memory. */
+  private source(key: string): Promise<string> {
+    let text = this.sources.get(key);
+    if (!text) {
+      text = this.blobs.get(key).then((b) => b.toString('utf8'));
+      text.catch(() => this.sources.delete(key));
+      this.sources.set(key, text);
+      if (this.sources.size > 8) this.sources.delete(this.sources.keys().next().value!);
+    }
+    return text;
+  }
+}

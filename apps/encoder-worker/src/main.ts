@@ -1,0 +1,53 @@
+import type { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { pino, type Logger } from 'pino';
+import { createBlobStore, type BlobStore } from '@lib/blob-store';
+import { createQueueWorker, createRedis, JobStore, Pipeline } from '@lib/job-store';
+import { E2llmModel } from '@lib/model-runtime';
+import { QueueName, type Config } from '@lib/shared';
+import { EncodeProcessor } from './encode.processor.js';
+
+export interface EncoderWorkerHandle {
+  worker: Worker;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts an encoder worker: loads and warms up the encoder, then takes encode jobs. close() waits for the jobs in
+ * hand (BullMQ's worker.close), then releases the sessions: SIGTERM drains instead of dropping work.
+ */
+export async function startEncoderWorker(config: Config, deps: { logger?: Logger; blobs?: BlobStore } = {}): Promise<EncoderWorkerHandle> {
+  const logger = deps.logger ?? pino({ level: config.logLevel, base: { app: 'encoder-worker' } });
+  const model = await E2llmModel.load(config, { encoder: true });
+  const blobs = deps.blobs ?? createBlobStore(config);
+  const redis: Redis = createRedis(config.redisUrl);
+  const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds);
+  const pipeline = new Pipeline(redis, config.redisPrefix, store);
+  const processor = new EncodeProcessor(model, blobs, store, config);
+  const worker = createQueueWorker({
+    queue: QueueName.Encode,
+    handlers: { 'encode-chunks': processor.encodeChunks },
+    connection: redis,
+    prefix: config.redisPrefix,
+    concurrency: config.encoderConcurrency,
+    lockDurationMs: 5 * 60_000,
+    logger,
+    onFinalFailure: async (job, error) => {
+      const owner = (job.data as { owner?: { kind: string; id: string } }).owner;
+      if (owner?.kind === 'job') await pipeline.finishJob(owner.id, 'failed', { error: { code: error.code as never, message: error.message } });
+      if (owner?.kind === 'document') await store.setDocumentStatus(owner.id, 'failed', { code: error.code as never, message: error.message });
+    },
+  });
+  void worker.run();
+  logger.info({ encoderId: model.encoderId, concurrency: config.encoderConcurrency }, 'encoder worker ready');
+  return {
+    worker,
+    async close() {
+      await worker.close();
+      await pipeline.close();
+      await model.release();
+      await blobs.close?.();
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { access, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { AppError } from '@lib/shared';
+import { assertValidKey, toBuffer, type BlobStore } from './blob-store.js';
+
+/** A path component that does not exist, or that is a file where a folder was expected: there is no blob there. */
+const ABSENT = new Set(['ENOENT', 'ENOTDIR']);
+/** What a put fails with when a file sits where a folder is needed, or a folder where the blob goes. */
+const COLLISION = new Set(['ENOTDIR', 'EEXIST', 'EISDIR']);
+
+/**
+ * Blobs as files under one folder: key `a/b/c` is `<rootDir>/a/b/c`. For a single machine (development, the CLI,
+ * tests); workers on several machines need the S3 driver or a shared volume.
+ *
+ * Content types are not stored. Folders left empty by `delete` are kept: removing them would race with a
+ * concurrent `put` that has just created them.
+ */
+export class LocalBlobStore implements BlobStore {
+  readonly rootDir: string;
+
+  constructor(rootDir: string) {
+    this.rootDir = path.resolve(rootDir);
+  }
+
+  async put(key: string, body: Uint8Array | string, _contentType?: string): Promise<void> {
+    const file = this.pathOf(key);
+    const data = toBuffer(body);
+    const dir = path.dirname(file);
+    // Same folder as the target, so rename() stays on one file system and is atomic: a reader sees the old
+    // blob or the new one, and concurrent writers of one key each rename a whole file (the last one wins).
+    const tmp = path.join(dir, `.blob-${randomBytes(8).toString('hex')}.tmp`);
+    try {
+      await mkdir(dir, { recursive: true });
+      const handle = await open(tmp, 'wx', 0o644);
+      try {
+        await handle.writeFile(data);
+        // Flushed before the rename, so a crash cannot leave the new name pointing at a partly written file.
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(tmp, file);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      if (COLLISION.has(errno(err)) && (await this.rootIsFolder())) {
+        // A key below an existing blob (`a` is a file, `a/b` is wanted) or a blob where a key prefix is a folder:
+        // S3 allows both, files cannot. Keys from storage-keys.ts never collide like this.
+        const details = { driver: 'local', operation: 'put', key, errno: errno(err) };
+        throw new AppError('CONFLICT', `blob key ${key} collides with another key used as a folder`, details, { cause: err });
+      }
+      throw this.toAppError(err, 'put', key);
+    }
+  }
+
+  async get(key: string): Promise<Buffer> {
+    const file = this.pathOf(key);
+    try {
+      return await readFile(file);
+    } catch (err) {
+      if (ABSENT.has(errno(err)) || errno(err) === 'EISDIR') throw notFound(key);
+      throw this.toAppError(err, 'get', key);
+    }
+  }
+
+  async exists(key: string): Promise<boolean> {
+    const file = this.pathOf(key);
+    try {
+      return (await stat(file)).isFile();
+    } catch (err) {
+      if (ABSENT.has(errno(err))) return false;
+      throw this.toAppError(err, 'exists', key);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const file = this.pathOf(key);
+    try {
+      await unlink(file);
+    } catch (err) {
+      // A folder at the key (EISDIR) holds no blob either, so there is nothing to delete.
+      if (ABSENT.has(errno(err)) || errno(err) === 'EISDIR') return;
+      throw this.toAppError(err, 'delete', key);
+    }
+  }
+
+  /**
+   * Creates the root folder when missing, then checks that it is a folder this process can write to. Creating it
+   * here (as `put` would) keeps a fresh setup from failing its readiness probe before anything was ever written.
+   */
+  async ping(): Promise<void> {
+    try {
+      await mkdir(this.rootDir, { recursive: true });
+      if (!(await stat(this.rootDir)).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+      await access(this.rootDir, constants.W_OK | constants.X_OK);
+    } catch (err) {
+      throw new AppError(
+        'STORAGE_UNAVAILABLE',
+        `local blob store root ${this.rootDir} is not a writable folder (${errno(err) || String(err)})`,
+        { driver: 'local', operation: 'ping', errno: errno(err) || undefined },
+        { cause: err },
+      );
+    }
+  }
+
+  private async rootIsFolder(): Promise<boolean> {
+    return stat(this.rootDir).then(
+      (st) => st.isDirectory(),
+      () => false,
+    );
+  }
+
+  private pathOf(key: string): string {
+    assertValidKey(key);
+    return path.join(this.rootDir, ...key.split('/'));
+  }
+
+  private toAppError(err: unknown, operation: string, key: string): AppError {
+    if (err instanceof AppError) return err;
+    const code = errno(err);
+    const details = { driver: 'local', operation, key, errno: code || undefined };
+    if (code === 'ENAMETOOLONG') {
+      return new AppError('INPUT_INVALID', `blob key too long for the file system: ${key}`, details, { cause: err });
+    }
+    // EACCES, EROFS, ENOSPC, EIO, EMFILE, a root that is gone or not a folder...: the store cannot be used now.
+    return new AppError('STORAGE_UNAVAILABLE', `local blob store ${operation} ${key} failed (${code || String(err)})`, details, {
+      cause: err,
+    });
+  }
+}
+
+function notFound(key: string): AppError {
+  return new AppError('NOT_FOUND', `blob not found: ${key}`, { key });
+}
+
+function errno(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : '';
+}

@@ -1,0 +1,1 @@
+export { startTestS3Server, type TestS3Server } from './s3-server.js';

@@ -1,0 +1,2 @@
+export { DOCUMENT_KINDS, documentKind, type DocumentKind } from './document-kind.js';
+export { extractText, type ExtractLimits } from './extract.js';

@@ -1,0 +1,3 @@
+export * from './job-store.js';
+export * from './pipeline.js';
+export * from './worker-host.js';

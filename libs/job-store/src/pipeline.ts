@@ -1,0 +1,136 @@
+import { FlowProducer, Queue, UnrecoverableError, type FlowJob, type JobsOptions } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { z } from 'zod';
+import {
+  AppError,
+  DecodeJob,
+  DeliverWebhook,
+  EncodeChunks,
+  IndexDocument,
+  QueueName,
+  RETENTION,
+  type ChunkRef,
+  type JobDefinition,
+  type JobRecord,
+  type JobResult,
+  type JobStatus,
+} from '@lib/shared';
+import type { JobStore } from './job-store.js';
+
+/** A Redis connection for BullMQ: blocking commands need maxRetriesPerRequest null. */
+export function createRedis(url: string, options: RedisOptions = {}): Redis {
+  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false, ...options });
+}
+
+/** BullMQ keys live under the same prefix as the records, so one prefix isolates a deployment (or a test run). */
+export function bullPrefix(prefix: string): string {
+  return `${prefix}:bull`;
+}
+
+/** Parses a payload at the consumer; a bad payload fails at once, without retries. */
+export function parsePayload<P extends z.ZodType>(def: JobDefinition<P, z.ZodType>, data: unknown): z.output<P> {
+  const parsed = def.payload.safeParse(data);
+  if (!parsed.success) {
+    throw new UnrecoverableError(`INPUT_INVALID: bad ${def.name} payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data;
+}
+
+export function jobOptions(def: JobDefinition<z.ZodType, z.ZodType>, payload: unknown): JobsOptions {
+  return { jobId: def.jobId(payload), attempts: def.retry.attempts, backoff: def.retry.backoff, ...RETENTION };
+}
+
+function node<P extends z.ZodType>(def: JobDefinition<P, z.ZodType>, payload: z.input<P>, extra: JobsOptions = {}, children?: FlowJob[]): FlowJob {
+  const data = def.payload.parse(payload);
+  return { name: def.name, queueName: def.queue, data, opts: { ...jobOptions(def, data), ...extra }, ...(children ? { children } : {}) };
+}
+
+/**
+ * The producer side of the pipeline, shared by the API and the workers: one flow per job (a decode parent over
+ * encode children), one per stored document, webhook deliveries, and the terminal transitions that trigger them.
+ */
+export class Pipeline {
+  readonly flow: FlowProducer;
+  readonly queues: Record<QueueName, Queue>;
+
+  constructor(
+    connection: Redis,
+    readonly prefix: string,
+    private readonly store: JobStore,
+    private readonly webhookRetry: { attempts: number; backoffMs: number } = { attempts: DeliverWebhook.retry.attempts, backoffMs: DeliverWebhook.retry.backoff.delay },
+  ) {
+    const opts = { connection, prefix: bullPrefix(prefix) };
+    this.flow = new FlowProducer(opts);
+    this.queues = {
+      [QueueName.Encode]: new Queue(QueueName.Encode, opts),
+      [QueueName.Decode]: new Queue(QueueName.Decode, opts),
+      [QueueName.Webhook]: new Queue(QueueName.Webhook, opts),
+    };
+  }
+
+  private encodeChildren(owner: { kind: 'job' | 'document'; id: string }, tenant: string, sourceKey: string, batches: ChunkRef[][]): FlowJob[] {
+    // A child that fails for good fails its parent, so the job ends with a readable error instead of waiting forever.
+    return batches.map((chunks, batch) => node(EncodeChunks, { v: 1, owner, tenant, sourceKey, batch, chunks }, { failParentOnFailure: true }));
+  }
+
+  async submitJob(job: JobRecord, batches: ChunkRef[][]): Promise<void> {
+    const children = this.encodeChildren({ kind: 'job', id: job.id }, job.tenant, job.sourceKey, batches);
+    await this.flow.add(node(DecodeJob, { v: 1, jobId: job.id, tenant: job.tenant }, {}, children));
+  }
+
+  async submitDocument(documentId: string, tenant: string, sourceKey: string, batches: ChunkRef[][]): Promise<void> {
+    const children = this.encodeChildren({ kind: 'document', id: documentId }, tenant, sourceKey, batches);
+    await this.flow.add(node(IndexDocument, { v: 1, documentId, tenant }, {}, children));
+  }
+
+  /**
+   * Ends a job: the terminal transition, then its webhook. The event id is derived from the job and the status, so
+   * a retried step re-enqueues the same delivery (deduplicated by job id) and receivers see one webhook-id.
+   */
+  async finishJob(jobId: string, status: Extract<JobStatus, 'succeeded' | 'failed' | 'cancelled'>, extra: { error?: JobRecord['error']; result?: JobResult } = {}): Promise<boolean> {
+    const changed = await this.store.transition(jobId, status, extra);
+    const job = await this.store.getJob(jobId);
+    if (job?.webhook && job.status === status) {
+      const payload = DeliverWebhook.payload.parse({ v: 1, jobId, tenant: job.tenant, eventId: `msg_${jobId}_${status}` });
+      await this.queues[QueueName.Webhook].add(DeliverWebhook.name, payload, {
+        ...jobOptions(DeliverWebhook, payload),
+        attempts: this.webhookRetry.attempts,
+        backoff: { type: 'exponential', delay: this.webhookRetry.backoffMs },
+      });
+    }
+    return changed;
+  }
+
+  /** Cancels a job that has not ended: marks it, then removes its flow where no worker holds it. */
+  async cancel(jobId: string): Promise<boolean> {
+    const changed = await this.finishJob(jobId, 'cancelled', { error: { code: 'JOB_CANCELLED', message: 'the job was cancelled' } });
+    if (changed) {
+      // A parent waiting for its children is removed with them; running steps see the cancelled status and stop.
+      await this.queues[QueueName.Decode].remove(DecodeJob.jobId({ v: 1, jobId, tenant: 'x' }), { removeChildren: true }).catch(() => 0);
+    }
+    return changed;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.flow.close(), ...Object.values(this.queues).map((q) => q.close())]);
+  }
+}
+
+/** Maps a failure to what the job record shows, and whether BullMQ will try again. */
+export function describeFailure(err: unknown, attemptsMade: number, attempts: number): { error: { code: AppError['code']; message: string }; final: boolean } {
+  if (err instanceof AppError) {
+    return { error: { code: err.code, message: err.message }, final: !err.retryable || attemptsMade + 1 >= attempts };
+  }
+  if (err instanceof UnrecoverableError) {
+    const m = /^([A-Z_]+): (.*)$/s.exec(err.message);
+    return { error: { code: (m?.[1] as AppError['code']) ?? 'INTERNAL', message: m?.[2] ?? err.message }, final: true };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { error: { code: 'INTERNAL', message }, final: attemptsMade + 1 >= attempts };
+}
+
+/** Rethrows for BullMQ: non-retryable AppErrors become UnrecoverableError so no retry is wasted on them. */
+export function toBullError(err: unknown): Error {
+  if (err instanceof AppError && !err.retryable) return new UnrecoverableError(`${err.code}: ${err.message}`);
+  return err instanceof Error ? err : new Error(String(err));
+}

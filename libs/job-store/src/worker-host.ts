@@ -1,0 +1,66 @@
+import { Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { QueueName } from '@lib/shared';
+import { bullPrefix, describeFailure, toBullError } from './pipeline.js';
+
+export type JobHandler = (job: Job, log: Logger) => Promise<unknown>;
+
+export interface QueueWorkerOptions {
+  queue: QueueName;
+  /** One handler per job name on this queue; a job with no handler fails, it is never completed unhandled. */
+  handlers: Record<string, JobHandler>;
+  connection: Redis;
+  prefix: string;
+  concurrency: number;
+  /** Longer than the longest step (a batch or a whole generation), or a live job would be taken as stalled. */
+  lockDurationMs: number;
+  logger: Logger;
+  /** Called once when a job has failed for good (retries spent, unrecoverable, or stalled too often). */
+  onFinalFailure?: (job: Job, error: { code: string; message: string }) => Promise<void>;
+}
+
+/**
+ * One BullMQ worker for one queue: dispatch on job name, a child logger per job with its start and duration, and
+ * errors rethrown so BullMQ records the failure (retryable ones back off; the rest are unrecoverable). The worker is
+ * created paused: the caller runs it only after its model has warmed up.
+ */
+export function createQueueWorker(o: QueueWorkerOptions): Worker {
+  const worker = new Worker(
+    o.queue,
+    async (job) => {
+      const handler = o.handlers[job.name];
+      if (!handler) throw toBullError(new Error(`no handler for job ${job.name} on queue ${o.queue} (this is a bug)`));
+      const log = o.logger.child({ queue: o.queue, jobName: job.name, jobId: job.id, attempt: job.attemptsMade + 1 });
+      const t0 = performance.now();
+      log.info('job started');
+      try {
+        const result = await handler(job, log);
+        log.info({ ms: Math.round(performance.now() - t0) }, 'job done');
+        return result;
+      } catch (err) {
+        const { error, final } = describeFailure(err, job.attemptsMade, job.opts.attempts ?? 1);
+        log.warn({ ms: Math.round(performance.now() - t0), code: error.code, err: error.message, final }, 'job failed');
+        throw toBullError(err);
+      }
+    },
+    {
+      connection: o.connection,
+      prefix: bullPrefix(o.prefix),
+      concurrency: o.concurrency,
+      lockDuration: o.lockDurationMs,
+      autorun: false,
+    },
+  );
+  worker.on('failed', (job, err) => {
+    if (!job || !o.onFinalFailure) return;
+    void (async () => {
+      // 'failed' also fires for attempts that will be retried; only a job left in the failed state has ended.
+      if ((await job.getState()) !== 'failed') return;
+      const { error } = describeFailure(err, job.attemptsMade, job.opts.attempts ?? 1);
+      await o.onFinalFailure!(job, error);
+    })().catch((e) => o.logger.error({ err: (e as Error).message, jobId: job.id }, 'final-failure handling failed'));
+  });
+  worker.on('error', (err) => o.logger.error({ queue: o.queue, err: err.message }, 'worker error'));
+  return worker;
+}

@@ -1,0 +1,77 @@
+import { z } from 'zod';
+import type { ErrorCode } from '../errors.js';
+import { GenerationParams, Task, type FinishReason, type Timings, type Usage } from '../task.js';
+
+/** The closed set of job states. */
+export const JOB_STATUSES = ['queued', 'encoding', 'decoding', 'succeeded', 'failed', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export const TERMINAL_STATUSES: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
+
+export const DOCUMENT_STATUSES = ['encoding', 'ready', 'failed'] as const;
+export type DocumentStatus = (typeof DOCUMENT_STATUSES)[number];
+
+export const WebhookSpec = z.object({ url: z.string().min(1).max(2048) });
+export type WebhookSpec = z.infer<typeof WebhookSpec>;
+
+export const Metadata = z
+  .record(z.string().min(1).max(64), z.string().max(512))
+  .refine((m) => Object.keys(m).length <= 16, 'at most 16 metadata keys');
+export type Metadata = z.infer<typeof Metadata>;
+
+export interface JobProgress {
+  chunksTotal: number;
+  chunksEncoded: number;
+  chunksCached: number;
+}
+
+export interface JobResult {
+  text: string;
+  finishReason: FinishReason;
+  usage: Usage;
+  timings: Timings & { queueMs: number };
+}
+
+/** A job as stored and as the API shows it (tenant and internal keys are not shown). */
+export interface JobRecord {
+  id: string;
+  tenant: string;
+  status: JobStatus;
+  task: Task;
+  generation: GenerationParams;
+  webhook: WebhookSpec | null;
+  metadata: Metadata;
+  documentId: string | null;
+  sourceKey: string;
+  chars: number;
+  /** Time the API spent cutting the document into chunks. */
+  chunkMs: number;
+  progress: JobProgress;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+  expiresAt: string;
+  result: JobResult | null;
+  error: { code: ErrorCode; message: string } | null;
+}
+
+export interface DocumentRecord {
+  id: string;
+  tenant: string;
+  status: DocumentStatus;
+  sourceKey: string;
+  chars: number;
+  chunks: number;
+  metadata: Metadata;
+  createdAt: string;
+  readyAt: string | null;
+  expiresAt: string;
+  error: { code: ErrorCode; message: string } | null;
+}
+
+/** Events published while a job runs, streamed to clients as server-sent events. */
+export type JobEvent =
+  | { type: 'status'; status: JobStatus; error?: { code: ErrorCode; message: string } }
+  | { type: 'progress'; progress: JobProgress }
+  | { type: 'text'; delta: string };
+
+export { GenerationParams, Task };

@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import { defineJob, JOB_ID_SEPARATOR, QueueName } from '../queues.js';
+
+const Id = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/);
+
+/** What owns a flow: a job (answer a task) or a stored document (encode once, ask many times). */
+export const Owner = z.object({ kind: z.enum(['job', 'document']), id: Id });
+export type Owner = z.infer<typeof Owner>;
+
+/** A chunk reference: its place in the document and its UTF-16 offsets in the stored source. */
+export const ChunkRef = z.object({ i: z.number().int().nonnegative(), start: z.number().int().nonnegative(), end: z.number().int().positive() });
+export type ChunkRef = z.infer<typeof ChunkRef>;
+
+export const EncodeChunks = defineJob({
+  queue: QueueName.Encode,
+  name: 'encode-chunks',
+  version: 1,
+  payload: z.object({
+    v: z.literal(1),
+    owner: Owner,
+    tenant: Id,
+    /** Blob key of the source text. */
+    sourceKey: z.string().min(1).max(512),
+    /** This child's place among its siblings: results are gathered in this order. */
+    batch: z.number().int().nonnegative(),
+    chunks: z.array(ChunkRef).min(1).max(4096),
+  }),
+  result: z.object({
+    batch: z.number().int().nonnegative(),
+    /** Soft-prompt blob keys in document order (a chunk re-split to fit the encoder gives several). */
+    keys: z.array(z.string()),
+    encoded: z.number().int().nonnegative(),
+    cached: z.number().int().nonnegative(),
+    encoderTokens: z.number().int().nonnegative(),
+    /** Time in the encoder itself, for the job's timings. */
+    encodeMs: z.number().nonnegative(),
+  }),
+  jobId: (p) => [p.owner.id, 'enc', p.batch].join(JOB_ID_SEPARATOR),
+  retry: { attempts: 5, backoff: { type: 'exponential', delay: 1000 } },
+});
+
+export const DecodeJob = defineJob({
+  queue: QueueName.Decode,
+  name: 'decode-job',
+  version: 1,
+  payload: z.object({ v: z.literal(1), jobId: Id, tenant: Id }),
+  result: z.object({ resultKey: z.string() }),
+  jobId: (p) => [p.jobId, 'dec'].join(JOB_ID_SEPARATOR),
+  retry: { attempts: 3, backoff: { type: 'exponential', delay: 2000 } },
+});
+
+export const IndexDocument = defineJob({
+  queue: QueueName.Decode,
+  name: 'index-document',
+  version: 1,
+  payload: z.object({ v: z.literal(1), documentId: Id, tenant: Id }),
+  result: z.object({ chunks: z.number().int().nonnegative() }),
+  jobId: (p) => [p.documentId, 'idx'].join(JOB_ID_SEPARATOR),
+  retry: { attempts: 3, backoff: { type: 'exponential', delay: 2000 } },
+});
+
+export const DeliverWebhook = defineJob({
+  queue: QueueName.Webhook,
+  name: 'deliver-webhook',
+  version: 1,
+  /** The URL and secret are loaded when sending, never carried in the payload. */
+  payload: z.object({ v: z.literal(1), jobId: Id, tenant: Id, eventId: z.string().regex(/^msg_[A-Za-z0-9_-]{1,128}$/) }),
+  result: z.object({ status: z.number().int() }),
+  jobId: (p) => p.eventId,
+  retry: { attempts: 10, backoff: { type: 'exponential', delay: 2000 } },
+});
