@@ -53,19 +53,20 @@ export async function pdfToText(bytes: Uint8Array, limits: ExtractLimits): Promi
           const text = await pageText(doc, n);
           await yieldToEventLoop();
           deadline.check();
+          if (text === '') continue;
           pages.push(text);
-          chars += text.length + 2;
-          if (chars > limits.maxChars + 2) {
+          chars += (pages.length > 1 ? 2 : 0) + text.length; // the length of pages.join('\n\n')
+          if (chars > limits.maxChars) {
             throw new AppError('INPUT_TOO_LARGE', `the document has more than ${limits.maxChars} characters; the limit is ${limits.maxChars}`, {
               limit: limits.maxChars,
             });
           }
         }
-        const text = pages.filter((p) => p !== '').join('\n\n');
-        if (text.trim() === '') {
+        const joined = pages.join('\n\n');
+        if (joined.trim() === '') {
           throw new AppError('INPUT_EMPTY', 'the PDF has no text to extract (a scanned PDF holds only images of text)');
         }
-        return text;
+        return joined;
       } finally {
         release();
       }

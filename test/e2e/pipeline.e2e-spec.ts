@@ -1,0 +1,233 @@
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { Webhook } from 'standardwebhooks';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { extractText } from '@lib/extract';
+import { makeDocx, makePdf } from '@lib/extract/testing';
+import { E2llmModel } from '@lib/model-runtime';
+import { GenerationParams, Task } from '@lib/shared';
+import { startStack, type Stack } from './stack.js';
+
+const SAMPLE = fileURLToPath(new URL('../../samples/gpl-3.0.txt', import.meta.url));
+
+let stack: Stack;
+let http: ReturnType<typeof request>;
+let model: E2llmModel;
+let sample: string;
+
+async function waitFor(id: string, until: (job: any) => boolean = (j) => ['succeeded', 'failed', 'cancelled'].includes(j.status), timeoutMs = 60_000) {
+  const t0 = Date.now();
+  for (;;) {
+    const res = await http.get(`/v1/jobs/${id}`).expect(200);
+    if (until(res.body)) return res.body;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`job ${id} still ${res.body.status}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+beforeAll(async () => {
+  stack = await startStack();
+  http = request(stack.api.url);
+  model = await E2llmModel.load(stack.config);
+  sample = await readFile(SAMPLE, 'utf8');
+}, 120_000);
+
+afterAll(async () => {
+  await model?.release();
+  await stack?.stop();
+});
+
+describe('jobs end to end (API, BullMQ flow, workers, S3)', () => {
+  it('a text job succeeds with the answer e2llm ask gives', async () => {
+    const task = { type: 'qa', question: 'Which version of the licence may you choose?' } as const;
+    const created = await http.post('/v1/jobs').send({ text: sample, task, generation: { maxNewTokens: 24 } }).expect(202);
+    expect(created.body).toMatchObject({ object: 'job', status: 'queued', progress: { chunksTotal: expect.any(Number) } });
+    expect(created.headers.location).toBe(`/v1/jobs/${created.body.id}`);
+    const done = await waitFor(created.body.id);
+    expect(done.status).toBe('succeeded');
+    const local = await model.ask(sample, Task.parse(task), GenerationParams.parse({ maxNewTokens: 24 }));
+    expect(done.result.text).toBe(local.answer);
+    expect(done.result.usage).toEqual(local.usage);
+    expect(done.progress).toEqual({ chunksTotal: local.usage.chunks, chunksEncoded: local.usage.chunks, chunksCached: 0 });
+    expect(done.result.finishReason).toBe(local.finishReason);
+  });
+
+  it('a second job on the same document encodes zero chunks', async () => {
+    const task = { type: 'summarize' } as const;
+    const created = await http.post('/v1/jobs').send({ text: sample, task, generation: { maxNewTokens: 8 } }).expect(202);
+    const done = await waitFor(created.body.id);
+    expect(done.status).toBe('succeeded');
+    expect(done.progress.chunksEncoded).toBe(0);
+    expect(done.progress.chunksCached).toBe(done.progress.chunksTotal);
+  });
+
+  it('a PDF job succeeds with the answer e2llm ask gives for its text', async () => {
+    const pdf = makePdf(['The northern lighthouse keeper was named Ada Lovelace.', 'She kept the lamp burning for forty years.']);
+    const task = { type: 'qa', question: 'Who kept the lighthouse?' };
+    const created = await http
+      .post('/v1/jobs')
+      .field('task', JSON.stringify(task))
+      .field('generation', JSON.stringify({ maxNewTokens: 12 }))
+      .attach('file', Buffer.from(pdf), { filename: 'keeper.pdf', contentType: 'application/pdf' })
+      .expect(202);
+    const done = await waitFor(created.body.id);
+    expect(done.status).toBe('succeeded');
+    const text = await extractText(pdf, 'pdf', { maxChars: 1e6, maxPdfPages: 10, maxDocxUncompressedBytes: 1e7, timeoutMs: 10_000 });
+    const local = await model.ask(text, Task.parse(task), GenerationParams.parse({ maxNewTokens: 12 }));
+    expect(done.result.text).toBe(local.answer);
+  });
+
+  it('a DOCX upload is read too', async () => {
+    const docx = makeDocx(['First paragraph about tides.', 'Second paragraph about moons.']);
+    const created = await http
+      .post('/v1/jobs')
+      .field('task', JSON.stringify({ type: 'reconstruct' }))
+      .field('generation', JSON.stringify({ maxNewTokens: 4 }))
+      .attach('file', Buffer.from(docx), { filename: 'tides.docx' })
+      .expect(202);
+    expect((await waitFor(created.body.id)).status).toBe('succeeded');
+  });
+
+  it('streams status, progress and text as server-sent events', async () => {
+    const created = await http.post('/v1/jobs').send({ text: `${sample}\nA fresh tail so some chunks encode.`, task: { type: 'summarize' }, generation: { maxNewTokens: 16 } }).expect(202);
+    const res = await http.get(`/v1/jobs/${created.body.id}/events`).buffer(true).parse((r, cb) => {
+      let data = '';
+      r.on('data', (c: Buffer) => (data += c.toString()));
+      r.on('end', () => cb(null, data));
+    });
+    expect(res.headers['content-type']).toMatch(/text\/event-stream/);
+    const events = String(res.body).trim().split('\n\n').map((block) => {
+      const type = /^event: (.*)$/m.exec(block)?.[1];
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      return { type, data: data ? JSON.parse(data) : null };
+    });
+    const last = events.at(-1)!;
+    expect(last.type).toBe('status');
+    expect(last.data.status).toBe('succeeded');
+    const streamed = events.filter((e) => e.type === 'text').map((e) => e.data.delta).join('');
+    expect(streamed).toBe(last.data.result.text);
+  });
+
+  it('an idempotent retry returns the same job; another body with the key is 409', async () => {
+    const body = { text: 'A short note about idempotency keys.', task: { type: 'summarize' }, generation: { maxNewTokens: 2 } };
+    const a = await http.post('/v1/jobs').set('Idempotency-Key', 'retry-key-1').send(body).expect(202);
+    const b = await http.post('/v1/jobs').set('Idempotency-Key', 'retry-key-1').send(body).expect(202);
+    expect(b.body.id).toBe(a.body.id);
+    expect(b.headers['idempotent-replayed']).toBe('true');
+    const c = await http.post('/v1/jobs').set('Idempotency-Key', 'retry-key-1').send({ ...body, text: 'Another text.' }).expect(409);
+    expect(c.body.error.code).toBe('CONFLICT');
+  });
+
+  it('cancel works and the job stays cancelled', async () => {
+    const created = await http.post('/v1/jobs').send({ text: `${sample}\nCancel me ${Date.now()}`, task: { type: 'summarize' }, generation: { maxNewTokens: 1000 } }).expect(202);
+    const cancelled = await http.post(`/v1/jobs/${created.body.id}/cancel`).expect(200);
+    expect(cancelled.body.status).toBe('cancelled');
+    await new Promise((r) => setTimeout(r, 1500));
+    const later = await http.get(`/v1/jobs/${created.body.id}`).expect(200);
+    expect(later.body.status).toBe('cancelled');
+    expect(later.body.error.code).toBe('JOB_CANCELLED');
+    await http.post(`/v1/jobs/${created.body.id}/cancel`).expect(409);
+  });
+
+  it('delivers a signed webhook that verifies with standardwebhooks', async () => {
+    const received: { body: string; headers: IncomingHttpHeaders }[] = [];
+    const server: Server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        received.push({ body, headers: req.headers });
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
+      const created = await http.post('/v1/jobs').send({ text: sample, task: { type: 'summarize' }, generation: { maxNewTokens: 4 }, webhook: { url }, metadata: { ticket: 'T-1' } }).expect(202);
+      await waitFor(created.body.id);
+      const t0 = Date.now();
+      while (received.length === 0 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 100));
+      expect(received).toHaveLength(1);
+      const { body, headers } = received[0]!;
+      const event = new Webhook(stack.config.webhookSecret!).verify(body, headers as Record<string, string>) as any;
+      expect(event).toMatchObject({ type: 'job.succeeded', data: { id: created.body.id, status: 'succeeded', metadata: { ticket: 'T-1' } } });
+      expect(headers['webhook-id']).toBe(`msg_${created.body.id}_succeeded`);
+      expect(() => new Webhook(stack.config.webhookSecret!).verify(body.replace('succeeded', 'failed'), headers as Record<string, string>)).toThrow();
+    } finally {
+      server.close();
+    }
+  });
+
+  it('lists jobs newest first with a cursor', async () => {
+    const first = await http.get('/v1/jobs?limit=2').expect(200);
+    expect(first.body).toMatchObject({ object: 'list', hasMore: true });
+    expect(first.body.data).toHaveLength(2);
+    const second = await http.get(`/v1/jobs?limit=2&after=${first.body.nextCursor}`).expect(200);
+    const ids = [...first.body.data, ...second.body.data].map((j: any) => j.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect([...ids].sort().reverse()).toEqual(ids);
+  });
+});
+
+describe('documents asked many questions', () => {
+  it('stores and encodes once, then answers without re-encoding', async () => {
+    const text = `${sample}\nDocument edition ${Date.now()}.`;
+    const doc = await http.post('/v1/documents').send({ text, metadata: { name: 'gpl' } }).expect(202);
+    expect(doc.body).toMatchObject({ object: 'document', status: 'encoding' });
+    const t0 = Date.now();
+    let status = 'encoding';
+    while (status === 'encoding' && Date.now() - t0 < 60_000) {
+      status = (await http.get(`/v1/documents/${doc.body.id}`).expect(200)).body.status;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(status).toBe('ready');
+    const job = await http.post(`/v1/documents/${doc.body.id}/jobs`).send({ task: { type: 'qa', question: 'What is conveyed?' }, generation: { maxNewTokens: 6 } }).expect(202);
+    const done = await waitFor(job.body.id);
+    expect(done).toMatchObject({ status: 'succeeded', documentId: doc.body.id, progress: { chunksEncoded: 0 } });
+    expect(done.progress.chunksCached).toBe(done.progress.chunksTotal);
+  });
+});
+
+describe('bad input: a 4xx with a stable code in one error shape', () => {
+  const cases: [string, () => request.Test, number, string][] = [
+    ['malformed JSON', () => http.post('/v1/jobs').set('content-type', 'application/json').send('{"text": '), 400, 'INPUT_INVALID'],
+    ['a wrong content type', () => http.post('/v1/jobs').set('content-type', 'text/plain').send('hello'), 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['an empty document', () => http.post('/v1/jobs').send({ text: '   \n', task: { type: 'summarize' } }), 400, 'INPUT_EMPTY'],
+    ['a document over the size limit', () => http.post('/v1/jobs').send({ text: 'x'.repeat(21 * 1024 * 1024), task: { type: 'summarize' } }), 413, 'INPUT_TOO_LARGE'],
+    ['an unsupported file type', () => http.post('/v1/jobs').field('task', '{"type":"summarize"}').attach('file', Buffer.from('GIF89a'), 'image.gif'), 415, 'UNSUPPORTED_MEDIA_TYPE'],
+    ['a PDF that fails to parse', () => http.post('/v1/jobs').field('task', '{"type":"summarize"}').attach('file', Buffer.from('%PDF-1.4 garbage'), 'broken.pdf'), 422, 'DOCUMENT_UNREADABLE'],
+    ['a DOCX that fails to parse', () => http.post('/v1/jobs').field('task', '{"type":"summarize"}').attach('file', Buffer.from('PK\u0003\u0004garbage'), 'broken.docx'), 422, 'DOCUMENT_UNREADABLE'],
+    ['an unknown job id', () => http.get('/v1/jobs/job_0000000000000000000000000000000'), 404, 'NOT_FOUND'],
+    ['a path-like job id', () => http.get('/v1/jobs/..%2F..%2Fetc'), 404, 'NOT_FOUND'],
+    ['an unknown document', () => http.post('/v1/documents/doc_nope/jobs').send({ task: { type: 'summarize' } }), 404, 'NOT_FOUND'],
+    ['a qa task without a question', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'qa' } }), 400, 'INPUT_INVALID'],
+    ['an unknown task type', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'poem' } }), 400, 'INPUT_INVALID'],
+    ['generation out of range', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, generation: { temperature: 9 } }), 400, 'INPUT_INVALID'],
+    ['too many new tokens', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, generation: { maxNewTokens: 100000 } }), 400, 'INPUT_INVALID'],
+    ['an unknown field', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, priority: 'high' }), 400, 'INPUT_INVALID'],
+    ['a question over the limit', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'qa', question: 'q'.repeat(5000) } }), 400, 'QUESTION_TOO_LONG'],
+    ['a webhook to the metadata address', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, webhook: { url: 'http://169.254.169.254/latest' } }), 400, 'WEBHOOK_URL_FORBIDDEN'],
+    ['a webhook that is not http', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, webhook: { url: 'file:///etc/passwd' } }), 400, 'WEBHOOK_URL_FORBIDDEN'],
+    ['a document over the decoder window', () => http.post('/v1/jobs').send({ text: 'Sentence. '.repeat(250_000), task: { type: 'summarize' } }), 422, 'CONTEXT_TOO_LONG'],
+    ['a bad cursor', () => http.get('/v1/jobs?after=bm9wZQ'), 400, 'INPUT_INVALID'],
+    ['an unknown route', () => http.get('/v2/anything'), 404, 'NOT_FOUND'],
+  ];
+  for (const [name, send, status, code] of cases) {
+    it(name, async () => {
+      const res = await send();
+      expect(res.status).toBe(status);
+      expect(res.body).toEqual({ error: { code, message: expect.any(String), ...(res.body.error?.details ? { details: expect.anything() } : {}) } });
+    });
+  }
+
+  it('stays healthy afterwards, with health, readiness and the OpenAPI document', async () => {
+    await http.get('/healthz').expect(200, { status: 'ok' });
+    const ready = await http.get('/readyz').expect(200);
+    expect(ready.body.checks).toEqual({ redis: { ok: true }, blobStore: { ok: true }, model: { ok: true } });
+    const docs = await http.get('/docs').expect(200);
+    expect(docs.body.openapi).toMatch(/^3\./);
+    expect(Object.keys(docs.body.paths)).toEqual(expect.arrayContaining(['/v1/jobs', '/v1/jobs/{id}', '/v1/documents/{id}/jobs']));
+  });
+});
