@@ -219,6 +219,8 @@ describe('extractText: pdf', () => {
 
   it('skips empty pages when joining', async () => {
     expect(await extractText(makePdf(['one', '', 'three']), 'pdf', LIMITS)).toBe('one\n\nthree');
+    const sparse = makePdf(['one', '', '', '', '', '', 'three']);
+    expect(await extractText(sparse, 'pdf', { ...LIMITS, maxChars: 'one\n\nthree'.length })).toBe('one\n\nthree');
   });
 
   it('parsing past timeoutMs -> DOCUMENT_UNREADABLE', async () => {
