@@ -141,6 +141,31 @@ export class E2llmModel {
     };
   }
 
+  /**
+   * The baseline E2LLM is measured against: the same decoder reading the document's own tokens in place of the soft
+   * tokens. Refused with CONTEXT_TOO_LONG when the tokens do not fit the window.
+   */
+  async askFullContext(text: string, task: Task, params: GenerationParams, hooks: GenerationHooks = {}): Promise<AskResult> {
+    const t0 = performance.now();
+    const prompt = this.promptIds(task);
+    const docIds = this.decoder.tokenizer.encode(text);
+    const chunkMs = performance.now() - t0;
+    const gen = await this.decoder.generate({ ...prompt, softTokens: this.decoder.embed(docIds) }, params, hooks);
+    return {
+      answer: gen.text,
+      finishReason: gen.finishReason,
+      usage: {
+        chars: text.length,
+        chunks: 0,
+        encoderTokens: 0,
+        softTokens: 0,
+        promptTokens: prompt.prefixIds.length + docIds.length + prompt.suffixIds.length,
+        generatedTokens: gen.tokens.length,
+      },
+      timings: { chunkMs, encodeMs: 0, adapterMs: 0, prefillMs: gen.prefillMs, decodeMs: gen.decodeMs, totalMs: performance.now() - t0 },
+    };
+  }
+
   async release(): Promise<void> {
     await Promise.all(Object.values(this.parts).map((p) => p.release()));
   }
