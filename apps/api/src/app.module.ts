@@ -1,4 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { AdmissionService } from './auth/admission.service.js';
+import { TenantGuard } from './auth/tenant.guard.js';
 import { DocsController } from './docs/openapi.js';
 import { DocumentsController } from './documents/documents.controller.js';
 import { HealthController } from './health/health.controller.js';
@@ -24,6 +26,8 @@ export class AppModule {
       controllers: [JobsController, DocumentsController, HealthController, DocsController],
       providers: [
         JobsService,
+        AdmissionService,
+        TenantGuard,
         { provide: CONFIG, useValue: deps.config },
         { provide: BLOBS, useValue: deps.blobs },
         { provide: STORE, useValue: deps.store },

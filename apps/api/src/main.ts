@@ -9,6 +9,7 @@ import { createBlobStore, type BlobStore } from '@lib/blob-store';
 import { createRedis, JobStore, Pipeline } from '@lib/job-store';
 import { AppError, ModelManifest, type Config } from '@lib/shared';
 import { AppModule } from './app.module.js';
+import { isLoopbackHost } from './auth/tenant.guard.js';
 import { AppErrorFilter } from './common/app-error.filter.js';
 
 export interface ApiHandle {
@@ -29,9 +30,16 @@ async function readManifest(modelPath: string): Promise<ModelManifest> {
 
 export async function createApi(config: Config, deps: { logger?: Logger; blobs?: BlobStore } = {}): Promise<ApiHandle> {
   const logger = deps.logger ?? pino({ level: config.logLevel, base: { app: 'api' } });
+  if (config.apiKeys.length === 0) {
+    if (!isLoopbackHost(config.host)) {
+      throw new AppError('CONFIG_INVALID', `API_KEYS must be set when the API listens on a non-loopback address (HOST=${config.host})`);
+    }
+    logger.warn({ host: config.host }, 'no API_KEYS configured: serving one anonymous tenant, on loopback only');
+  }
   const manifest = await readManifest(config.modelPath);
   const blobs = deps.blobs ?? createBlobStore(config);
-  const redis = createRedis(config.redisUrl);
+  // Fail fast while Redis is down or paused, so requests get 503 QUEUE_UNAVAILABLE instead of hanging.
+  const redis = createRedis(config.redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 3000 });
   const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds);
   const pipeline = new Pipeline(redis, config.redisPrefix, store, { attempts: config.webhookMaxAttempts, backoffMs: config.webhookBackoffMs });
   const app = await NestFactory.create<NestExpressApplication>(AppModule.register({ config, blobs, store, pipeline, redis, manifest, logger }), {

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { mapLimit, type BlobStore } from '@lib/blob-store';
 import { parsePayload, type JobStore, type Pipeline } from '@lib/job-store';
 import type { E2llmModel } from '@lib/model-runtime';
-import { DecodeJob, EncodeChunks, IndexDocument, decodeSoftPrompt, resultKey, type Config, type JobResult } from '@lib/shared';
+import { AppError, DecodeJob, EncodeChunks, IndexDocument, chunkHash, decodeSoftPrompt, encodeSoftPrompt, resultKey, softPromptKey, type Config, type JobResult } from '@lib/shared';
 
 /**
  * Plumbing for a decode parent: gather the children's soft-prompt keys in document order, fetch the blobs in
@@ -16,8 +16,12 @@ export class DecodeProcessor {
     private readonly blobs: BlobStore,
     private readonly store: JobStore,
     private readonly pipeline: Pipeline,
-    private readonly config: Pick<Config, 'blobFetchConcurrency'>,
+    private readonly config: Pick<Config, 'blobFetchConcurrency' | 'softPromptDtype'>,
+    /** Loads an encoder the first time a soft prompt must be encoded again (rare: the decoder worker has none). */
+    private readonly loadEncoder: () => Promise<E2llmModel>,
   ) {}
+
+  private encoder?: Promise<E2llmModel>;
 
   decodeJob = async (job: Job, log: Logger): Promise<{ resultKey: string }> => {
     const p = parsePayload(DecodeJob, job.data);
@@ -28,6 +32,7 @@ export class DecodeProcessor {
 
     const children = await this.childResults(job);
     const keys = children.flatMap((c) => c.keys);
+    const spans = children.flatMap((c) => c.spans);
     const prompt = this.model.promptIds(record.task);
     this.model.checkBudget(keys.length, prompt, record.generation.maxNewTokens);
 
@@ -35,8 +40,7 @@ export class DecodeProcessor {
     const width = this.model.pkg.manifest.encoder.width;
     const embeddings = new Float32Array(keys.length * width);
     await mapLimit(keys, this.config.blobFetchConcurrency, async (key, i) => {
-      const blob = decodeSoftPrompt(await this.blobs.get(key), this.model.encoderId);
-      embeddings.set(blob.data, i * width);
+      embeddings.set(await this.softPrompt(key, spans[i]!, record.sourceKey, log), i * width);
     });
     const downloadMs = performance.now() - t0;
     const t1 = performance.now();
@@ -86,12 +90,37 @@ export class DecodeProcessor {
     return { resultKey: key };
   };
 
+  async release(): Promise<void> {
+    await (await this.encoder)?.release();
+  }
+
   indexDocument = async (job: Job): Promise<{ chunks: number }> => {
     const p = parsePayload(IndexDocument, job.data);
     const chunks = (await this.childResults(job)).reduce((a, c) => a + c.keys.length, 0);
     await this.store.setDocumentStatus(p.documentId, 'ready');
     return { chunks };
   };
+
+  /**
+   * One chunk's soft prompt. A blob that is missing (evicted, deleted) or fails its checks is encoded again from
+   * the source and stored, never decoded as garbage.
+   */
+  private async softPrompt(key: string, span: [number, number], sourceKey: string, log: Logger): Promise<Float32Array> {
+    try {
+      return decodeSoftPrompt(await this.blobs.get(key), this.model.encoderId).data;
+    } catch (err) {
+      if (!(err instanceof AppError) || (err.code !== 'NOT_FOUND' && err.code !== 'BLOB_CORRUPT')) throw err;
+      log.warn({ key, code: err.code }, 're-encoding a lost or corrupt soft prompt');
+    }
+    const encoder = await (this.encoder ??= this.loadEncoder());
+    const text = (await this.blobs.get(sourceKey)).toString('utf8').slice(span[0], span[1]);
+    if (softPromptKey(key.split('/')[1]!, encoder.encoderId, chunkHash(encoder.encoderId, text)) !== key) {
+      throw new AppError('INTERNAL', `the source no longer matches soft prompt ${key} (this is a bug)`);
+    }
+    const vector = await encoder.encoder.encode([encoder.encoder.tokenize(text)]);
+    await this.blobs.put(key, encodeSoftPrompt({ encoderId: encoder.encoderId, shape: [vector.length], data: vector }, this.config.softPromptDtype), 'application/octet-stream');
+    return vector;
+  }
 
   /** The encode children's results, in the order the API cut the document. */
   private async childResults(job: Job) {

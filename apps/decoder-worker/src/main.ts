@@ -23,7 +23,7 @@ export async function startDecoderWorker(config: Config, deps: { logger?: Logger
   const redis = createRedis(config.redisUrl);
   const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds);
   const pipeline = new Pipeline(redis, config.redisPrefix, store, { attempts: config.webhookMaxAttempts, backoffMs: config.webhookBackoffMs });
-  const decode = new DecodeProcessor(model, blobs, store, pipeline, config);
+  const decode = new DecodeProcessor(model, blobs, store, pipeline, config, () => E2llmModel.load(config, { encoder: true }));
   const webhooks = new WebhookProcessor(store, config);
   const common = { connection: redis, prefix: config.redisPrefix, logger };
   const workers = [
@@ -32,8 +32,8 @@ export async function startDecoderWorker(config: Config, deps: { logger?: Logger
       queue: QueueName.Decode,
       handlers: { 'decode-job': decode.decodeJob, 'index-document': decode.indexDocument },
       concurrency: config.decoderConcurrency,
-      // A whole generation runs under one lock.
-      lockDurationMs: 10 * 60_000,
+      lockDurationMs: config.workerLockMs,
+      stalledIntervalMs: config.workerStalledIntervalMs,
       onFinalFailure: async (job, error) => {
         const data = job.data as { jobId?: string; documentId?: string };
         const e = { code: error.code as never, message: error.message };
@@ -46,7 +46,8 @@ export async function startDecoderWorker(config: Config, deps: { logger?: Logger
       queue: QueueName.Webhook,
       handlers: { 'deliver-webhook': webhooks.deliverWebhook },
       concurrency: 8,
-      lockDurationMs: Math.max(30_000, config.webhookTimeoutMs * 2),
+      lockDurationMs: Math.max(config.workerLockMs, config.webhookTimeoutMs * 2),
+      stalledIntervalMs: config.workerStalledIntervalMs,
     }),
   ];
   for (const w of workers) void w.run();
@@ -57,6 +58,7 @@ export async function startDecoderWorker(config: Config, deps: { logger?: Logger
       await Promise.all(workers.map((w) => w.close()));
       await pipeline.close();
       await model.release();
+      await decode.release();
       await blobs.close?.();
       redis.disconnect();
     },

@@ -30,7 +30,8 @@ export async function startEncoderWorker(config: Config, deps: { logger?: Logger
     connection: redis,
     prefix: config.redisPrefix,
     concurrency: config.encoderConcurrency,
-    lockDurationMs: 5 * 60_000,
+    lockDurationMs: config.workerLockMs,
+    stalledIntervalMs: config.workerStalledIntervalMs,
     logger,
     onFinalFailure: async (job, error) => {
       const owner = (job.data as { owner?: { kind: string; id: string } }).owner;

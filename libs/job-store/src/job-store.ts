@@ -30,6 +30,7 @@ if rank[ARGV[1]] < 4 and redis.call('HEXISTS', KEYS[1], 'startedAt') == 0 then r
 if rank[ARGV[1]] == 4 then redis.call('HSET', KEYS[1], 'finishedAt', ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[4]) end
+if rank[ARGV[1]] == 4 then redis.call('SREM', ARGV[6] .. redis.call('HGET', KEYS[1], 'tenant'), ARGV[7]) end
 redis.call('PUBLISH', KEYS[2], ARGV[5])
 return 1
 `;
@@ -58,6 +59,10 @@ export class JobStore {
     return [this.prefix, ...parts].join(':');
   }
 
+  activeKey(tenant: string): string {
+    return this.key('active', tenant);
+  }
+
   channel(jobId: string): string {
     return this.key('events', jobId);
   }
@@ -68,8 +73,11 @@ export class JobStore {
     const index = this.key('jobs', job.tenant);
     await this.redis
       .multi()
-      .hset(k, { fixed: JSON.stringify(fixed), status, chunksTotal: progress.chunksTotal, chunksEncoded: 0, chunksCached: 0 })
+      .hset(k, { fixed: JSON.stringify(fixed), tenant: job.tenant, status, chunksTotal: progress.chunksTotal, chunksEncoded: 0, chunksCached: 0 })
       .expire(k, this.ttlSeconds)
+      // Unfinished jobs per tenant, for the cap on queued work; the terminal transition removes the id.
+      .sadd(this.activeKey(job.tenant), job.id)
+      .expire(this.activeKey(job.tenant), this.ttlSeconds)
       // Lexicographic order of ids is creation order: listing pages by member, not by rank, never skips or repeats.
       .zadd(index, 0, job.id)
       .expire(index, this.ttlSeconds)
@@ -119,6 +127,8 @@ export class JobStore {
       extra.error ? JSON.stringify(extra.error) : '',
       extra.result ? JSON.stringify(extra.result) : '',
       JSON.stringify(event),
+      this.key('active', ''),
+      id,
     );
     if (r === -1) throw new AppError('NOT_FOUND', `job ${id} not found`);
     return r === 1;

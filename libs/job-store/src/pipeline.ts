@@ -134,3 +134,16 @@ export function toBullError(err: unknown): Error {
   if (err instanceof AppError && !err.retryable) return new UnrecoverableError(`${err.code}: ${err.message}`);
   return err instanceof Error ? err : new Error(String(err));
 }
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTCONN']);
+// ioredis gives these failures no error code, only fixed messages: this is the one place that reads them.
+const IOREDIS_UNAVAILABLE = [/^Connection is closed/, /^Command timed out/, /enableOfflineQueue/, /^Reached the max retries per request limit/];
+
+/** True for an error meaning Redis could not be reached (as opposed to a bad command). */
+export function isRedisUnavailable(err: unknown): boolean {
+  const e = err as { name?: string; code?: string; message?: string };
+  if (!e || typeof e !== 'object') return false;
+  if (e.name === 'MaxRetriesPerRequestError') return true;
+  if (e.code && NETWORK_CODES.has(e.code)) return true;
+  return IOREDIS_UNAVAILABLE.some((re) => re.test(e.message ?? ''));
+}

@@ -13,8 +13,12 @@ export interface QueueWorkerOptions {
   connection: Redis;
   prefix: string;
   concurrency: number;
-  /** Longer than the longest step (a batch or a whole generation), or a live job would be taken as stalled. */
+  /**
+   * The job's lock, renewed by the worker while the job runs (inference runs off the event loop, so renewal keeps
+   * going); when a worker dies the lock lapses and the stalled-job check hands the job to another worker.
+   */
   lockDurationMs: number;
+  stalledIntervalMs: number;
   logger: Logger;
   /** Called once when a job has failed for good (retries spent, unrecoverable, or stalled too often). */
   onFinalFailure?: (job: Job, error: { code: string; message: string }) => Promise<void>;
@@ -49,6 +53,8 @@ export function createQueueWorker(o: QueueWorkerOptions): Worker {
       prefix: bullPrefix(o.prefix),
       concurrency: o.concurrency,
       lockDuration: o.lockDurationMs,
+      stalledInterval: o.stalledIntervalMs,
+      maxStalledCount: 3,
       autorun: false,
     },
   );

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { AppError } from './errors.js';
@@ -80,6 +81,36 @@ export const SETTINGS = {
   webhookBackoffMs: setting('WEBHOOK_BACKOFF_MS', int(10, 3_600_000).default(2000), 'First retry delay of a webhook; it doubles each attempt.'),
   webhookAllowLoopback: setting('WEBHOOK_ALLOW_LOOPBACK', bool.default(false), 'Allow webhook targets on loopback addresses (tests and local development only).'),
   webhookAllowPrivate: setting('WEBHOOK_ALLOW_PRIVATE', bool.default(false), 'Allow webhook targets on private, link-local and other internal addresses.'),
+
+  apiKeys: setting(
+    'API_KEYS',
+    z
+      .string()
+      .default('')
+      .transform((v, ctx) => {
+        const out: { tenant: string; sha256: string }[] = [];
+        for (const entry of v.split(',').map((e) => e.trim()).filter(Boolean)) {
+          const m = /^([A-Za-z0-9][A-Za-z0-9_-]{0,63}):(?:sha256:([0-9a-f]{64})|(.{16,}))$/.exec(entry);
+          if (!m) {
+            ctx.addIssue({ code: 'custom', message: 'each entry is tenant:key (a key of 16+ characters) or tenant:sha256:<64 hex>' });
+            return z.NEVER;
+          }
+          out.push({ tenant: m[1]!, sha256: m[2] ?? createHash('sha256').update(m[3]!).digest('hex') });
+        }
+        return out;
+      }),
+    'API keys mapped to tenants: "tenant:key,..." or "tenant:sha256:<hex>". Unset: one anonymous tenant, loopback only.',
+    true,
+  ),
+  adminApiKey: setting('ADMIN_API_KEY', z.string().min(16).optional(), 'Key for admin routes (the queue dashboard).', true),
+  rateLimitPerMinute: setting('RATE_LIMIT_PER_MINUTE', int(1, 1_000_000).default(600), 'Job and document creations one tenant may make per minute.'),
+  maxQueuedJobsPerTenant: setting('MAX_QUEUED_JOBS_PER_TENANT', int(1, 10_000_000).default(1000), 'Jobs one tenant may have unfinished at once.'),
+  maxEncodeQueueDepth: setting('MAX_ENCODE_QUEUE_DEPTH', int(1, 100_000_000).default(20_000), 'Waiting encode jobs above which new work is refused with 429 (backpressure).'),
+  maxPdfPages: setting('MAX_PDF_PAGES', int(1, 100_000).default(2000), 'The most pages an uploaded PDF may have.'),
+  maxDocxBytes: setting('MAX_DOCX_BYTES', int(1, 1 << 30).default(200 * 1024 * 1024), 'The most bytes a DOCX may decompress to (zip bombs).'),
+  extractTimeoutMs: setting('EXTRACT_TIMEOUT_MS', int(100, 600_000).default(30_000), 'Time limit for extracting text from an upload.'),
+  workerLockMs: setting('WORKER_LOCK_MS', int(1000, 3_600_000).default(30_000), 'BullMQ lock of a running job, renewed while it runs; a killed worker\'s job is retaken after it lapses.'),
+  workerStalledIntervalMs: setting('WORKER_STALLED_INTERVAL_MS', int(500, 3_600_000).default(15_000), 'How often workers look for stalled jobs.'),
 
   logLevel: setting('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'Log level.'),
 } as const;

@@ -46,6 +46,14 @@ export const ERROR_CODES = {
   WEBHOOK_DELIVERY_FAILED: { status: 502, retryable: true, exitCode: 1 },
   /** The job was cancelled by its owner. */
   JOB_CANCELLED: { status: 409, retryable: false, exitCode: 1 },
+  /** No valid API key in `Authorization: Bearer ...`. */
+  UNAUTHORIZED: { status: 401, retryable: false, exitCode: 2 },
+  /** The key is valid but may not use this route (admin routes). */
+  FORBIDDEN: { status: 403, retryable: false, exitCode: 2 },
+  /** The tenant is over its request rate or its cap on queued work; retry after Retry-After seconds. */
+  RATE_LIMITED: { status: 429, retryable: true, exitCode: 1 },
+  /** The service is over its queue depth; retry after Retry-After seconds. */
+  OVERLOADED: { status: 429, retryable: true, exitCode: 1 },
   /** The resource does not exist (or belongs to another tenant). */
   NOT_FOUND: { status: 404, retryable: false, exitCode: 1 },
   /** The request conflicts with existing state (an idempotency key reused with another body). */

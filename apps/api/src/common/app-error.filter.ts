@@ -1,6 +1,7 @@
 import { Catch, HttpException, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { Response } from 'express';
 import type { Logger } from 'pino';
+import { isRedisUnavailable } from '@lib/job-store';
 import { AppError, ERROR_CODES, type ErrorCode } from '@lib/shared';
 
 /**
@@ -19,12 +20,15 @@ export class AppErrorFilter implements ExceptionFilter {
       res.end();
       return;
     }
+    const retryAfter = err.details?.retryAfterSeconds;
+    if (typeof retryAfter === 'number') res.setHeader('Retry-After', String(retryAfter));
     res.status(ERROR_CODES[err.code].status).json({ error: err.toJSON() });
   }
 }
 
 export function toHttpError(exception: unknown): AppError {
   if (exception instanceof AppError) return exception;
+  if (isRedisUnavailable(exception)) return new AppError('QUEUE_UNAVAILABLE', 'the queue (Redis) is unavailable; retry later', { retryAfterSeconds: 5 });
   const e = exception as { type?: string; status?: number; code?: string; message?: string };
   // body-parser
   if (e?.type === 'entity.too.large') return new AppError('INPUT_TOO_LARGE', 'the request body is over the size limit');

@@ -1,35 +1,41 @@
-import { Controller, Get, Headers, HttpCode, Inject, Param, Post, Req, Res } from '@nestjs/common';
+import { Controller, Get, Headers, HttpCode, Inject, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { toPublicDocument, toPublicJob, type Config } from '@lib/shared';
 import { readBody } from '../common/request-body.js';
+import { AdmissionService } from '../auth/admission.service.js';
+import { TenantGuard, TenantId } from '../auth/tenant.guard.js';
 import { JobsService } from '../jobs/jobs.service.js';
 import { CONFIG } from '../tokens.js';
 
 /** Documents asked many questions: stored and encoded once, then asked without re-uploading. */
 @Controller('v1/documents')
+@UseGuards(TenantGuard)
 export class DocumentsController {
   constructor(
     private readonly jobs: JobsService,
+    private readonly admission: AdmissionService,
     @Inject(CONFIG) private readonly config: Config,
   ) {}
 
   @Post()
   @HttpCode(202)
-  async create(@Req() req: Request, @Res({ passthrough: true }) res: Response) {
-    const doc = await this.jobs.createDocument(await readBody(req, res, this.config.maxUploadBytes));
+  async create(@TenantId() tenant: string, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
+    await this.admission.admit(tenant);
+    const doc = await this.jobs.createDocument(tenant, await readBody(req, res, this.config.maxUploadBytes));
     res.setHeader('Location', `/v1/documents/${doc.id}`);
     return toPublicDocument(doc);
   }
 
   @Get(':id')
-  async get(@Param('id') id: string) {
-    return toPublicDocument(await this.jobs.getDocument(id));
+  async get(@TenantId() tenant: string, @Param('id') id: string) {
+    return toPublicDocument(await this.jobs.getDocument(tenant, id));
   }
 
   @Post(':id/jobs')
   @HttpCode(202)
-  async ask(@Param('id') id: string, @Req() req: Request, @Res({ passthrough: true }) res: Response, @Headers('idempotency-key') key?: string) {
-    const { job, replayed } = await this.jobs.createDocumentJob(id, await readBody(req, res, this.config.maxUploadBytes), key);
+  async ask(@TenantId() tenant: string, @Param('id') id: string, @Req() req: Request, @Res({ passthrough: true }) res: Response, @Headers('idempotency-key') key?: string) {
+    await this.admission.admit(tenant);
+    const { job, replayed } = await this.jobs.createDocumentJob(tenant, id, await readBody(req, res, this.config.maxUploadBytes), key);
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.setHeader('Location', `/v1/jobs/${job.id}`);
     return toPublicJob(job);

@@ -1,17 +1,21 @@
-import { Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
 import type { JobStore } from '@lib/job-store';
 import { toPublicJob, type Config, type JobEvent } from '@lib/shared';
 import { parseWith, readBody } from '../common/request-body.js';
 import { CONFIG, REDIS, STORE } from '../tokens.js';
+import { AdmissionService } from '../auth/admission.service.js';
+import { TenantGuard, TenantId } from '../auth/tenant.guard.js';
 import { ListQuery } from './job-requests.js';
 import { JobsService } from './jobs.service.js';
 
 @Controller('v1/jobs')
+@UseGuards(TenantGuard)
 export class JobsController {
   constructor(
     private readonly jobs: JobsService,
+    private readonly admission: AdmissionService,
     @Inject(CONFIG) private readonly config: Config,
     @Inject(STORE) private readonly store: JobStore,
     @Inject(REDIS) private readonly redis: Redis,
@@ -19,30 +23,31 @@ export class JobsController {
 
   @Post()
   @HttpCode(202)
-  async create(@Req() req: Request, @Res({ passthrough: true }) res: Response, @Headers('idempotency-key') key?: string) {
+  async create(@TenantId() tenant: string, @Req() req: Request, @Res({ passthrough: true }) res: Response, @Headers('idempotency-key') key?: string) {
+    await this.admission.admit(tenant);
     const body = await readBody(req, res, this.config.maxUploadBytes);
-    const { job, replayed } = await this.jobs.createJob(body, key);
+    const { job, replayed } = await this.jobs.createJob(tenant, body, key);
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.setHeader('Location', `/v1/jobs/${job.id}`);
     return toPublicJob(job);
   }
 
   @Get()
-  async list(@Query() query: unknown) {
+  async list(@TenantId() tenant: string, @Query() query: unknown) {
     const q = parseWith(ListQuery, query, 'query');
-    const page = await this.jobs.listJobs(q.limit, q.after);
+    const page = await this.jobs.listJobs(tenant, q.limit, q.after);
     return { object: 'list', data: page.data.map(toPublicJob), nextCursor: page.nextCursor, hasMore: page.nextCursor !== null };
   }
 
   @Get(':id')
-  async get(@Param('id') id: string) {
-    return toPublicJob(await this.jobs.getJob(id));
+  async get(@TenantId() tenant: string, @Param('id') id: string) {
+    return toPublicJob(await this.jobs.getJob(tenant, id));
   }
 
   @Post(':id/cancel')
   @HttpCode(200)
-  async cancel(@Param('id') id: string) {
-    return toPublicJob(await this.jobs.cancel(id));
+  async cancel(@TenantId() tenant: string, @Param('id') id: string) {
+    return toPublicJob(await this.jobs.cancel(tenant, id));
   }
 
   /**
@@ -50,8 +55,8 @@ export class JobsController {
    * the stream ends after a terminal status (with the job, result included, as the last `status` data).
    */
   @Get(':id/events')
-  async events(@Param('id') id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
-    const job = await this.jobs.getJob(id);
+  async events(@TenantId() tenant: string, @Param('id') id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
+    const job = await this.jobs.getJob(tenant, id);
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache, no-transform', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
     const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     const end = async () => {

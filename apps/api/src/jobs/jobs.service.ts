@@ -24,9 +24,6 @@ import { parseWith, type ParsedBody } from '../common/request-body.js';
 import { BLOBS, CONFIG, LOGGER, MODEL_INFO, PIPELINE, STORE } from '../tokens.js';
 import { CreateDocumentJson, CreateJobJson, JobOptions } from './job-requests.js';
 
-/** The tenant of every request until API keys arrive (issue: authentication and tenancy). */
-export const DEFAULT_TENANT = 'default';
-
 /**
  * The API's job logic: validate, store the source, cut chunks (characters only: the API never runs a model),
  * and put one flow on the queue. Nothing here blocks on the model.
@@ -42,26 +39,26 @@ export class JobsService {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  async createJob(body: ParsedBody, idempotencyKey: string | undefined): Promise<{ job: JobRecord; replayed: boolean }> {
+  async createJob(tenant: string, body: ParsedBody, idempotencyKey: string | undefined): Promise<{ job: JobRecord; replayed: boolean }> {
     const { text: jsonText, ...options } = body.file
       ? { text: undefined, ...parseWith(JobOptions, body.fields, 'request') }
       : parseWith(CreateJobJson, body.fields, 'request');
     const { task, generation } = this.checkOptions(options);
     const text = await this.documentText(body, jsonText);
-    return this.enqueueJob({ text, task, generation, options, documentId: null }, idempotencyKey);
+    return this.enqueueJob(tenant, { text, task, generation, options, documentId: null }, idempotencyKey);
   }
 
-  async createDocumentJob(documentId: string, body: ParsedBody, idempotencyKey: string | undefined): Promise<{ job: JobRecord; replayed: boolean }> {
+  async createDocumentJob(tenant: string, documentId: string, body: ParsedBody, idempotencyKey: string | undefined): Promise<{ job: JobRecord; replayed: boolean }> {
     if (body.file) throw new AppError('INPUT_INVALID', 'a job on a stored document takes no file');
-    const doc = await this.getDocument(documentId);
+    const doc = await this.getDocument(tenant, documentId);
     if (doc.status === 'failed') throw new AppError('CONFLICT', `document ${documentId} failed to encode: ${doc.error?.message ?? ''}`);
     const options = parseWith(JobOptions, body.fields, 'request');
     const { task, generation } = this.checkOptions(options);
     const text = (await this.blobs.get(doc.sourceKey)).toString('utf8');
-    return this.enqueueJob({ text, task, generation, options, documentId: doc.id, sourceKeyOverride: doc.sourceKey }, idempotencyKey);
+    return this.enqueueJob(tenant, { text, task, generation, options, documentId: doc.id, sourceKeyOverride: doc.sourceKey }, idempotencyKey);
   }
 
-  async createDocument(body: ParsedBody): Promise<DocumentRecord> {
+  async createDocument(tenant: string, body: ParsedBody): Promise<DocumentRecord> {
     const { text: jsonText, metadata } = body.file
       ? { text: undefined, ...parseWith(CreateDocumentJson.omit({ text: true }), body.fields, 'request') }
       : parseWith(CreateDocumentJson, body.fields, 'request');
@@ -73,7 +70,7 @@ export class JobsService {
     const now = new Date();
     const doc: DocumentRecord = {
       id,
-      tenant: DEFAULT_TENANT,
+      tenant,
       status: 'encoding',
       sourceKey: key,
       chars: text.length,
@@ -85,31 +82,31 @@ export class JobsService {
       error: null,
     };
     await this.store.createDocument(doc);
-    await this.pipeline.submitDocument(id, DEFAULT_TENANT, key, batches);
+    await this.pipeline.submitDocument(id, tenant, key, batches);
     return doc;
   }
 
-  async getJob(id: string): Promise<JobRecord> {
+  async getJob(tenant: string, id: string): Promise<JobRecord> {
     const job = ID_PATTERN.test(id) ? await this.store.getJob(id) : null;
-    if (!job || job.tenant !== DEFAULT_TENANT) throw new AppError('NOT_FOUND', `no job ${JSON.stringify(id.slice(0, 64))}`);
+    if (!job || job.tenant !== tenant) throw new AppError('NOT_FOUND', `no job ${JSON.stringify(id.slice(0, 64))}`);
     return job;
   }
 
-  async getDocument(id: string): Promise<DocumentRecord> {
+  async getDocument(tenant: string, id: string): Promise<DocumentRecord> {
     const doc = ID_PATTERN.test(id) ? await this.store.getDocument(id) : null;
-    if (!doc || doc.tenant !== DEFAULT_TENANT) throw new AppError('NOT_FOUND', `no document ${JSON.stringify(id.slice(0, 64))}`);
+    if (!doc || doc.tenant !== tenant) throw new AppError('NOT_FOUND', `no document ${JSON.stringify(id.slice(0, 64))}`);
     return doc;
   }
 
-  async listJobs(limit: number, after?: string) {
-    return this.store.listJobs(DEFAULT_TENANT, limit, after);
+  async listJobs(tenant: string, limit: number, after?: string) {
+    return this.store.listJobs(tenant, limit, after);
   }
 
-  async cancel(id: string): Promise<JobRecord> {
-    const job = await this.getJob(id);
+  async cancel(tenant: string, id: string): Promise<JobRecord> {
+    const job = await this.getJob(tenant, id);
     if (this.store.isTerminal(job.status)) throw new AppError('CONFLICT', `job ${id} has already ended (${job.status})`);
     await this.pipeline.cancel(id);
-    return this.getJob(id);
+    return this.getJob(tenant, id);
   }
 
   private checkOptions(options: z.output<typeof JobOptions>): { task: Task; generation: GenerationParams } {
@@ -132,9 +129,9 @@ export class JobsService {
       const kind = documentKind(body.file.fileName, body.file.mimeType);
       return extractText(body.file.bytes, kind, {
         maxChars: this.config.maxDocumentChars,
-        maxPdfPages: 2000,
-        maxDocxUncompressedBytes: 200 * 1024 * 1024,
-        timeoutMs: 30_000,
+        maxPdfPages: this.config.maxPdfPages,
+        maxDocxUncompressedBytes: this.config.maxDocxBytes,
+        timeoutMs: this.config.extractTimeoutMs,
       });
     }
     if (typeof text !== 'string') throw new AppError('INPUT_INVALID', 'send the document as "text" (JSON) or as a multipart "file"');
@@ -167,6 +164,7 @@ export class JobsService {
   }
 
   private async enqueueJob(
+    tenant: string,
     input: { text: string; task: Task; generation: GenerationParams; options: z.output<typeof JobOptions>; documentId: string | null; sourceKeyOverride?: string },
     idempotencyKey: string | undefined,
   ): Promise<{ job: JobRecord; replayed: boolean }> {
@@ -176,7 +174,7 @@ export class JobsService {
       const fingerprint = createHash('sha256')
         .update(JSON.stringify({ text: createHash('sha256').update(input.text).digest('hex'), task: input.task, generation: input.generation, webhook: input.options.webhook ?? null, metadata: input.options.metadata ?? {}, documentId: input.documentId }))
         .digest('hex');
-      const claim = await this.store.claimIdempotencyKey(DEFAULT_TENANT, idempotencyKey, fingerprint, id);
+      const claim = await this.store.claimIdempotencyKey(tenant, idempotencyKey, fingerprint, id);
       if (!claim.created) {
         const existing = await this.store.getJob(claim.jobId);
         if (!existing) throw new AppError('CONFLICT', 'a request with this Idempotency-Key is still being created; retry shortly');
@@ -195,7 +193,7 @@ export class JobsService {
       const now = new Date();
       const job: JobRecord = {
         id,
-        tenant: DEFAULT_TENANT,
+        tenant,
         status: 'queued',
         task: input.task,
         generation: input.generation,
@@ -225,7 +223,7 @@ export class JobsService {
       this.logger.info({ jobId: id, chunks, batches: batches.length, documentId: input.documentId }, 'job queued');
       return { job, replayed: false };
     } catch (err) {
-      if (idempotencyKey !== undefined) await this.store.releaseIdempotencyKey(DEFAULT_TENANT, idempotencyKey).catch(() => undefined);
+      if (idempotencyKey !== undefined) await this.store.releaseIdempotencyKey(tenant, idempotencyKey).catch(() => undefined);
       throw err;
     }
   }
