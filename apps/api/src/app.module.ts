@@ -4,6 +4,7 @@ import { TenantGuard } from './auth/tenant.guard.js';
 import { DocsController } from './docs/openapi.js';
 import { DocumentsController } from './documents/documents.controller.js';
 import { HealthController } from './health/health.controller.js';
+import { MetricsController } from './health/metrics.controller.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobsService } from './jobs/jobs.service.js';
 import { BLOBS, CONFIG, LOGGER, MODEL_INFO, PIPELINE, REDIS, STORE } from './tokens.js';
@@ -23,7 +24,7 @@ export class AppModule {
   static register(deps: ApiDeps): DynamicModule {
     return {
       module: AppModule,
-      controllers: [JobsController, DocumentsController, HealthController, DocsController],
+      controllers: [JobsController, DocumentsController, HealthController, MetricsController, DocsController],
       providers: [
         JobsService,
         AdmissionService,

@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import { mapLimit, type BlobStore } from '@lib/blob-store';
-import { parsePayload, type JobStore, type Pipeline } from '@lib/job-store';
+import { metrics, parsePayload, type JobStore, type Pipeline } from '@lib/job-store';
 import type { E2llmModel } from '@lib/model-runtime';
 import { AppError, DecodeJob, EncodeChunks, IndexDocument, chunkHash, decodeSoftPrompt, encodeSoftPrompt, resultKey, softPromptKey, type Config, type JobResult } from '@lib/shared';
 
@@ -83,6 +83,13 @@ export class DecodeProcessor {
         queueMs: Date.parse(record.startedAt ?? record.createdAt) - Date.parse(record.createdAt),
       },
     };
+    metrics.stageSeconds.observe({ stage: 'decode_fetch' }, downloadMs / 1000);
+    metrics.stageSeconds.observe({ stage: 'adapter' }, adapterMs / 1000);
+    metrics.stageSeconds.observe({ stage: 'prefill' }, gen.prefillMs / 1000);
+    metrics.stageSeconds.observe({ stage: 'decode' }, gen.decodeMs / 1000);
+    metrics.generatedTokens.inc(gen.tokens.length);
+    if (gen.decodeMs > 0) metrics.decodeTokensPerSecond.set((gen.tokens.length * 1000) / gen.decodeMs);
+    metrics.jobSeconds.observe({ status: 'succeeded' }, result.timings.totalMs / 1000);
     const key = resultKey(p.jobId);
     await this.blobs.put(key, JSON.stringify(result), 'application/json');
     await this.pipeline.finishJob(p.jobId, 'succeeded', { result });

@@ -1,7 +1,7 @@
 import type { Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
-import { createQueueWorker, createRedis, JobStore, Pipeline } from '@lib/job-store';
+import { createQueueWorker, createRedis, JobStore, Pipeline, serveMetrics } from '@lib/job-store';
 import { E2llmModel } from '@lib/model-runtime';
 import { QueueName, type Config } from '@lib/shared';
 import { DecodeProcessor } from './decode.processor.js';
@@ -50,12 +50,14 @@ export async function startDecoderWorker(config: Config, deps: { logger?: Logger
       stalledIntervalMs: config.workerStalledIntervalMs,
     }),
   ];
+  const metricsServer = config.metricsPort > 0 ? await serveMetrics(config.metricsPort) : null;
   for (const w of workers) void w.run();
   logger.info({ encoderId: model.encoderId, concurrency: config.decoderConcurrency }, 'decoder worker ready');
   return {
     workers,
     async close() {
       await Promise.all(workers.map((w) => w.close()));
+      await metricsServer?.close();
       await pipeline.close();
       await model.release();
       await decode.release();

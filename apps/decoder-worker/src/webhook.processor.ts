@@ -1,9 +1,9 @@
 import type { Job } from 'bullmq';
 import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
-import { parsePayload, type JobStore } from '@lib/job-store';
+import { metrics, parsePayload, type JobStore } from '@lib/job-store';
 import { deliverWebhook } from '@lib/webhooks';
-import { DeliverWebhook, toPublicJob, type Config } from '@lib/shared';
+import { AppError, DeliverWebhook, toPublicJob, type Config } from '@lib/shared';
 
 
 /** Delivers one signed webhook; the URL and the secret are read at send time, never carried in the payload. */
@@ -25,7 +25,12 @@ export class WebhookProcessor {
       payload: { type: `job.${record.status}`, timestamp: new Date().toISOString(), data: toPublicJob(record) },
       timeoutMs: this.config.webhookTimeoutMs,
       policy: { allowLoopback: this.config.webhookAllowLoopback, allowPrivate: this.config.webhookAllowPrivate },
+    }).catch((err: unknown) => {
+      metrics.webhookAttempts.inc({ outcome: err instanceof AppError && err.code === 'WEBHOOK_URL_FORBIDDEN' ? 'refused' : 'failed' });
+      throw err;
     });
+    metrics.webhookAttempts.inc({ outcome: 'delivered' });
+    metrics.stageSeconds.observe({ stage: 'webhook' }, outcome.durationMs / 1000);
     log.info({ status: outcome.status, ms: Math.round(outcome.durationMs) }, 'webhook delivered');
     return { status: outcome.status };
   };

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { BlobStore } from '@lib/blob-store';
 import { mapLimit } from '@lib/blob-store';
 import type { JobStore } from '@lib/job-store';
-import { parsePayload } from '@lib/job-store';
+import { metrics, parsePayload, recordCacheLookups } from '@lib/job-store';
 import type { E2llmModel } from '@lib/model-runtime';
 import { EncodeChunks, chunkHash, encodeSoftPrompt, softPromptKey, type Config } from '@lib/shared';
 import type { z } from 'zod';
@@ -45,7 +45,17 @@ export class EncodeProcessor {
     const missing = pieces.filter((_, i) => !stored[i]);
 
     const t1 = performance.now();
-    const vectors = missing.length > 0 ? await this.model.encoder.encode(missing.map((c) => c.ids)) : new Float32Array(0);
+    let done = 0;
+    const vectors =
+      missing.length > 0
+        ? await this.model.encoder.encode(
+            missing.map((c) => c.ids),
+            (n) => {
+              metrics.encoderBatchSize.observe(n - done);
+              done = n;
+            },
+          )
+        : new Float32Array(0);
     const inference = performance.now() - t1;
     const width = this.model.pkg.manifest.encoder.width;
     const t2 = performance.now();
@@ -53,6 +63,11 @@ export class EncodeProcessor {
       this.blobs.put(c.key, encodeSoftPrompt({ encoderId, shape: [width], data: vectors.slice(i * width, (i + 1) * width) }, this.config.softPromptDtype), 'application/octet-stream'),
     );
     const upload = performance.now() - t2;
+    metrics.stageSeconds.observe({ stage: 'encode_download' }, download / 1000);
+    metrics.stageSeconds.observe({ stage: 'encode_inference' }, inference / 1000);
+    metrics.stageSeconds.observe({ stage: 'encode_upload' }, upload / 1000);
+    metrics.encoderTokens.inc(missing.reduce((a, c) => a + c.ids.length, 0));
+    recordCacheLookups(pieces.length - missing.length, missing.length);
 
     // Progress counts the references the API made: cached when every piece was already stored.
     const missingKeys = new Set(missing.map((c) => c.key));

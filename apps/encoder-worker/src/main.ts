@@ -2,7 +2,7 @@ import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
-import { createQueueWorker, createRedis, JobStore, Pipeline } from '@lib/job-store';
+import { createQueueWorker, createRedis, JobStore, Pipeline, serveMetrics } from '@lib/job-store';
 import { E2llmModel } from '@lib/model-runtime';
 import { QueueName, type Config } from '@lib/shared';
 import { EncodeProcessor } from './encode.processor.js';
@@ -39,12 +39,14 @@ export async function startEncoderWorker(config: Config, deps: { logger?: Logger
       if (owner?.kind === 'document') await store.setDocumentStatus(owner.id, 'failed', { code: error.code as never, message: error.message });
     },
   });
+  const metricsServer = config.metricsPort > 0 ? await serveMetrics(config.metricsPort) : null;
   void worker.run();
   logger.info({ encoderId: model.encoderId, concurrency: config.encoderConcurrency }, 'encoder worker ready');
   return {
     worker,
     async close() {
       await worker.close();
+      await metricsServer?.close();
       await pipeline.close();
       await model.release();
       await blobs.close?.();

@@ -2,6 +2,7 @@ import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { QueueName } from '@lib/shared';
+import { metrics } from './metrics.js';
 import { bullPrefix, describeFailure, toBullError } from './pipeline.js';
 
 export type JobHandler = (job: Job, log: Logger) => Promise<unknown>;
@@ -64,6 +65,7 @@ export function createQueueWorker(o: QueueWorkerOptions): Worker {
       // 'failed' also fires for attempts that will be retried; only a job left in the failed state has ended.
       if ((await job.getState()) !== 'failed') return;
       const { error } = describeFailure(err, job.attemptsMade, job.opts.attempts ?? 1);
+      metrics.jobFailures.inc({ code: error.code });
       await o.onFinalFailure!(job, error);
     })().catch((e) => o.logger.error({ err: (e as Error).message, jobId: job.id }, 'final-failure handling failed'));
   });
