@@ -1,6 +1,10 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { setupTracing, TRACER } from '@lib/job-store';
 import { startStack, type Stack } from './stack.js';
+
+const spans = new InMemorySpanExporter();
 
 /** The value of one sample in Prometheus text format (0 when absent). */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number {
@@ -18,13 +22,15 @@ describe('observability', () => {
   let stack: Stack;
   let http: ReturnType<typeof request>;
   beforeAll(async () => {
+    setupTracing([new SimpleSpanProcessor(spans)]);
     stack = await startStack();
     http = request(stack.api.url);
   }, 120_000);
   afterAll(async () => stack?.stop());
 
-  async function run(text: string) {
-    const id = (await http.post('/v1/jobs').send({ text, task: { type: 'summarize' }, generation: { maxNewTokens: 5 } }).expect(202)).body.id;
+  async function run(text: string, traceparent?: string) {
+    const req = http.post('/v1/jobs');
+    const id = (await (traceparent ? req.set('traceparent', traceparent) : req).send({ text, task: { type: 'summarize' }, generation: { maxNewTokens: 5 } }).expect(202)).body.id;
     for (let i = 0; i < 600; i++) {
       const job = (await http.get(`/v1/jobs/${id}`)).body;
       if (job.status === 'succeeded') return job;
@@ -48,5 +54,19 @@ describe('observability', () => {
     expect(sample(after, 'e2llm_soft_prompt_cache_hit_ratio')).toBeGreaterThan(0);
     expect(sample(after, 'e2llm_encoder_batch_chunks_count')).toBeGreaterThan(0);
     expect(sample(after, 'e2llm_job_duration_seconds_count', { status: 'succeeded' })).toBeGreaterThanOrEqual(2);
+  });
+
+  it('carries one trace from the API request through the encoder and decoder jobs', async () => {
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    spans.reset();
+    await run(`Tracing crosses processes. ${Date.now()}`, `00-${traceId}-00f067aa0ba902b7-01`);
+    await new Promise((r) => setTimeout(r, 200));
+    const finished = spans.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+    const byApp = new Set(finished.map((s) => s.instrumentationScope.name));
+    expect(byApp).toEqual(new Set([TRACER.api, TRACER.encoder, TRACER.decoder]));
+    expect(finished.map((s) => s.name)).toEqual(expect.arrayContaining(['POST /v1/jobs', 'encode-chunks', 'decode-job']));
+    const api = finished.find((s) => s.name === 'POST /v1/jobs')!;
+    const decode = finished.find((s) => s.name === 'decode-job')!;
+    expect(decode.parentSpanContext?.spanId ?? (decode as unknown as { parentSpanId?: string }).parentSpanId).toBe(api.spanContext().spanId);
   });
 });

@@ -12,6 +12,8 @@ export type Role = 'serve' | 'api' | 'encoder-worker' | 'decoder-worker';
 export async function serveCommand(role: Role, io: CliIo): Promise<number> {
   const config = loadConfig(io.env);
   const logger = pino({ level: config.logLevel, base: { role } });
+  const { setupOtlpTracing } = await import('@lib/job-store');
+  await setupOtlpTracing(config.otelEndpoint);
   const closers: (() => Promise<void>)[] = [];
   if (role === 'serve' || role === 'encoder-worker') {
     const { startEncoderWorker } = await import('@app/encoder-worker');

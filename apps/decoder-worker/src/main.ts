@@ -1,7 +1,7 @@
 import type { Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
-import { createQueueWorker, createRedis, JobStore, Pipeline, serveMetrics } from '@lib/job-store';
+import { createQueueWorker, createRedis, JobStore, Pipeline, serveMetrics, TRACER } from '@lib/job-store';
 import { E2llmModel } from '@lib/model-runtime';
 import { QueueName, type Config } from '@lib/shared';
 import { DecodeProcessor } from './decode.processor.js';
@@ -25,7 +25,7 @@ export async function startDecoderWorker(config: Config, deps: { logger?: Logger
   const pipeline = new Pipeline(redis, config.redisPrefix, store, { attempts: config.webhookMaxAttempts, backoffMs: config.webhookBackoffMs });
   const decode = new DecodeProcessor(model, blobs, store, pipeline, config, () => E2llmModel.load(config, { encoder: true }));
   const webhooks = new WebhookProcessor(store, config);
-  const common = { connection: redis, prefix: config.redisPrefix, logger };
+  const common = { connection: redis, prefix: config.redisPrefix, logger, tracer: TRACER.decoder };
   const workers = [
     createQueueWorker({
       ...common,

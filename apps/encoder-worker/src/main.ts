@@ -2,7 +2,7 @@ import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
-import { createQueueWorker, createRedis, JobStore, Pipeline, serveMetrics } from '@lib/job-store';
+import { createQueueWorker, createRedis, JobStore, Pipeline, serveMetrics, TRACER } from '@lib/job-store';
 import { E2llmModel } from '@lib/model-runtime';
 import { QueueName, type Config } from '@lib/shared';
 import { EncodeProcessor } from './encode.processor.js';
@@ -30,6 +30,7 @@ export async function startEncoderWorker(config: Config, deps: { logger?: Logger
     connection: redis,
     prefix: config.redisPrefix,
     concurrency: config.encoderConcurrency,
+    tracer: TRACER.encoder,
     lockDurationMs: config.workerLockMs,
     stalledIntervalMs: config.workerStalledIntervalMs,
     logger,

@@ -68,19 +68,19 @@ export class Pipeline {
     };
   }
 
-  private encodeChildren(owner: { kind: 'job' | 'document'; id: string }, tenant: string, sourceKey: string, batches: ChunkRef[][]): FlowJob[] {
+  private encodeChildren(owner: { kind: 'job' | 'document'; id: string }, tenant: string, sourceKey: string, batches: ChunkRef[][], traceparent?: string): FlowJob[] {
     // A child that fails for good fails its parent, so the job ends with a readable error instead of waiting forever.
-    return batches.map((chunks, batch) => node(EncodeChunks, { v: 1, owner, tenant, sourceKey, batch, chunks }, { failParentOnFailure: true }));
+    return batches.map((chunks, batch) => node(EncodeChunks, { v: 1, owner, tenant, sourceKey, batch, chunks, traceparent }, { failParentOnFailure: true }));
   }
 
-  async submitJob(job: JobRecord, batches: ChunkRef[][]): Promise<void> {
-    const children = this.encodeChildren({ kind: 'job', id: job.id }, job.tenant, job.sourceKey, batches);
-    await this.flow.add(node(DecodeJob, { v: 1, jobId: job.id, tenant: job.tenant }, {}, children));
+  async submitJob(job: JobRecord, batches: ChunkRef[][], traceparent?: string): Promise<void> {
+    const children = this.encodeChildren({ kind: 'job', id: job.id }, job.tenant, job.sourceKey, batches, traceparent);
+    await this.flow.add(node(DecodeJob, { v: 1, jobId: job.id, tenant: job.tenant, traceparent }, {}, children));
   }
 
-  async submitDocument(documentId: string, tenant: string, sourceKey: string, batches: ChunkRef[][]): Promise<void> {
-    const children = this.encodeChildren({ kind: 'document', id: documentId }, tenant, sourceKey, batches);
-    await this.flow.add(node(IndexDocument, { v: 1, documentId, tenant }, {}, children));
+  async submitDocument(documentId: string, tenant: string, sourceKey: string, batches: ChunkRef[][], traceparent?: string): Promise<void> {
+    const children = this.encodeChildren({ kind: 'document', id: documentId }, tenant, sourceKey, batches, traceparent);
+    await this.flow.add(node(IndexDocument, { v: 1, documentId, tenant, traceparent }, {}, children));
   }
 
   /**

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { QueueName } from '@lib/shared';
 import { metrics } from './metrics.js';
+import { endSpan, SpanKind, startSpan } from './tracing.js';
 import { bullPrefix, describeFailure, toBullError } from './pipeline.js';
 
 export type JobHandler = (job: Job, log: Logger) => Promise<unknown>;
@@ -21,6 +22,8 @@ export interface QueueWorkerOptions {
   lockDurationMs: number;
   stalledIntervalMs: number;
   logger: Logger;
+  /** Tracer name of the app, so each app's spans are told apart within one trace. */
+  tracer: string;
   /** Called once when a job has failed for good (retries spent, unrecoverable, or stalled too often). */
   onFinalFailure?: (job: Job, error: { code: string; message: string }) => Promise<void>;
 }
@@ -36,16 +39,29 @@ export function createQueueWorker(o: QueueWorkerOptions): Worker {
     async (job) => {
       const handler = o.handlers[job.name];
       if (!handler) throw toBullError(new Error(`no handler for job ${job.name} on queue ${o.queue} (this is a bug)`));
-      const log = o.logger.child({ queue: o.queue, jobName: job.name, jobId: job.id, attempt: job.attemptsMade + 1 });
+      const data = (job.data ?? {}) as { traceparent?: string; tenant?: string; jobId?: string; owner?: { id: string } };
+      const span = startSpan(o.tracer, job.name, data.traceparent, SpanKind.CONSUMER, { 'messaging.destination.name': o.queue, 'messaging.message.id': job.id ?? '' });
+      // Every line of this job's log carries the job, the tenant and the trace.
+      const log = o.logger.child({
+        queue: o.queue,
+        jobName: job.name,
+        jobId: job.id,
+        requestId: data.jobId ?? data.owner?.id,
+        tenant: data.tenant,
+        traceId: span.spanContext().traceId,
+        attempt: job.attemptsMade + 1,
+      });
       const t0 = performance.now();
       log.info('job started');
       try {
         const result = await handler(job, log);
         log.info({ ms: Math.round(performance.now() - t0) }, 'job done');
+        endSpan(span);
         return result;
       } catch (err) {
         const { error, final } = describeFailure(err, job.attemptsMade, job.opts.attempts ?? 1);
         log.warn({ ms: Math.round(performance.now() - t0), code: error.code, err: error.message, final }, 'job failed');
+        endSpan(span, err);
         throw toBullError(err);
       }
     },

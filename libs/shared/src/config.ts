@@ -112,6 +112,7 @@ export const SETTINGS = {
   workerLockMs: setting('WORKER_LOCK_MS', int(1000, 3_600_000).default(30_000), 'BullMQ lock of a running job, renewed while it runs; a killed worker\'s job is retaken after it lapses.'),
   workerStalledIntervalMs: setting('WORKER_STALLED_INTERVAL_MS', int(500, 3_600_000).default(15_000), 'How often workers look for stalled jobs.'),
 
+  otelEndpoint: setting('OTEL_EXPORTER_OTLP_ENDPOINT', z.string().url().optional(), 'OTLP/HTTP endpoint for traces (e.g. http://otel-collector:4318); unset: no export.'),
   metricsPort: setting('METRICS_PORT', int(0, 65535).default(0), 'Port of a worker process\'s /metrics (0: none; the API serves /metrics on PORT).'),
 
   logLevel: setting('LOG_LEVEL', z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'), 'Log level.'),

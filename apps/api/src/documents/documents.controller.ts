@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import { toPublicDocument, toPublicJob, type Config } from '@lib/shared';
 import { readBody } from '../common/request-body.js';
 import { AdmissionService } from '../auth/admission.service.js';
+import { traced } from '../common/traced.js';
 import { TenantGuard, TenantId } from '../auth/tenant.guard.js';
 import { JobsService } from '../jobs/jobs.service.js';
 import { CONFIG } from '../tokens.js';
@@ -20,8 +21,10 @@ export class DocumentsController {
   @Post()
   @HttpCode(202)
   async create(@TenantId() tenant: string, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
-    await this.admission.admit(tenant);
-    const doc = await this.jobs.createDocument(tenant, await readBody(req, res, this.config.maxUploadBytes));
+    const doc = await traced('POST /v1/documents', req, async (traceparent) => {
+      await this.admission.admit(tenant);
+      return this.jobs.createDocument(tenant, await readBody(req, res, this.config.maxUploadBytes), traceparent);
+    });
     res.setHeader('Location', `/v1/documents/${doc.id}`);
     return toPublicDocument(doc);
   }
@@ -34,8 +37,10 @@ export class DocumentsController {
   @Post(':id/jobs')
   @HttpCode(202)
   async ask(@TenantId() tenant: string, @Param('id') id: string, @Req() req: Request, @Res({ passthrough: true }) res: Response, @Headers('idempotency-key') key?: string) {
-    await this.admission.admit(tenant);
-    const { job, replayed } = await this.jobs.createDocumentJob(tenant, id, await readBody(req, res, this.config.maxUploadBytes), key);
+    const { job, replayed } = await traced('POST /v1/documents/:id/jobs', req, async (traceparent) => {
+      await this.admission.admit(tenant);
+      return this.jobs.createDocumentJob(tenant, id, await readBody(req, res, this.config.maxUploadBytes), key, traceparent);
+    });
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.setHeader('Location', `/v1/jobs/${job.id}`);
     return toPublicJob(job);

@@ -6,6 +6,7 @@ import { toPublicJob, type Config, type JobEvent } from '@lib/shared';
 import { parseWith, readBody } from '../common/request-body.js';
 import { CONFIG, REDIS, STORE } from '../tokens.js';
 import { AdmissionService } from '../auth/admission.service.js';
+import { traced } from '../common/traced.js';
 import { TenantGuard, TenantId } from '../auth/tenant.guard.js';
 import { ListQuery } from './job-requests.js';
 import { JobsService } from './jobs.service.js';
@@ -24,9 +25,10 @@ export class JobsController {
   @Post()
   @HttpCode(202)
   async create(@TenantId() tenant: string, @Req() req: Request, @Res({ passthrough: true }) res: Response, @Headers('idempotency-key') key?: string) {
-    await this.admission.admit(tenant);
-    const body = await readBody(req, res, this.config.maxUploadBytes);
-    const { job, replayed } = await this.jobs.createJob(tenant, body, key);
+    const { job, replayed } = await traced('POST /v1/jobs', req, async (traceparent) => {
+      await this.admission.admit(tenant);
+      return this.jobs.createJob(tenant, await readBody(req, res, this.config.maxUploadBytes), key, traceparent);
+    });
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.setHeader('Location', `/v1/jobs/${job.id}`);
     return toPublicJob(job);

@@ -39,26 +39,26 @@ export class JobsService {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  async createJob(tenant: string, body: ParsedBody, idempotencyKey: string | undefined): Promise<{ job: JobRecord; replayed: boolean }> {
+  async createJob(tenant: string, body: ParsedBody, idempotencyKey: string | undefined, traceparent?: string): Promise<{ job: JobRecord; replayed: boolean }> {
     const { text: jsonText, ...options } = body.file
       ? { text: undefined, ...parseWith(JobOptions, body.fields, 'request') }
       : parseWith(CreateJobJson, body.fields, 'request');
     const { task, generation } = this.checkOptions(options);
     const text = await this.documentText(body, jsonText);
-    return this.enqueueJob(tenant, { text, task, generation, options, documentId: null }, idempotencyKey);
+    return this.enqueueJob(tenant, { text, task, generation, options, documentId: null, traceparent }, idempotencyKey);
   }
 
-  async createDocumentJob(tenant: string, documentId: string, body: ParsedBody, idempotencyKey: string | undefined): Promise<{ job: JobRecord; replayed: boolean }> {
+  async createDocumentJob(tenant: string, documentId: string, body: ParsedBody, idempotencyKey: string | undefined, traceparent?: string): Promise<{ job: JobRecord; replayed: boolean }> {
     if (body.file) throw new AppError('INPUT_INVALID', 'a job on a stored document takes no file');
     const doc = await this.getDocument(tenant, documentId);
     if (doc.status === 'failed') throw new AppError('CONFLICT', `document ${documentId} failed to encode: ${doc.error?.message ?? ''}`);
     const options = parseWith(JobOptions, body.fields, 'request');
     const { task, generation } = this.checkOptions(options);
     const text = (await this.blobs.get(doc.sourceKey)).toString('utf8');
-    return this.enqueueJob(tenant, { text, task, generation, options, documentId: doc.id, sourceKeyOverride: doc.sourceKey }, idempotencyKey);
+    return this.enqueueJob(tenant, { text, task, generation, options, documentId: doc.id, sourceKeyOverride: doc.sourceKey, traceparent }, idempotencyKey);
   }
 
-  async createDocument(tenant: string, body: ParsedBody): Promise<DocumentRecord> {
+  async createDocument(tenant: string, body: ParsedBody, traceparent?: string): Promise<DocumentRecord> {
     const { text: jsonText, metadata } = body.file
       ? { text: undefined, ...parseWith(CreateDocumentJson.omit({ text: true }), body.fields, 'request') }
       : parseWith(CreateDocumentJson, body.fields, 'request');
@@ -82,7 +82,7 @@ export class JobsService {
       error: null,
     };
     await this.store.createDocument(doc);
-    await this.pipeline.submitDocument(id, tenant, key, batches);
+    await this.pipeline.submitDocument(id, tenant, key, batches, traceparent);
     return doc;
   }
 
@@ -165,7 +165,7 @@ export class JobsService {
 
   private async enqueueJob(
     tenant: string,
-    input: { text: string; task: Task; generation: GenerationParams; options: z.output<typeof JobOptions>; documentId: string | null; sourceKeyOverride?: string },
+    input: { text: string; task: Task; generation: GenerationParams; options: z.output<typeof JobOptions>; documentId: string | null; sourceKeyOverride?: string; traceparent?: string },
     idempotencyKey: string | undefined,
   ): Promise<{ job: JobRecord; replayed: boolean }> {
     let id = newId('job');
@@ -213,7 +213,7 @@ export class JobsService {
       };
       await this.store.createJob(job);
       try {
-        await this.pipeline.submitJob(job, batches);
+        await this.pipeline.submitJob(job, batches, input.traceparent);
       } catch (err) {
         // Accepted jobs always end: a job whose flow could not be queued is failed, readable, not left queued.
         const e = new AppError('QUEUE_UNAVAILABLE', `the job could not be queued: ${(err as Error).message}`);

@@ -3,6 +3,9 @@ import { defineJob, JOB_ID_SEPARATOR, QueueName } from '../queues.js';
 
 const Id = z.string().regex(/^[A-Za-z0-9_-]{1,128}$/);
 
+/** W3C trace context of the request that made the job, so one trace spans API, encoder and decoder. */
+const Traceparent = z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/).optional();
+
 /** What owns a flow: a job (answer a task) or a stored document (encode once, ask many times). */
 export const Owner = z.object({ kind: z.enum(['job', 'document']), id: Id });
 export type Owner = z.infer<typeof Owner>;
@@ -24,6 +27,7 @@ export const EncodeChunks = defineJob({
     /** This child's place among its siblings: results are gathered in this order. */
     batch: z.number().int().nonnegative(),
     chunks: z.array(ChunkRef).min(1).max(4096),
+    traceparent: Traceparent,
   }),
   result: z.object({
     batch: z.number().int().nonnegative(),
@@ -45,7 +49,7 @@ export const DecodeJob = defineJob({
   queue: QueueName.Decode,
   name: 'decode-job',
   version: 1,
-  payload: z.object({ v: z.literal(1), jobId: Id, tenant: Id }),
+  payload: z.object({ v: z.literal(1), jobId: Id, tenant: Id, traceparent: Traceparent }),
   result: z.object({ resultKey: z.string() }),
   jobId: (p) => [p.jobId, 'dec'].join(JOB_ID_SEPARATOR),
   retry: { attempts: 3, backoff: { type: 'exponential', delay: 2000 } },
@@ -55,7 +59,7 @@ export const IndexDocument = defineJob({
   queue: QueueName.Decode,
   name: 'index-document',
   version: 1,
-  payload: z.object({ v: z.literal(1), documentId: Id, tenant: Id }),
+  payload: z.object({ v: z.literal(1), documentId: Id, tenant: Id, traceparent: Traceparent }),
   result: z.object({ chunks: z.number().int().nonnegative() }),
   jobId: (p) => [p.documentId, 'idx'].join(JOB_ID_SEPARATOR),
   retry: { attempts: 3, backoff: { type: 'exponential', delay: 2000 } },
