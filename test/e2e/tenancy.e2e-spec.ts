@@ -5,6 +5,7 @@ import { decodeSoftPrompt, type Config } from '@lib/shared';
 import { startStack, type Stack } from './stack.js';
 
 const KEYS = { alpha: 'alpha-key-0123456789abcdef', beta: 'beta-key-0123456789abcdef' };
+const ADMIN_KEY = 'admin-key-0123456789abcdef';
 const TEXT = 'Tenancy keeps documents apart. Each tenant sees only its own jobs. The key decides the tenant.';
 
 async function waitDone(http: ReturnType<typeof request>, id: string, auth: string) {
@@ -26,7 +27,7 @@ describe('tenancy, rate limits and lost soft prompts', () => {
     // API_KEYS holds a hashed entry too, as operators are advised to configure it.
     const { createHash } = await import('node:crypto');
     const betaHash = createHash('sha256').update(KEYS.beta).digest('hex');
-    stack = await startStack({ apiKeys: `alpha:${KEYS.alpha},beta:sha256:${betaHash}`, rateLimitPerMinute: 8 } as unknown as Partial<Config>);
+    stack = await startStack({ apiKeys: `alpha:${KEYS.alpha},beta:sha256:${betaHash}`, rateLimitPerMinute: 8, adminApiKey: ADMIN_KEY } as unknown as Partial<Config>);
     http = request(stack.api.url);
   }, 120_000);
   afterAll(async () => stack?.stop());
@@ -39,6 +40,16 @@ describe('tenancy, rate limits and lost soft prompts', () => {
       expect(res.body.error.code).toBe('UNAUTHORIZED');
     }
     await http.get('/healthz').expect(200);
+  });
+
+  it('puts the queue dashboard behind the admin key', async () => {
+    expect((await http.get('/admin/queues')).status).toBe(401);
+    expect((await http.get('/admin/queues').set('Authorization', alpha)).status).toBe(403);
+    const page = await http.get('/admin/queues').set('Authorization', `Bearer ${ADMIN_KEY}`).expect(200);
+    expect(page.text).toMatch(/<html/i);
+    const basic = `Basic ${Buffer.from(`admin:${ADMIN_KEY}`).toString('base64')}`;
+    const queues = await http.get('/admin/queues/api/queues').set('Authorization', basic).expect(200);
+    expect(JSON.stringify(queues.body)).toContain('encode');
   });
 
   it("keeps one tenant's jobs invisible to another (404, not 403)", async () => {

@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { AdmissionService } from './auth/admission.service.js';
 import { TenantGuard } from './auth/tenant.guard.js';
+import { ConsoleController } from './console/console.controller.js';
 import { DocsController } from './docs/openapi.js';
 import { DocumentsController } from './documents/documents.controller.js';
 import { HealthController } from './health/health.controller.js';
@@ -24,7 +25,7 @@ export class AppModule {
   static register(deps: ApiDeps): DynamicModule {
     return {
       module: AppModule,
-      controllers: [JobsController, DocumentsController, HealthController, MetricsController, DocsController],
+      controllers: [JobsController, DocumentsController, HealthController, MetricsController, DocsController, ConsoleController],
       providers: [
         JobsService,
         AdmissionService,

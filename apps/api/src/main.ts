@@ -3,13 +3,16 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
 import express from 'express';
 import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
 import { createRedis, JobStore, Pipeline } from '@lib/job-store';
-import { AppError, ModelManifest, type Config } from '@lib/shared';
+import { AppError, ERROR_CODES, ModelManifest, toAppError, type Config } from '@lib/shared';
 import { AppModule } from './app.module.js';
-import { isLoopbackHost } from './auth/tenant.guard.js';
+import { assertAdmin, isLoopbackHost } from './auth/tenant.guard.js';
 import { AppErrorFilter } from './common/app-error.filter.js';
 
 export interface ApiHandle {
@@ -26,6 +29,27 @@ async function readManifest(modelPath: string): Promise<ModelManifest> {
   } catch (err) {
     throw new AppError('MODEL_INVALID', `cannot read the model manifest in ${modelPath}: ${(err as Error).message}`);
   }
+}
+
+/** The BullMQ dashboard at /admin/queues, behind the admin key. */
+function mountQueueDashboard(app: NestExpressApplication, config: Config, pipeline: Pipeline): void {
+  const board = new ExpressAdapter();
+  board.setBasePath('/admin/queues');
+  createBullBoard({ queues: Object.values(pipeline.queues).map((q) => new BullMQAdapter(q)), serverAdapter: board });
+  app.use(
+    '/admin/queues',
+    (req: express.Request, res: express.Response, next: express.NextFunction) => {
+      try {
+        assertAdmin(config, req.headers.authorization);
+        next();
+      } catch (err) {
+        const e = toAppError(err);
+        if (e.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Basic realm="e2llm admin"');
+        res.status(ERROR_CODES[e.code].status).json({ error: e.toJSON() });
+      }
+    },
+    board.getRouter(),
+  );
 }
 
 export async function createApi(config: Config, deps: { logger?: Logger; blobs?: BlobStore } = {}): Promise<ApiHandle> {
@@ -47,6 +71,7 @@ export async function createApi(config: Config, deps: { logger?: Logger; blobs?:
     logger: ['error', 'warn'],
   });
   app.use(express.json({ limit: config.maxUploadBytes, type: 'application/json' }));
+  mountQueueDashboard(app, config, pipeline);
   app.useGlobalFilters(new AppErrorFilter(logger));
   app.enableShutdownHooks();
   app.disable('x-powered-by');

@@ -40,13 +40,19 @@ export function resolveTenant(config: Pick<Config, 'apiKeys'>, authorization: st
   return tenant;
 }
 
-/** Admin routes need ADMIN_API_KEY; with none configured they are closed. */
+/**
+ * Admin routes need ADMIN_API_KEY, as `Bearer <key>` or, for a browser, Basic auth with the key as the password.
+ * With no admin key configured they are closed.
+ */
 export function assertAdmin(config: Pick<Config, 'adminApiKey'>, authorization: string | undefined): void {
-  const m = /^Bearer (.+)$/.exec(authorization ?? '');
   if (!config.adminApiKey) throw new AppError('FORBIDDEN', 'admin routes are disabled (ADMIN_API_KEY is not set)');
-  const a = createHash('sha256').update(m?.[1] ?? '').digest();
+  const bearer = /^Bearer (.+)$/.exec(authorization ?? '')?.[1];
+  const basic = /^Basic ([A-Za-z0-9+/=]+)$/.exec(authorization ?? '')?.[1];
+  const presented = bearer ?? (basic ? Buffer.from(basic, 'base64').toString('utf8').split(':').slice(1).join(':') : undefined);
+  if (presented === undefined) throw new AppError('UNAUTHORIZED', 'this route needs the admin key');
+  const a = createHash('sha256').update(presented).digest();
   const b = createHash('sha256').update(config.adminApiKey).digest();
-  if (!m || !timingSafeEqual(a, b)) throw new AppError(m ? 'FORBIDDEN' : 'UNAUTHORIZED', 'this route needs the admin key');
+  if (!timingSafeEqual(a, b)) throw new AppError('FORBIDDEN', 'this route needs the admin key');
 }
 
 /** The tenant the guard resolved for this request. */
