@@ -73,9 +73,11 @@ describe('ERROR_CODES', () => {
     expect(exitCode).toBeGreaterThan(0);
   });
 
-  it('marks only server-side conditions retryable: a 4xx is never retryable', () => {
+  it('marks only server-side conditions and 429s retryable: any other 4xx is never retryable', () => {
     for (const code of CODES) {
-      if (ERROR_CODES[code].status < 500) expect(ERROR_CODES[code].retryable, code).toBe(false);
+      const { status, retryable } = ERROR_CODES[code];
+      if (status === 429) expect(retryable, code).toBe(true);
+      else if (status < 500) expect(retryable, code).toBe(false);
     }
   });
 

@@ -3,22 +3,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AppError, type ErrorCode } from './errors.js';
 import { decodeSoftPrompt, encodeSoftPrompt, SOFT_PROMPT_BLOB_VERSION, type SoftPrompt } from './soft-prompt-blob.js';
+import { codeOf } from '../test/error-code.js';
 
 const ENCODER = 'enc-3f2a9c';
 
 /** The code of the AppError `fn` throws; fails the test if it returns or throws anything else. */
-function codeOf(fn: () => unknown): ErrorCode {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  if (thrown === undefined) throw new Error('expected an AppError, but nothing was thrown');
-  expect(thrown).toBeInstanceOf(AppError);
-  return (thrown as AppError).code;
-}
-
 function sample(shape = [3, 4], encoderId = ENCODER): SoftPrompt {
   const count = shape.reduce((a, b) => a * b, 1);
   const data = Float32Array.from({ length: count }, (_, i) => Math.fround(Math.sin(i + 1) * (i + 1)));

@@ -2,18 +2,7 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AppError, type ErrorCode } from './errors.js';
 import { chunkHash, resultKey, softPromptKey, sourceKey } from './storage-keys.js';
-
-function codeOf(fn: () => unknown): ErrorCode {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  if (thrown === undefined) throw new Error('expected an AppError, but nothing was thrown');
-  expect(thrown).toBeInstanceOf(AppError);
-  return (thrown as AppError).code;
-}
+import { codeOf } from '../test/error-code.js';
 
 const HASH = 'a'.repeat(64);
 

@@ -1,18 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AppError, type ErrorCode } from './errors.js';
 import { decodeDocument, validateDocumentText, validateQuestion } from './text-input.js';
-
-function codeOf(fn: () => unknown): ErrorCode {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (err) {
-    thrown = err;
-  }
-  if (thrown === undefined) throw new Error('expected an AppError, but nothing was thrown');
-  expect(thrown).toBeInstanceOf(AppError);
-  return (thrown as AppError).code;
-}
+import { codeOf } from '../test/error-code.js';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const bytes = (...b: number[]) => new Uint8Array(b);
