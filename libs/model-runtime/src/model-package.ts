@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { AppError, ModelManifest } from '@lib/shared';
 
 /** A model package folder whose manifest has been validated and whose files all exist. */
@@ -56,6 +56,11 @@ export async function loadModelPackage(dir: string): Promise<ModelPackage> {
   }
   const hash = createHash('sha256');
   hash.update(await readFile(files.encoder));
+  // Weights of a large encoder live beside the graph as ONNX external data (encoder.onnx.data): they count too.
+  const encoderName = basename(files.encoder);
+  for (const f of (await readdir(dirname(files.encoder))).filter((n) => n.startsWith(`${encoderName}.`)).sort()) {
+    hash.update(await readFile(join(dirname(files.encoder), f)));
+  }
   hash.update(await readFile(files.encoderTokenizer));
   const { pooling, maxTokens, clsTokenId, padTokenId } = m.encoder;
   hash.update(JSON.stringify({ pooling, maxTokens, clsTokenId, padTokenId, chunking: m.prompt.chunking }));
