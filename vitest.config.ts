@@ -13,7 +13,7 @@ export default defineConfig({
     ],
   },
   test: {
-    include: ['{libs,apps}/*/{src,test}/**/*.{spec,model-spec,int-spec}.ts', 'test/**/*.{spec,e2e-spec}.ts'],
+    include: ['{libs,apps}/*/{src,test}/**/*.{spec,model-spec,int-spec}.ts', 'test/**/*.{spec,e2e-spec}.ts', 'infra/**/*.spec.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',

@@ -11,6 +11,7 @@ const STYLE = `
 body { margin: 0 auto; max-width: 980px; padding: 1rem 1.5rem 3rem; }
 h1 { font-size: 1.4rem; margin: .5rem 0 1rem; }
 h2 { font-size: 1.05rem; margin: 0 0 .6rem; }
+h2 button { margin: 0 0 0 .6rem; padding: .15rem .6rem; font-size: .8rem; }
 section { background: #fff; border: 1px solid #d8dce2; border-radius: 8px; padding: 1rem; margin-bottom: 1rem; }
 label { display: block; font-weight: 600; margin: .6rem 0 .25rem; font-size: .9rem; }
 textarea, input[type=text], input[type=password], input[type=number], select { width: 100%; box-sizing: border-box; font: inherit; padding: .4rem; border: 1px solid #b8bec7; border-radius: 4px; }
@@ -242,6 +243,7 @@ export const CONSOLE_HTML = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>E2LLM console</title>
+<link rel="icon" href="data:,">
 <style>${STYLE}</style>
 </head>
 <body>

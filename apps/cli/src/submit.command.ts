@@ -1,0 +1,149 @@
+import { readFile, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { parseArgs } from 'node:util';
+import { E2llmClient, type PublicJob } from '@lib/client';
+import { AppError, ERROR_CODES, type GenerationParams, type Task } from '@lib/shared';
+import type { CliIo } from './main.js';
+
+const OPTIONS = {
+  question: { type: 'string', short: 'q' },
+  task: { type: 'string' },
+  instruction: { type: 'string' },
+  url: { type: 'string' },
+  'api-key': { type: 'string' },
+  'max-new-tokens': { type: 'string' },
+  temperature: { type: 'string' },
+  'top-p': { type: 'string' },
+  'top-k': { type: 'string' },
+  seed: { type: 'string' },
+  stop: { type: 'string', multiple: true },
+  'poll-ms': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
+
+/**
+ * `e2llm submit FILE -q "..." --url URL`: uploads the file to a running API, shows a progress bar on stderr while
+ * the job runs, then prints the answer (or, with --json, the finished job).
+ */
+export async function submitCommand(argv: string[], io: CliIo): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new AppError('INPUT_INVALID', (err as Error).message);
+  }
+  const { values: v, positionals } = parsed;
+  if (v.help) {
+    const { USAGE } = await import('./main.js');
+    io.stdout.write(USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new AppError('INPUT_INVALID', 'submit takes exactly one FILE');
+  const task = buildTask(v.task ?? 'qa', v.question, v.instruction);
+  const generation = generationOverrides(v);
+  const pollMs = v['poll-ms'] === undefined ? 250 : positiveNumber('poll-ms', v['poll-ms']);
+  const path = positionals[0]!;
+  const file = await readUpload(path);
+
+  const client = new E2llmClient({ baseUrl: v.url ?? DEFAULT_API_URL, apiKey: v['api-key'] });
+  const created = await client.createJob({ file, filename: basename(path), task, ...(generation ? { generation } : {}) });
+  const bar = new ProgressBar(io.stderr);
+  bar.update(created);
+  const job = await client.waitForJob(created.id, { intervalMs: pollMs, onProgress: (j) => bar.update(j) });
+  bar.done(job);
+
+  if (v.json) io.stdout.write(`${JSON.stringify(job)}\n`);
+  if (job.status === 'succeeded') {
+    if (!v.json) io.stdout.write(`${job.result?.text ?? ''}\n`);
+    return 0;
+  }
+  const code = job.status === 'cancelled' ? 'JOB_CANCELLED' : (job.error?.code ?? 'INTERNAL');
+  io.stderr.write(`e2llm: error ${code}: job ${job.id} ${job.status}${job.error ? `: ${job.error.message}` : ''}\n`);
+  return ERROR_CODES[code].exitCode;
+}
+
+/** A one-line bar redrawn in place on a terminal; elsewhere (logs, pipes) one line per change. */
+class ProgressBar {
+  private last = '';
+  private readonly tty: boolean;
+
+  constructor(private readonly out: CliIo['stderr']) {
+    this.tty = (out as { isTTY?: boolean }).isTTY === true;
+  }
+
+  update(job: PublicJob): void {
+    const line = render(job);
+    if (line === this.last) return;
+    this.last = line;
+    this.out.write(this.tty ? `\r\x1b[2K${line}` : `${line}\n`);
+  }
+
+  done(job: PublicJob): void {
+    this.update(job);
+    if (this.tty) this.out.write('\n');
+  }
+}
+
+export function render(job: PublicJob, width = 30): string {
+  const { chunksTotal, chunksEncoded, chunksCached } = job.progress;
+  const done = Math.min(chunksTotal, chunksEncoded + chunksCached);
+  const filled = chunksTotal > 0 ? Math.round((done / chunksTotal) * width) : 0;
+  const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
+  return `[${bar}] ${done}/${chunksTotal} chunks (${chunksEncoded} encoded, ${chunksCached} cached) ${job.status}`;
+}
+
+function buildTask(type: string, question: string | undefined, instruction: string | undefined): Task {
+  if (type !== 'qa' && question !== undefined) throw new AppError('INPUT_INVALID', `--question is for --task qa, not ${type}`);
+  if (type !== 'instruct' && instruction !== undefined) throw new AppError('INPUT_INVALID', `--instruction is for --task instruct, not ${type}`);
+  switch (type) {
+    case 'qa':
+      if (!question) throw new AppError('INPUT_INVALID', '--question is required for --task qa');
+      return { type, question };
+    case 'instruct':
+      if (!instruction) throw new AppError('INPUT_INVALID', '--instruction is required for --task instruct');
+      return { type, instruction };
+    case 'summarize':
+    case 'reconstruct':
+      return { type };
+    default:
+      throw new AppError('INPUT_INVALID', `unknown --task "${type}" (qa, summarize, reconstruct or instruct)`);
+  }
+}
+
+/** Only the flags given: the server applies its defaults and limits to the rest. */
+function generationOverrides(v: Record<string, unknown>): Partial<GenerationParams> | undefined {
+  const num = (flag: string): number | undefined => {
+    const raw = v[flag];
+    if (raw === undefined) return undefined;
+    const n = Number(raw);
+    if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n)) throw new AppError('INPUT_INVALID', `--${flag} must be a number, got "${String(raw)}"`);
+    return n;
+  };
+  const g: Partial<GenerationParams> = {};
+  const set = <K extends keyof GenerationParams>(k: K, value: GenerationParams[K] | undefined) => {
+    if (value !== undefined) g[k] = value;
+  };
+  set('maxNewTokens', num('max-new-tokens'));
+  set('temperature', num('temperature'));
+  set('topP', num('top-p'));
+  set('topK', num('top-k'));
+  set('seed', num('seed'));
+  set('stop', v.stop as string[] | undefined);
+  return Object.keys(g).length > 0 ? g : undefined;
+}
+
+function positiveNumber(flag: string, raw: string): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(n) || n <= 0) throw new AppError('INPUT_INVALID', `--${flag} must be a positive number, got "${raw}"`);
+  return n;
+}
+
+async function readUpload(path: string): Promise<Uint8Array> {
+  const s = await stat(path).catch(() => null);
+  if (!s) throw new AppError('FILE_NOT_FOUND', `no such file: ${path}`);
+  if (!s.isFile()) throw new AppError('FILE_NOT_FOUND', `not a regular file: ${path}`);
+  return readFile(path);
+}

@@ -1,0 +1,317 @@
+import {
+  AppError,
+  ERROR_CODES,
+  TERMINAL_STATUSES,
+  type ErrorCode,
+  type GenerationParams,
+  type JobProgress,
+  type JobStatus,
+  type Metadata,
+  type PublicDocument,
+  type PublicJob,
+  type Task,
+  type WebhookSpec,
+} from '@lib/shared';
+
+export interface E2llmClientOptions {
+  /** Where the API listens, e.g. `http://127.0.0.1:8080`. */
+  baseUrl: string;
+  /** Sent as `Authorization: Bearer <apiKey>` (needed when the API has API_KEYS configured). */
+  apiKey?: string;
+  /** Another fetch (tests, proxies); defaults to the global one. */
+  fetch?: typeof fetch;
+}
+
+/** The document of a request: text, or the bytes of a file (.txt .md .html .pdf .docx) with its name. */
+export type DocumentInput = { text: string } | { file: Uint8Array | Blob; filename: string; contentType?: string };
+
+/** What a job asks of its document, as POST /v1/jobs and POST /v1/documents/:id/jobs take it. */
+export interface JobOptions {
+  task: Task;
+  /** Overrides of the generation defaults; the server fills in the rest. */
+  generation?: Partial<GenerationParams>;
+  /** Signed POSTs of each terminal status (the server needs WEBHOOK_SECRET). */
+  webhook?: WebhookSpec;
+  metadata?: Metadata;
+  /** Makes retries safe: the same key and body return the same job; another body is CONFLICT. */
+  idempotencyKey?: string;
+}
+
+export type CreateJobRequest = DocumentInput & JobOptions;
+export type CreateDocumentRequest = DocumentInput & { metadata?: Metadata };
+
+export interface JobList {
+  object: 'list';
+  data: PublicJob[];
+  nextCursor: string | null;
+  hasMore: boolean;
+}
+
+/**
+ * A server-sent event of GET /v1/jobs/:id/events. `status` carries the whole job when the server sends a snapshot
+ * (the first event and the terminal one, result included); between them it carries only the new status.
+ */
+export type JobStreamEvent =
+  | { type: 'status'; status: JobStatus; job: PublicJob | null; error?: { code: ErrorCode; message: string } }
+  | { type: 'progress'; progress: JobProgress }
+  | { type: 'text'; delta: string };
+
+export interface WaitOptions {
+  /** Poll interval (default 500 ms). */
+  intervalMs?: number;
+  /** Give up after this long (default: never). */
+  timeoutMs?: number;
+  /** Called after every poll with the job as it stands. */
+  onProgress?: (job: PublicJob) => void;
+  signal?: AbortSignal;
+}
+
+/** An error answered by the API (its `{error: {code, message, details}}` body), or a failure to reach it. */
+export class ApiError extends AppError {
+  /** The HTTP status the API answered; 0 when it could not be reached. */
+  readonly httpStatus: number;
+
+  constructor(code: ErrorCode, message: string, httpStatus: number, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(code, message, details, options);
+    this.name = 'ApiError';
+    this.httpStatus = httpStatus;
+  }
+}
+
+export function isTerminalStatus(status: JobStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+/** A typed client of the E2LLM API; every method throws ApiError with the API's error code on failure. */
+export class E2llmClient {
+  private readonly baseUrl: string;
+  private readonly apiKey: string | undefined;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(options: E2llmClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.apiKey = options.apiKey;
+    this.fetchImpl = options.fetch ?? globalThis.fetch;
+  }
+
+  /** POST /v1/jobs: answers with the queued job (202). */
+  async createJob(req: CreateJobRequest): Promise<PublicJob> {
+    const { idempotencyKey, ...rest } = req;
+    return this.request<PublicJob>('POST', '/v1/jobs', { body: documentBody(rest, jobFields(rest)), idempotencyKey });
+  }
+
+  async getJob(id: string): Promise<PublicJob> {
+    return this.request<PublicJob>('GET', `/v1/jobs/${encodeURIComponent(id)}`);
+  }
+
+  /** One page, newest first; pass `nextCursor` as `after` for the next. */
+  async listJobs(query: { limit?: number; after?: string } = {}): Promise<JobList> {
+    const params = new URLSearchParams();
+    if (query.limit !== undefined) params.set('limit', String(query.limit));
+    if (query.after !== undefined) params.set('after', query.after);
+    const qs = params.toString();
+    return this.request<JobList>('GET', `/v1/jobs${qs ? `?${qs}` : ''}`);
+  }
+
+  async cancelJob(id: string): Promise<PublicJob> {
+    return this.request<PublicJob>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`);
+  }
+
+  /** POST /v1/documents: stores and encodes a document once, to be asked many times. */
+  async createDocument(req: CreateDocumentRequest): Promise<PublicDocument> {
+    const fields: Record<string, unknown> = req.metadata ? { metadata: req.metadata } : {};
+    return this.request<PublicDocument>('POST', '/v1/documents', { body: documentBody(req, fields) });
+  }
+
+  async getDocument(id: string): Promise<PublicDocument> {
+    return this.request<PublicDocument>('GET', `/v1/documents/${encodeURIComponent(id)}`);
+  }
+
+  /** POST /v1/documents/:id/jobs: a job on a stored document, no upload. */
+  async askDocument(documentId: string, options: JobOptions): Promise<PublicJob> {
+    const { idempotencyKey, ...rest } = options;
+    return this.request<PublicJob>('POST', `/v1/documents/${encodeURIComponent(documentId)}/jobs`, {
+      body: { kind: 'json', value: jobFields(rest) },
+      idempotencyKey,
+    });
+  }
+
+  /**
+   * GET /v1/jobs/:id/events as an async iterator. It ends after the terminal `status` event (whose `job` holds the
+   * result); breaking out of the loop, or aborting `signal`, closes the connection.
+   */
+  async *events(id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<JobStreamEvent, void, undefined> {
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(options.signal?.reason);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const res = await this.send('GET', `/v1/jobs/${encodeURIComponent(id)}/events`, { accept: 'text/event-stream', signal: controller.signal });
+      if (!res.body) throw new ApiError('INTERNAL', 'the event stream has no body', res.status);
+      for await (const raw of parseSse(res.body)) {
+        const event = toStreamEvent(raw.event, raw.data);
+        if (event) yield event;
+      }
+    } finally {
+      options.signal?.removeEventListener('abort', onAbort);
+      controller.abort();
+    }
+  }
+
+  /** Polls a job until it ends (succeeded, failed or cancelled) and returns it; never throws for a failed job. */
+  async waitForJob(id: string, options: WaitOptions = {}): Promise<PublicJob> {
+    const interval = options.intervalMs ?? 500;
+    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const job = await this.getJob(id);
+      options.onProgress?.(job);
+      if (isTerminalStatus(job.status)) return job;
+      if (Date.now() + interval > deadline) {
+        throw new ApiError('INTERNAL', `job ${id} did not end within ${options.timeoutMs} ms (status ${job.status})`, 0, { jobId: id, status: job.status });
+      }
+      await sleep(interval, options.signal);
+    }
+  }
+
+  private async request<T>(method: string, path: string, opts: { body?: RequestBody; idempotencyKey?: string } = {}): Promise<T> {
+    const res = await this.send(method, path, opts);
+    return (await res.json()) as T;
+  }
+
+  /** Sends a request; an answer that is not 2xx becomes ApiError with the API's code. */
+  private async send(method: string, path: string, opts: { body?: RequestBody; idempotencyKey?: string; accept?: string; signal?: AbortSignal }): Promise<Response> {
+    const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
+    if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    if (opts.idempotencyKey !== undefined) headers['idempotency-key'] = opts.idempotencyKey;
+    let body: string | FormData | undefined;
+    if (opts.body?.kind === 'json') {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(opts.body.value);
+    } else if (opts.body?.kind === 'form') {
+      body = opts.body.value; // fetch sets the multipart boundary itself
+    }
+    const url = `${this.baseUrl}${path}`;
+    let res: Response;
+    try {
+      res = await this.fetchImpl(url, { method, headers, body, signal: opts.signal });
+    } catch (err) {
+      if (opts.signal?.aborted) throw err;
+      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+      throw new ApiError('INTERNAL', `cannot reach the API at ${this.baseUrl}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, 0, { url }, { cause: err });
+    }
+    if (res.ok) return res;
+    throw await errorFromResponse(res);
+  }
+}
+
+type RequestBody = { kind: 'json'; value: Record<string, unknown> } | { kind: 'form'; value: FormData };
+
+function jobFields(o: JobOptions): Record<string, unknown> {
+  const fields: Record<string, unknown> = { task: o.task };
+  if (o.generation !== undefined) fields.generation = o.generation;
+  if (o.webhook !== undefined) fields.webhook = o.webhook;
+  if (o.metadata !== undefined) fields.metadata = o.metadata;
+  return fields;
+}
+
+/** JSON for text; multipart for a file, with each field as JSON text (as the API reads multipart fields). */
+function documentBody(input: DocumentInput, fields: Record<string, unknown>): RequestBody {
+  if ('text' in input) return { kind: 'json', value: { ...fields, text: input.text } };
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.set(k, JSON.stringify(v));
+  const blob = input.file instanceof Blob ? input.file : new Blob([input.file], { type: input.contentType ?? 'application/octet-stream' });
+  form.set('file', blob, input.filename);
+  return { kind: 'form', value: form };
+}
+
+async function errorFromResponse(res: Response): Promise<ApiError> {
+  const text = await res.text().catch(() => '');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  const e = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
+  const known = typeof e?.code === 'string' && Object.hasOwn(ERROR_CODES, e.code);
+  const message = typeof e?.message === 'string' ? e.message : `HTTP ${res.status}${text ? `: ${text.slice(0, 200)}` : ''}`;
+  const details = e?.details && typeof e.details === 'object' ? (e.details as Record<string, unknown>) : undefined;
+  if (known) return new ApiError(e!.code as ErrorCode, message, res.status, details);
+  // An answer without one of our codes (a proxy's 502, say): keep what it said in the details.
+  return new ApiError(codeForStatus(res.status), message, res.status, { ...details, ...(typeof e?.code === 'string' ? { code: e.code } : {}) });
+}
+
+function codeForStatus(status: number): ErrorCode {
+  if (status === 401) return 'UNAUTHORIZED';
+  if (status === 403) return 'FORBIDDEN';
+  if (status === 404) return 'NOT_FOUND';
+  if (status === 409) return 'CONFLICT';
+  if (status === 413) return 'INPUT_TOO_LARGE';
+  if (status === 429) return 'OVERLOADED';
+  if (status >= 400 && status < 500) return 'INPUT_INVALID';
+  return 'INTERNAL';
+}
+
+function toStreamEvent(event: string, data: string): JobStreamEvent | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return null;
+  }
+  const v = value as Record<string, unknown>;
+  switch (event) {
+    case 'status':
+      if (v.object === 'job') return { type: 'status', status: v.status as JobStatus, job: value as PublicJob, ...(v.error ? { error: v.error as { code: ErrorCode; message: string } } : {}) };
+      return { type: 'status', status: v.status as JobStatus, job: null, ...(v.error ? { error: v.error as { code: ErrorCode; message: string } } : {}) };
+    case 'progress':
+      return { type: 'progress', progress: v.progress as JobProgress };
+    case 'text':
+      return { type: 'text', delta: String(v.delta ?? '') };
+    default:
+      return null; // an event type this client does not know yet: skipped, so new server events never break it
+  }
+}
+
+/** Splits a text/event-stream body into events (fields `event` and `data`; comments and ids are skipped). */
+export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<{ event: string; data: string }> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let event = 'message';
+  let data: string[] = [];
+  for await (const bytes of body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(bytes, { stream: true });
+    let nl: number;
+    while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
+      const line = buffer.slice(0, nl);
+      buffer = buffer.slice(nl + (buffer.startsWith('\r\n', nl) ? 2 : 1));
+      if (line === '') {
+        if (data.length > 0) yield { event, data: data.join('\n') };
+        event = 'message';
+        data = [];
+        continue;
+      }
+      if (line.startsWith(':')) continue;
+      const colon = line.indexOf(':');
+      const field = colon < 0 ? line : line.slice(0, colon);
+      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+      if (field === 'event') event = value;
+      else if (field === 'data') data.push(value);
+    }
+  }
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(done, ms);
+    function done() {
+      signal?.removeEventListener('abort', abort);
+      resolve();
+    }
+    function abort() {
+      clearTimeout(t);
+      reject(signal!.reason);
+    }
+    signal?.addEventListener('abort', abort, { once: true });
+  });
+}

@@ -1,0 +1,95 @@
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startStack, type Stack } from './stack.js';
+
+/** Debian's chromium (apt package `chromium`; .ci/run installs it). */
+const CHROMIUM = '/usr/bin/chromium';
+const RESULTS = fileURLToPath(new URL('../../test-results/', import.meta.url));
+
+const DOCUMENT = [
+  'The lighthouse on Gull Rock was kept by Ada Lindqvist for forty years.',
+  'Every night she climbed the hundred and twelve steps to light the lamp, and every morning she wrote the weather in a green ledger.',
+  'In the winter of 1911 a storm tore the roof from the oil house, and Ada kept the light burning with whale oil from the village.',
+].join(' ').concat(' ').repeat(6);
+
+let stack: Stack;
+let browser: BrowserContext;
+let profile: string;
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
+  stack = await startStack();
+  profile = await mkdtemp(join(tmpdir(), 'e2llm-chromium-'));
+  // The flags of the machine notes: no sandbox as root, no background traffic this closed network refuses, and a
+  // fresh profile (playwright passes it as --user-data-dir).
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    viewport: { width: 1100, height: 1300 },
+    headless: true,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await stack?.stop();
+  if (profile) await rm(profile, { recursive: true, force: true });
+});
+
+describe('web console in headless Chromium', () => {
+  it('submits pasted text as a qa job, streams the answer and lists the job as succeeded', async () => {
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') pageErrors.push(msg.text());
+    });
+
+    const response = await page.goto(`${stack.api.url}/`);
+    expect(response?.status()).toBe(200);
+    expect(response?.headers()['content-security-policy']).toContain("connect-src 'self'");
+    await expect(page.title()).resolves.toBe('E2LLM console');
+
+    await page.fill('#text', DOCUMENT);
+    await page.selectOption('#task', 'qa');
+    await page.fill('#prompt', 'Who kept the lighthouse?');
+    await page.fill('#max-new-tokens', '16');
+    await page.click('#submit');
+
+    // The job shows up, its chunks encode (progress from SSE), and the answer arrives when it ends.
+    await page.waitForSelector('#job-status.succeeded', { timeout: 60_000 });
+    await page.waitForSelector('#answer[data-state="done"]', { timeout: 10_000 });
+    const jobId = (await page.textContent('#job-id'))!.trim();
+    expect(jobId).toMatch(/^job_/);
+    const job = (await (await fetch(`${stack.api.url}/v1/jobs/${jobId}`)).json()) as { status: string; progress: { chunksTotal: number; chunksEncoded: number; chunksCached: number }; result: { text: string } };
+    expect(job.status).toBe('succeeded');
+    expect(await page.textContent('#answer')).toBe(job.result.text);
+    expect(job.progress.chunksTotal).toBeGreaterThan(1);
+    expect(await page.textContent('#chunks')).toContain(`${job.progress.chunksTotal} / ${job.progress.chunksTotal} chunks`);
+    expect(await page.getAttribute('#progress', 'value')).toBe(String(job.progress.chunksTotal));
+
+    // The past-jobs list (GET /v1/jobs) shows it as succeeded.
+    const row = page.locator(`#jobs-body tr[data-id="${jobId}"]`);
+    await row.locator('td.status.succeeded').waitFor({ timeout: 10_000 });
+    expect(await row.locator('td').nth(2).textContent()).toBe('qa: Who kept the lighthouse?');
+
+    await mkdir(RESULTS, { recursive: true });
+    await page.screenshot({ path: join(RESULTS, 'console.png'), fullPage: true });
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+});
