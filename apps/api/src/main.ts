@@ -10,10 +10,10 @@ import express from 'express';
 import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
 import { createRedis, JobStore, Pipeline } from '@lib/job-store';
-import { AppError, ERROR_CODES, ModelManifest, toAppError, type Config } from '@lib/shared';
+import { AppError, ModelManifest, toAppError, type Config } from '@lib/shared';
 import { AppModule } from './app.module.js';
 import { assertAdmin, isLoopbackHost } from './auth/tenant.guard.js';
-import { AppErrorFilter } from './common/app-error.filter.js';
+import { AppErrorFilter, sendError, toHttpError } from './common/app-error.filter.js';
 
 export interface ApiHandle {
   app: NestExpressApplication;
@@ -45,7 +45,7 @@ function mountQueueDashboard(app: NestExpressApplication, config: Config, pipeli
       } catch (err) {
         const e = toAppError(err);
         if (e.code === 'UNAUTHORIZED') res.setHeader('WWW-Authenticate', 'Basic realm="e2llm admin"');
-        res.status(ERROR_CODES[e.code].status).json({ error: e.toJSON() });
+        sendError(res, e);
       }
     },
     board.getRouter(),
@@ -70,20 +70,44 @@ export async function createApi(config: Config, deps: { logger?: Logger; blobs?:
     bodyParser: false,
     logger: ['error', 'warn'],
   });
-  app.use(express.json({ limit: config.maxUploadBytes, type: 'application/json' }));
+  app.use(
+    express.json({
+      limit: config.maxUploadBytes,
+      type: 'application/json',
+      // body-parser would turn invalid UTF-8 into U+FFFD silently: refuse it instead.
+      verify: (_req, _res, buf) => {
+        try {
+          new TextDecoder('utf-8', { fatal: true }).decode(buf);
+        } catch {
+          // A plain error: body-parser sets status on what verify throws (AppError's is read-only) and tags it
+          // entity.verify.failed, which the error filter maps to INPUT_INVALID_UTF8.
+          throw new Error('the JSON body is not valid UTF-8');
+        }
+      },
+      // A "__proto__" key anywhere is refused: no request needs one, and some code would treat it specially.
+      reviver: (key, value) => {
+        if (key === '__proto__' || key === 'constructor' || key === 'prototype') throw new SyntaxError(`forbidden key ${key}`);
+        return value;
+      },
+    }),
+  );
+  // Body-parser errors are answered here: past this point Nest would wrap them into a bare HttpException.
+  app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => sendError(res, toHttpError(err)));
   mountQueueDashboard(app, config, pipeline);
   app.useGlobalFilters(new AppErrorFilter(logger));
   app.enableShutdownHooks();
   app.disable('x-powered-by');
+  let closing: Promise<void> | undefined;
   const handle: ApiHandle = {
     app,
     url: '',
-    async close() {
-      await app.close();
-      await pipeline.close();
-      await blobs.close?.();
-      redis.disconnect();
-    },
+    close: () =>
+      (closing ??= (async () => {
+        await app.close();
+        await pipeline.close();
+        await blobs.close?.();
+        redis.disconnect();
+      })()),
   };
   return handle;
 }
@@ -91,6 +115,14 @@ export async function createApi(config: Config, deps: { logger?: Logger; blobs?:
 export async function startApi(config: Config, deps: { logger?: Logger; blobs?: BlobStore } = {}): Promise<ApiHandle> {
   const handle = await createApi(config, deps);
   await handle.app.listen(config.port, config.host);
+  // Requests Node refuses before routing (oversized headers, malformed HTTP) still get the one error shape.
+  handle.app.getHttpServer().on('clientError', (err: NodeJS.ErrnoException, socket: import('node:net').Socket) => {
+    if (!socket.writable) return socket.destroy();
+    const [status, code, message] =
+      err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'INPUT_TOO_LARGE', 'request headers are too large'] : [400, 'INPUT_INVALID', 'malformed HTTP request'];
+    const body = JSON.stringify({ error: { code, message } });
+    socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
   const address = handle.app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   handle.url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;

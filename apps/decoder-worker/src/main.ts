@@ -53,16 +53,19 @@ export async function startDecoderWorker(config: Config, deps: { logger?: Logger
   const metricsServer = config.metricsPort > 0 ? await serveMetrics(config.metricsPort) : null;
   for (const w of workers) void w.run();
   logger.info({ encoderId: model.encoderId, concurrency: config.decoderConcurrency }, 'decoder worker ready');
+  let closing: Promise<void> | undefined;
   return {
     workers,
-    async close() {
-      await Promise.all(workers.map((w) => w.close()));
-      await metricsServer?.close();
-      await pipeline.close();
-      await model.release();
-      await decode.release();
-      await blobs.close?.();
-      redis.disconnect();
-    },
+    // Idempotent: a second close (SIGTERM during shutdown, a test's cleanup) waits for the first.
+    close: () =>
+      (closing ??= (async () => {
+        await Promise.all(workers.map((w) => w.close()));
+        await metricsServer?.close();
+        await pipeline.close();
+        await model.release();
+        await decode.release();
+        await blobs.close?.();
+        redis.disconnect();
+      })()),
   };
 }

@@ -5,7 +5,7 @@ import type { BlobStore } from '@lib/blob-store';
 import { mapLimit } from '@lib/blob-store';
 import type { JobStore } from '@lib/job-store';
 import { metrics, parsePayload, recordCacheLookups } from '@lib/job-store';
-import type { E2llmModel } from '@lib/model-runtime';
+import type { E2llmModel, EncodableChunk } from '@lib/model-runtime';
 import { EncodeChunks, chunkHash, encodeSoftPrompt, softPromptKey, type Config } from '@lib/shared';
 import type { z } from 'zod';
 
@@ -17,6 +17,7 @@ type EncodeResult = z.output<typeof EncodeChunks.result>;
  */
 export class EncodeProcessor {
   private readonly sources = new Map<string, Promise<string>>();
+  private readonly chunked = new Map<string, Map<string, EncodableChunk[]>>();
 
   constructor(
     private readonly model: E2llmModel,
@@ -39,7 +40,7 @@ export class EncodeProcessor {
 
     // A chunk that tokenizes past the encoder's limit is re-split here, exactly as the in-process chunker does.
     const encoderId = this.model.encoderId;
-    const perRef = p.chunks.map((ref) => this.model.chunk(source.slice(ref.start, ref.end)).map((c) => ({ ...c, start: ref.start + c.start, end: ref.start + c.end })));
+    const perRef = p.chunks.map((ref) => this.chunkRef(p.sourceKey, source, ref).map((c) => ({ ...c, start: ref.start + c.start, end: ref.start + c.end })));
     const pieces = perRef.flat().map((c) => ({ ...c, key: softPromptKey(p.tenant, encoderId, chunkHash(encoderId, c.text)) }));
     const stored = await mapLimit(pieces, this.config.blobFetchConcurrency, (c) => this.blobs.exists(c.key));
     const missing = pieces.filter((_, i) => !stored[i]);
@@ -89,6 +90,27 @@ export class EncodeProcessor {
       encodeMs: inference,
     });
   };
+
+  /**
+   * A reference's chunks (tokenized), memoised per source beside the source text: a stored document asked again
+   * (same source key) is not re-chunked and re-tokenized, which was most of a re-ask's encode step. Sources are
+   * immutable under their key, so the memo never goes stale; like the sources, only the last few are kept.
+   */
+  private chunkRef(sourceKey: string, source: string, ref: { start: number; end: number }): EncodableChunk[] {
+    let bySpan = this.chunked.get(sourceKey);
+    if (!bySpan) {
+      bySpan = new Map();
+      this.chunked.set(sourceKey, bySpan);
+      if (this.chunked.size > 8) this.chunked.delete(this.chunked.keys().next().value!);
+    }
+    const span = `${ref.start}:${ref.end}`;
+    let chunks = bySpan.get(span);
+    if (!chunks) {
+      chunks = this.model.chunk(source.slice(ref.start, ref.end));
+      bySpan.set(span, chunks);
+    }
+    return chunks;
+  }
 
   /** Siblings of one flow read the same source: keep the last few in memory. */
   private source(key: string): Promise<string> {

@@ -43,15 +43,18 @@ export async function startEncoderWorker(config: Config, deps: { logger?: Logger
   const metricsServer = config.metricsPort > 0 ? await serveMetrics(config.metricsPort) : null;
   void worker.run();
   logger.info({ encoderId: model.encoderId, concurrency: config.encoderConcurrency }, 'encoder worker ready');
+  let closing: Promise<void> | undefined;
   return {
     worker,
-    async close() {
-      await worker.close();
-      await metricsServer?.close();
-      await pipeline.close();
-      await model.release();
-      await blobs.close?.();
-      redis.disconnect();
-    },
+    // Idempotent: a second close (SIGTERM during shutdown, a test's cleanup) waits for the first.
+    close: () =>
+      (closing ??= (async () => {
+        await worker.close();
+        await metricsServer?.close();
+        await pipeline.close();
+        await model.release();
+        await blobs.close?.();
+        redis.disconnect();
+      })()),
   };
 }

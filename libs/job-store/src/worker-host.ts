@@ -48,7 +48,7 @@ export function createQueueWorker(o: QueueWorkerOptions): Worker {
         jobId: job.id,
         requestId: data.jobId ?? data.owner?.id,
         tenant: data.tenant,
-        traceId: span.spanContext().traceId,
+        ...(span.isRecording() || data.traceparent ? { traceId: span.spanContext().traceId } : {}),
         attempt: job.attemptsMade + 1,
       });
       const t0 = performance.now();

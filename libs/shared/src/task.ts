@@ -5,10 +5,10 @@ import { z } from 'zod';
  * (question length, the largest maxNewTokens) are checked where the config is known.
  */
 export const Task = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('qa'), /** The question about the document. */ question: z.string().min(1) }),
-  z.object({ type: z.literal('summarize') }),
-  z.object({ type: z.literal('reconstruct') }),
-  z.object({ type: z.literal('instruct'), /** A free instruction over the document. */ instruction: z.string().min(1) }),
+  z.object({ type: z.literal('qa'), /** The question about the document. */ question: z.string().min(1) }).strict(),
+  z.object({ type: z.literal('summarize') }).strict(),
+  z.object({ type: z.literal('reconstruct') }).strict(),
+  z.object({ type: z.literal('instruct'), /** A free instruction over the document. */ instruction: z.string().min(1) }).strict(),
 ]);
 export type Task = z.infer<typeof Task>;
 

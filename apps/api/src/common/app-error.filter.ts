@@ -16,14 +16,20 @@ export class AppErrorFilter implements ExceptionFilter {
     const res = host.switchToHttp().getResponse<Response>();
     const err = toHttpError(exception);
     if (err.code === 'INTERNAL') this.logger.error({ err: exception instanceof Error ? exception.stack : String(exception) }, 'unhandled error');
-    if (res.headersSent) {
-      res.end();
-      return;
-    }
-    const retryAfter = err.details?.retryAfterSeconds;
-    if (typeof retryAfter === 'number') res.setHeader('Retry-After', String(retryAfter));
-    res.status(ERROR_CODES[err.code].status).json({ error: err.toJSON() });
+    sendError(res, err);
   }
+}
+
+/** Writes the one error shape, with Retry-After where the client should come back later. */
+export function sendError(res: Response, err: AppError): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  // Unavailability is temporary: tell clients when to come back even when the cause gave no figure.
+  const retryAfter = err.details?.retryAfterSeconds ?? (ERROR_CODES[err.code].status === 503 ? 5 : undefined);
+  if (typeof retryAfter === 'number') res.setHeader('Retry-After', String(retryAfter));
+  res.status(ERROR_CODES[err.code].status).json({ error: err.toJSON() });
 }
 
 export function toHttpError(exception: unknown): AppError {
@@ -33,6 +39,8 @@ export function toHttpError(exception: unknown): AppError {
   // body-parser
   if (e?.type === 'entity.too.large') return new AppError('INPUT_TOO_LARGE', 'the request body is over the size limit');
   if (e?.type === 'entity.parse.failed') return new AppError('INPUT_INVALID', 'the request body is not valid JSON');
+  // The JSON parser's verify step checks one thing only: that the body is UTF-8.
+  if (e?.type === 'entity.verify.failed') return new AppError('INPUT_INVALID_UTF8', 'the JSON body is not valid UTF-8');
   if (e?.type === 'encoding.unsupported' || e?.type === 'charset.unsupported') return new AppError('UNSUPPORTED_MEDIA_TYPE', e.message ?? 'unsupported encoding');
   // multer
   if (e?.code === 'LIMIT_FILE_SIZE') return new AppError('INPUT_TOO_LARGE', 'the uploaded file is over the size limit');

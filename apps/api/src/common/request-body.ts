@@ -29,7 +29,14 @@ export async function readBody(req: Request, res: Response, maxUploadBytes: numb
   }
   if (type === 'multipart/form-data') {
     const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: maxUploadBytes, files: 1, fields: 16, fieldSize: 256 * 1024, parts: 20 } }).single('file');
-    await new Promise<void>((resolve, reject) => upload(req, res, (err: unknown) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      upload(req, res, (err: unknown) => {
+        if (!err) return resolve();
+        // Size limits keep their own codes (the error filter maps multer's LIMIT_*); anything else is a malformed body.
+        const code = (err as { code?: string }).code;
+        reject(typeof code === 'string' && code.startsWith('LIMIT_') ? err : new AppError('INPUT_INVALID', `malformed multipart body: ${(err as Error).message}`));
+      }),
+    );
     const fields: Record<string, unknown> = {};
     for (const [k, v] of Object.entries((req.body ?? {}) as Record<string, unknown>)) {
       if (typeof v !== 'string') throw new AppError('INPUT_INVALID', `form field ${k} must appear once`);
