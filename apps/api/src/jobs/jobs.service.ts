@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Logger } from 'pino';
 import type { BlobStore } from '@lib/blob-store';
-import { extractText, documentKind } from '@lib/extract';
+import { documentKind, extractTextIsolated } from '@lib/extract';
 import { ID_PATTERN, newId, type JobStore, type Pipeline } from '@lib/job-store';
 import {
   AppError,
@@ -127,7 +127,7 @@ export class JobsService {
   private async documentText(body: ParsedBody, text: string | undefined): Promise<string> {
     if (body.file) {
       const kind = documentKind(body.file.fileName, body.file.mimeType);
-      return extractText(body.file.bytes, kind, {
+      return extractTextIsolated(body.file.bytes, kind, {
         maxChars: this.config.maxDocumentChars,
         maxPdfPages: this.config.maxPdfPages,
         maxDocxUncompressedBytes: this.config.maxDocxBytes,
