@@ -1,6 +1,8 @@
 import { AppError, ERROR_CODES, toAppError } from '@lib/shared';
 import { askCommand } from './ask.command.js';
+import { evalCommand } from './eval.command.js';
 import { serveCommand } from './serve.command.js';
+import { submitCommand } from './submit.command.js';
 
 export interface CliIo {
   stdout: { write(s: string): unknown };
@@ -10,7 +12,10 @@ export interface CliIo {
 
 export const USAGE = `Usage:
   e2llm ask FILE --question "..." [options]    answer from a long document, every stage in-process
+  e2llm submit FILE -q "..." --url URL [options]
+                                               send a document to a running API: progress bar, then the answer
   e2llm serve                                  API and both workers in one process (npm start)
+  e2llm eval ruler [options]                   RULER's synthetic tasks by length (e2llm eval --help)
   e2llm api | encoder-worker | decoder-worker  one role, for scale-out
 
 Options for ask:
@@ -25,6 +30,11 @@ Options for ask:
   --stop TEXT                stop before TEXT (repeatable)
   --json                     print {answer, finishReason, usage, timings} as JSON
   -h, --help
+
+Options for submit (and -q, --task, --instruction, the generation options as for ask):
+  --url URL                  the API (default http://127.0.0.1:8080)
+  --api-key KEY              sent as "Authorization: Bearer KEY"
+  --json                     print the finished job as JSON instead of the answer
 `;
 
 /** Runs the CLI; returns the exit code. Errors print one line with their stable code, never a stack trace. */
@@ -37,6 +47,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       return command === undefined ? 2 : 0;
     }
     if (command === 'ask') return await askCommand(rest, io);
+    if (command === 'submit') return await submitCommand(rest, io);
+    if (command === 'eval') return await evalCommand(rest, io);
     if (command === 'serve' || command === 'api' || command === 'encoder-worker' || command === 'decoder-worker') {
       if (rest.length > 0) throw new AppError('INPUT_INVALID', `${command} takes no arguments: configure it with environment variables`);
       return await serveCommand(command, io);

@@ -1,0 +1,85 @@
+import { AppError } from '@lib/shared';
+import { generateFitted, type CountTokens, type FittedSample } from './fit.js';
+import { RULER_TASKS, type RulerTaskName } from './ruler-tasks.js';
+import { scoreRuler } from './scoring.js';
+
+/** A system under test: answers one sample's question about its document. */
+export interface EvalRunner {
+  /**
+   * The generated answer. Throws AppError CONTEXT_TOO_LONG when the input does not fit the model's window: the
+   * harness reports that sample as over the window, never as a wrong answer.
+   */
+  answer(sample: FittedSample, maxNewTokens: number): Promise<string>;
+}
+
+export interface RulerResult {
+  task: RulerTaskName;
+  /** The target length in tokens (input + max new tokens, with the decoder's tokenizer). */
+  length: number;
+  /** Samples generated. */
+  samples: number;
+  /** RULER's 0-100 score over the samples that fit the window; null when none did. */
+  score: number | null;
+  /** True when every sample was over the model's window (score is null then). */
+  overWindow?: true;
+  /** How many samples were over the window, when some but not all were. */
+  overWindowSamples?: number;
+  /** Mean tokens of the samples (input + max new tokens). */
+  meanTokens: number;
+  /** Wall time of the answers, in seconds. */
+  seconds: number;
+}
+
+export interface RunRulerOptions {
+  tasks: readonly RulerTaskName[];
+  lengths: readonly number[];
+  samples: number;
+  seed: number;
+  countTokens: CountTokens;
+  /** The systems to run on the same samples, by name (e.g. {e2llm, "full-context"}). */
+  runners: Record<string, EvalRunner>;
+  /** Called after each sample, for progress output. */
+  onSample?: (e: { runner: string; task: RulerTaskName; length: number; index: number; prediction: string | null; outputs: string[]; tokens: number }) => void;
+}
+
+/** Generates each task at each length once, runs every runner on the same samples and scores them. */
+export async function runRuler(opts: RunRulerOptions): Promise<Record<string, RulerResult[]>> {
+  const out: Record<string, RulerResult[]> = Object.fromEntries(Object.keys(opts.runners).map((k) => [k, []]));
+  for (const length of opts.lengths) {
+    for (const name of opts.tasks) {
+      const task = RULER_TASKS[name];
+      const samples = generateFitted(task, length, opts.samples, opts.seed, opts.countTokens);
+      const meanTokens = Math.round(samples.reduce((a, s) => a + s.tokens, 0) / samples.length);
+      for (const [runnerName, runner] of Object.entries(opts.runners)) {
+        const t0 = performance.now();
+        const preds: string[] = [];
+        const refs: string[][] = [];
+        let over = 0;
+        for (const s of samples) {
+          let prediction: string | null = null;
+          try {
+            prediction = await runner.answer(s, task.maxNewTokens);
+            preds.push(prediction);
+            refs.push(s.outputs);
+          } catch (err) {
+            if (!(err instanceof AppError && err.code === 'CONTEXT_TOO_LONG')) throw err;
+            over++;
+          }
+          opts.onSample?.({ runner: runnerName, task: name, length, index: s.index, prediction, outputs: s.outputs, tokens: s.tokens });
+        }
+        const result: RulerResult = {
+          task: name,
+          length,
+          samples: samples.length,
+          score: preds.length > 0 ? scoreRuler(task.metric, preds, refs) : null,
+          meanTokens,
+          seconds: Math.round((performance.now() - t0) / 10) / 100,
+        };
+        if (over === samples.length) result.overWindow = true;
+        else if (over > 0) result.overWindowSamples = over;
+        out[runnerName]!.push(result);
+      }
+    }
+  }
+  return out;
+}
