@@ -137,3 +137,12 @@ describe('chunkText cut rules', () => {
     expect(performance.now() - t0).toBeLessThan(20_000);
   });
 });
+
+describe('chunkText overlap regressions', () => {
+  it('never makes a chunk that ends where the previous one ended (found by fast-check)', () => {
+    const text = 'longerwordZ\u0351\u036b\u0343\u036a\u0302word👍🏽';
+    const chunks = chunkText(text, { chunkChars: 20, overlapChars: 19 });
+    for (let i = 1; i < chunks.length; i++) expect(chunks[i]!.end).toBeGreaterThan(chunks[i - 1]!.end);
+    expect(chunks.at(-1)!.end).toBe(text.length);
+  });
+});

@@ -104,6 +104,8 @@ function chunkRange(text: string, from: number, to: number, chunkChars: number, 
       let w = next;
       while (w < e && !(isSpace(w) && !isSpace(w + 1))) w++;
       if (w < e) next = w;
+      // The next chunk must reach past this one's end, or it would lie wholly inside it: shorten the overlap.
+      while (next < e && cps[e + 1]! - cps[next]! > chunkChars) next++;
     }
     pos = bounds[next]!;
   }
