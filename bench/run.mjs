@@ -1,0 +1,340 @@
+// npm run bench: every measurement in one run, written to docs/benchmarks.md (+ docs/benchmarks/*.svg, results.json).
+// Each model measurement runs in a fresh `node` (bench/child.mjs) so its peak memory is its own; the parent watches
+// memory and time and kills a case that passes its cap. Knobs (env): BENCH_FULL_LIMIT_S (per full-context case,
+// default 180), BENCH_MEM_CAP_GIB (default: 60% of RAM, at most 12), BENCH_SIZES_K (default 4,8,16,32,64,128).
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { TextTokenizer, loadModelPackage } from '@lib/model-runtime';
+import { loadConfig } from '@lib/shared';
+import { buildCorpus, cutToTokens } from './corpus.mjs';
+import { renderReport } from './report.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+const env = process.env;
+const config = loadConfig(env);
+const FULL_LIMIT_S = Number(env.BENCH_FULL_LIMIT_S ?? 180);
+const MEM_CAP_MIB = Math.round(Number(env.BENCH_MEM_CAP_GIB ?? Math.min(12, (totalmem() / 2 ** 30) * 0.6)) * 1024);
+const SIZES = (env.BENCH_SIZES_K ?? '4,8,16,32,64,128').split(',').map((k) => Number(k) * 1024);
+const work = mkdtempSync(join(tmpdir(), 'e2llm-bench-'));
+const started = Date.now();
+const log = (...a) => console.error(`[bench ${((Date.now() - started) / 1000).toFixed(0)}s]`, ...a);
+
+/** Runs a command, watching its resident memory; kills it past the memory cap or the time limit. */
+function measure(cmd, args, { limitS = 600, capMiB = MEM_CAP_MIB, extraEnv = {} } = {}) {
+  return new Promise((resolve) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { cwd: root, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let peakMiB = 0;
+    let killed = null;
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const watch = setInterval(() => {
+      try {
+        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        const rss = m ? Number(m[1]) / 1024 : 0;
+        peakMiB = Math.max(peakMiB, rss);
+        if (rss > capMiB && !killed) {
+          killed = 'out of memory';
+          child.kill('SIGKILL');
+        }
+      } catch {
+        /* exited */
+      }
+    }, 100);
+    const timer = setTimeout(() => {
+      if (!killed) {
+        killed = 'out of time';
+        child.kill('SIGKILL');
+      }
+    }, limitS * 1000);
+    child.on('close', (code) => {
+      clearInterval(watch);
+      clearTimeout(timer);
+      const wallMs = performance.now() - t0;
+      if (killed) return resolve({ failed: killed, wallMs, peakMiB });
+      if (code !== 0) return resolve({ failed: `exit ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`, wallMs, peakMiB });
+      try {
+        resolve({ ...JSON.parse(stdout.trim().split('\n').pop()), wallMs, watchedPeakMiB: peakMiB });
+      } catch {
+        resolve({ failed: `no result: ${stdout.slice(-200)} ${stderr.slice(-300)}`, wallMs, peakMiB });
+      }
+    });
+  });
+}
+const child = (kind, args, opts) => measure(process.execPath, [join(root, 'bench/child.mjs'), kind, JSON.stringify(args)], opts);
+
+function machine() {
+  const sh = (c, a) => {
+    try {
+      return execFileSync(c, a, { encoding: 'utf8' }).trim();
+    } catch {
+      return 'unknown';
+    }
+  };
+  return {
+    nproc: Number(sh('nproc', [])),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memGiB: +(totalmem() / 2 ** 30).toFixed(1),
+    node: process.version,
+    onnxruntime: require('onnxruntime-node/package.json').version,
+    os: sh('uname', ['-sr']),
+    redis: sh('redis-cli', ['info', 'server']).match(/redis_version:(\S+)/)?.[1] ?? 'unknown',
+    loadAvgStart: loadavg().map((x) => +x.toFixed(2)),
+    settings: { executionProviders: config.executionProviders, intraOpThreads: config.intraOpThreads, graphOptimization: config.graphOptimization, encoderMaxBatchTokens: config.encoderMaxBatchTokens, encoderMaxBatchSize: config.encoderMaxBatchSize, softPromptDtype: config.softPromptDtype },
+  };
+}
+
+async function documents() {
+  const pkg = await loadModelPackage(resolve(root, config.modelPath));
+  const tok = await TextTokenizer.load(pkg.files.decoderTokenizer);
+  const mf = pkg.manifest;
+  results.model = { name: mf.name, version: mf.version, encoderWidth: mf.encoder.width, encoderMaxTokens: mf.encoder.maxTokens, decoderHidden: mf.decoder.hiddenSize, decoderLayers: mf.decoder.layers, decoderWindow: mf.decoder.window, chunkChars: mf.prompt.chunking.chunkChars };
+  const corpus = buildCorpus(root, Math.max(...SIZES) * 4.6);
+  const docs = {};
+  for (const n of SIZES) {
+    const { text, tokens } = cutToTokens(corpus, n, tok);
+    const path = join(work, `doc-${n}.txt`);
+    writeFileSync(path, text);
+    docs[n] = { path, tokens, chars: text.length };
+  }
+  return docs;
+}
+
+// ---- 1. E2LLM against full context ----
+async function contextScaling(docs) {
+  const rows = [];
+  let fullOver = null;
+  for (const n of SIZES) {
+    log(`ttft ${n / 1024}k: e2llm`);
+    const e2llm = await child('e2llm', { doc: docs[n].path, reps: 3 });
+    let full;
+    if (fullOver) {
+      full = { failed: fullOver.failed, skipped: `not run: ${fullOver.size / 1024}k already ran ${fullOver.failed}` };
+    } else {
+      log(`ttft ${n / 1024}k: full context (limit ${FULL_LIMIT_S}s, ${MEM_CAP_MIB} MiB)`);
+      full = await child('full', { doc: docs[n].path, reps: n <= 8192 ? 3 : 1, block: 1024 }, { limitS: FULL_LIMIT_S });
+      if (full.failed) fullOver = { failed: full.failed, size: n };
+    }
+    rows.push({ tokens: n, chars: docs[n].chars, e2llm, full });
+  }
+  // Thread settings on both sides at 32k: one intra-op thread per session (see the encoder section).
+  const n32 = SIZES.find((n) => n === 32768);
+  let oneThread = null;
+  if (n32) {
+    const extraEnv = { INTRA_OP_THREADS: '1' };
+    log('ttft 32k, INTRA_OP_THREADS=1: e2llm, full context');
+    oneThread = {
+      tokens: n32,
+      e2llm: await child('e2llm', { doc: docs[n32].path, reps: 3 }, { extraEnv }),
+      full: await child('full', { doc: docs[n32].path, reps: 1, block: 1024 }, { limitS: FULL_LIMIT_S, extraEnv }),
+    };
+  }
+  return { rows, oneThread };
+}
+
+// ---- 2. Encoder, 7. compute ceiling ----
+async function encoderSweep(docs) {
+  const doc = docs[SIZES.find((n) => n >= 16384) ?? SIZES[SIZES.length - 1]];
+  const big = 1 << 20;
+  const settings = [
+    ...[1, 8, 32, 128].map((b) => ({ maxBatchSize: b, maxBatchTokens: big })),
+    ...[2048, 32768].map((t) => ({ maxBatchSize: 256, maxBatchTokens: t })),
+    { maxBatchSize: config.encoderMaxBatchSize, maxBatchTokens: config.encoderMaxBatchTokens },
+  ];
+  log('encoder sweep');
+  const sweep = await child('encoder', { doc: doc.path, settings, reps: 2 });
+  // Thread settings: the default setting again with one intra-op thread per session.
+  log('encoder, INTRA_OP_THREADS=1');
+  const oneThread = await child('encoder', { doc: doc.path, settings: settings.slice(-1), reps: 2 }, { extraEnv: { INTRA_OP_THREADS: '1' } });
+  return { ...sweep, oneThread };
+}
+
+async function computeCeiling() {
+  const onnx = join(work, 'matmul.onnx');
+  const m = 2048;
+  execFileSync('/usr/bin/python3', [join(root, 'bench/onnx_tools.py'), 'matmul', onnx, String(m), String(m), String(m)]);
+  const flopsModel = JSON.parse(execFileSync('/usr/bin/python3', [join(root, 'bench/onnx_tools.py'), 'encoder-flops', resolve(root, config.modelPath, 'encoder.onnx')], { encoding: 'utf8' }));
+  log('matmul ceiling');
+  const matmul = await child('matmul', { onnx, m, k: m, n: m, reps: 5 });
+  return { matmul, flopsModel };
+}
+
+// ---- 3. Decoder ----
+async function decoderCosts(docs) {
+  log('decoder');
+  return child('decoder', { doc: docs[SIZES[SIZES.length - 1]].path, softCounts: [64, 256, 512], reps: 3, steps: 64 });
+}
+
+// ---- 4, 5. Pipeline and re-ask ----
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function pipeline(docs) {
+  const doc = docs[SIZES[SIZES.length - 1]];
+  const text = readFileSync(doc.path, 'utf8');
+  const generation = { maxNewTokens: 16 };
+  const q1 = { type: 'qa', question: 'Which version of the licence may you choose?' };
+  const q2 = { type: 'qa', question: 'Who holds the copyright?' };
+  const q3 = { type: 'qa', question: 'What must a distributor provide with the object code?' };
+  const port = 18000 + (process.pid % 1000);
+  const base = `http://127.0.0.1:${port}`;
+  const dataDir = join(work, 'data');
+  const serverEnv = { PORT: String(port), HOST: '127.0.0.1', REDIS_PREFIX: `e2llm-bench-${process.pid}`, DATA_DIR: dataDir, BLOB_STORE: 'local', LOG_LEVEL: 'warn' };
+  const out = { generation, tokens: doc.tokens };
+
+  out.padding = await encoderPadding(doc.path);
+  log('pipeline: npm start');
+  const server = spawn(process.execPath, [join(root, 'apps/cli/bin/e2llm.js'), 'serve'], { cwd: root, env: { ...env, ...serverEnv }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let serverErr = '';
+  server.stderr.on('data', (d) => (serverErr += d));
+  const http = async (method, path, body) => {
+    const res = await fetch(base + path, { method, headers: body ? { 'content-type': 'application/json' } : {}, body: body ? JSON.stringify(body) : undefined });
+    const json = await res.json().catch(() => ({}));
+    if (res.status >= 400) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json).slice(0, 300)}`);
+    return json;
+  };
+  const until = async (path, done, limitMs = 300_000) => {
+    const t = Date.now();
+    for (;;) {
+      const r = await http('GET', path);
+      if (done(r)) return r;
+      if (['failed', 'cancelled'].includes(r.status)) throw new Error(`${path} ${r.status}: ${JSON.stringify(r.error)}`);
+      if (Date.now() - t > limitMs) throw new Error(`${path} did not finish in ${limitMs} ms`);
+      // Fine polling while a short job may end, then coarser, so the poll itself loads the server little.
+      await sleep(Date.now() - t < 2000 ? 20 : 100);
+    }
+  };
+  const job = async (path, body) => {
+    const t = performance.now();
+    const j = await http('POST', path, body);
+    const r = await until(`/v1/jobs/${j.id}`, (x) => x.status === 'succeeded');
+    return { wallMs: performance.now() - t, result: r.result };
+  };
+  try {
+    const t0 = Date.now();
+    for (;;) {
+      try {
+        const r = await fetch(`${base}/readyz`);
+        if (r.ok) break;
+      } catch {
+        /* not listening yet */
+      }
+      if (Date.now() - t0 > 120_000) throw new Error(`the server did not become ready: ${serverErr.slice(-500)}`);
+      await sleep(100);
+    }
+    out.startupMs = Date.now() - t0;
+    await job('/v1/jobs', { text: text.slice(0, 3000), task: q1, generation });
+    const clearCache = () => rmSync(join(dataDir, 'soft-prompts'), { recursive: true, force: true });
+    out.jobs = [];
+    out.cli = [];
+    // Interleaved, so both see the same machine load: e2llm ask (its own process; totalMs excludes loading the
+    // model), then the same document through the server.
+    for (let i = 0; i < 3; i++) {
+      log('pipeline: e2llm ask');
+      const c = await measure(process.execPath, [join(root, 'apps/cli/bin/e2llm.js'), 'ask', doc.path, '--question', q1.question, '--max-new-tokens', String(generation.maxNewTokens), '--json']);
+      out.cli.push(c.failed ? c : { totalMs: c.timings.totalMs, wallMs: c.wallMs, answer: c.answer, timings: c.timings });
+      clearCache();
+      log('pipeline: POST /v1/jobs');
+      const r = await job('/v1/jobs', { text, task: q1, generation });
+      out.jobs.push({ wallMs: r.wallMs, answer: r.result.text, timings: r.result.timings, usage: r.result.usage });
+    }
+    // The same document again as a new job: every chunk is found in the soft-prompt cache.
+    log('pipeline: POST /v1/jobs, cached chunks');
+    const cached = await job('/v1/jobs', { text, task: q1, generation });
+    out.cachedJob = { wallMs: cached.wallMs, timings: cached.result.timings };
+
+    clearCache();
+    log('re-ask: POST /v1/documents');
+    const t1 = performance.now();
+    const d = await http('POST', '/v1/documents', { text });
+    await until(`/v1/documents/${d.id}`, (x) => x.status === 'ready');
+    const encodeMs = performance.now() - t1;
+    const first = await job(`/v1/documents/${d.id}/jobs`, { task: q1, generation });
+    // Later questions: a different one, the first again (same answer expected), a third; their median is the re-ask.
+    const later = [];
+    for (const task of [q2, q1, q3]) later.push(await job(`/v1/documents/${d.id}/jobs`, { task, generation }));
+    const mid = [...later].sort((a, b) => a.wallMs - b.wallMs)[1];
+    out.reask = { documentEncodeMs: encodeMs, firstMs: encodeMs + first.wallMs, firstJobMs: first.wallMs, laterMs: later.map((x) => x.wallMs), secondMs: mid.wallMs, secondTimings: mid.result.timings, sameAnswer: later[1].result.text === first.result.text };
+  } finally {
+    server.kill('SIGTERM');
+    await new Promise((r) => server.once('close', r));
+    try {
+      const keys = execFileSync('redis-cli', ['--scan', '--pattern', `${serverEnv.REDIS_PREFIX}*`], { encoding: 'utf8' }).split('\n').filter(Boolean);
+      for (let i = 0; i < keys.length; i += 500) execFileSync('redis-cli', ['del', ...keys.slice(i, i + 500)]);
+    } catch {
+      /* best effort */
+    }
+  }
+  return out;
+}
+
+/**
+ * Encoder padding (deterministic): all chunks planned together, as \`e2llm ask\` does, against the pipeline's encode
+ * children (ENCODE_JOB_MAX_CHUNKS chunks in document order), each planned on its own by the encoder worker.
+ */
+export async function encoderPadding(path) {
+  const { E2llmModel, planBatches } = await import('@lib/model-runtime');
+  const model = await E2llmModel.load(config, { encoder: true });
+  const lens = model.chunk(readFileSync(path, 'utf8')).map((c) => c.ids.length);
+  await model.release();
+  const limits = { maxBatchTokens: config.encoderMaxBatchTokens, maxBatchSize: config.encoderMaxBatchSize };
+  const plan = (ls) => planBatches(ls, limits).map((b) => b.length * Math.max(...b.map((i) => ls[i])));
+  const whole = plan(lens);
+  const children = [];
+  for (let i = 0; i < lens.length; i += config.encodeJobMaxChunks) children.push(...plan(lens.slice(i, i + config.encodeJobMaxChunks)));
+  const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+  return { tokens: sum(lens), inProcess: { batches: whole.length, padded: sum(whole) }, perChild: { batches: children.length, padded: sum(children) }, childSize: config.encodeJobMaxChunks };
+}
+
+// ---- 6. Orchestration ----
+async function orchestration() {
+  const runs = [];
+  for (const [flows, children] of [
+    [1000, 1],
+    [200, 16],
+  ]) {
+    log(`orchestration: ${flows} flows x ${children} children`);
+    runs.push(await measure(process.execPath, [join(root, 'bench/orchestration.mjs'), JSON.stringify({ flows, children, concurrency: 32, redisUrl: config.redisUrl, prefix: `e2llm-bench-orch-${process.pid}` })], { limitS: 180 }));
+  }
+  return runs;
+}
+
+const results = { machine: machine(), startedAt: new Date(started).toISOString(), limits: { fullContextS: FULL_LIMIT_S, memCapMiB: MEM_CAP_MIB } };
+try {
+  const docs = await documents();
+  results.documents = Object.fromEntries(Object.entries(docs).map(([k, v]) => [k, { tokens: v.tokens, chars: v.chars }]));
+  // A section that fails is reported as failed; the others still run.
+  const guarded = async (name, fn) => {
+    try {
+      return await fn();
+    } catch (err) {
+      log(`${name} failed: ${err.message}`);
+      return { failed: err.message };
+    }
+  };
+  results.orchestration = await guarded('orchestration', orchestration);
+  if (!Array.isArray(results.orchestration)) results.orchestration = [results.orchestration];
+  results.encoder = await guarded('encoder', () => encoderSweep(docs));
+  results.compute = await guarded('compute ceiling', computeCeiling);
+  if (results.compute.failed) results.compute = { matmul: { failed: results.compute.failed } };
+  results.decoder = await guarded('decoder', () => decoderCosts(docs));
+  results.pipeline = await guarded('pipeline', () => pipeline(docs));
+  results.context = await contextScaling(docs);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
+results.machine.loadAvgEnd = loadavg().map((x) => +x.toFixed(2));
+results.durationS = Math.round((Date.now() - started) / 1000);
+mkdirSync(join(root, 'docs/benchmarks'), { recursive: true });
+writeFileSync(join(root, 'docs/benchmarks/results.json'), `${JSON.stringify(results, null, 2)}\n`);
+const { markdown, svg } = renderReport(results);
+writeFileSync(join(root, 'docs/benchmarks/ttft.svg'), svg);
+writeFileSync(join(root, 'docs/benchmarks.md'), markdown);
+log(`wrote docs/benchmarks.md in ${results.durationS}s`);
+process.exit(0);
