@@ -27,7 +27,7 @@ interface Submitted {
   id: string;
   text: string;
   task: { type: 'qa'; question: string } | { type: 'summarize' };
-  generation: { maxNewTokens: number };
+  generation: { maxNewTokens: number; minNewTokens?: number };
 }
 
 let stack: ProcessStack;
@@ -152,7 +152,8 @@ describe('fault injection (roles as processes, real Redis and S3)', () => {
   it('(b) the decoder worker is SIGKILLed mid-generation and restarted: the generation is redone', async () => {
     const t0 = Date.now();
     const jobs = [
-      await submitOk(syntheticText(201, 4000), { type: 'summarize' }, { maxNewTokens: 800 }),
+      // minNewTokens keeps the trained model from ending early, so the kill lands mid-generation.
+      await submitOk(syntheticText(201, 4000), { type: 'summarize' }, { maxNewTokens: 800, minNewTokens: 800 }),
       await submitOk(syntheticText(202, 4000), { type: 'qa', question: 'What did the keeper record?' }, { maxNewTokens: 200 }),
     ];
     for (;;) {

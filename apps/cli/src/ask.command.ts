@@ -10,6 +10,7 @@ const OPTIONS = {
   instruction: { type: 'string' },
   model: { type: 'string' },
   'max-new-tokens': { type: 'string' },
+  'min-new-tokens': { type: 'string' },
   temperature: { type: 'string' },
   'top-p': { type: 'string' },
   'top-k': { type: 'string' },
@@ -86,6 +87,7 @@ function generationParams(v: Record<string, unknown>, maxNewTokensLimit: number)
   };
   const parsed = GenerationParams.safeParse({
     maxNewTokens: num('max-new-tokens'),
+    minNewTokens: num('min-new-tokens'),
     temperature: num('temperature'),
     topP: num('top-p'),
     topK: num('top-k'),

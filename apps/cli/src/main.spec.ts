@@ -60,6 +60,12 @@ describe('e2llm ask', () => {
     expect(JSON.parse(a.stdout).answer).toBe(JSON.parse(b.stdout).answer);
   });
 
+  it('suppresses end-of-sequence until --min-new-tokens', async () => {
+    const r = await cli(['ask', SAMPLE, '-q', 'What may you do?', '--min-new-tokens', '12', '--max-new-tokens', '12', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ finishReason: 'length', usage: { generatedTokens: 12 } });
+  });
+
   it('runs the summarize and reconstruct tasks', async () => {
     for (const task of ['summarize', 'reconstruct']) {
       const r = await cli(['ask', SAMPLE, '--task', task, '--max-new-tokens', '4', '--json']);

@@ -24,6 +24,7 @@ Options for ask:
   --instruction TEXT         the instruction (task instruct)
   --model DIR                model package folder (default: MODEL_PATH, else the bundled model)
   --max-new-tokens N         default 128
+  --min-new-tokens N         no end-of-sequence before N tokens (default 0)
   --temperature T            0 (default) decodes greedily
   --top-p P, --top-k K       sampling filters (defaults 1 and 0: off)
   --seed S                   sampler seed (default 0)

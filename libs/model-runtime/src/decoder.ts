@@ -103,8 +103,12 @@ export class Decoder {
     const t1 = performance.now();
     for (;;) {
       if (hooks.signal?.aborted) throw new AppError('JOB_CANCELLED', 'generation stopped: the job was cancelled');
-      const logits = this.logitsOf(out);
+      let logits = this.logitsOf(out);
       if (hooks.keepLogits) stepLogits.push(logits);
+      if (tokens.length < params.minNewTokens) {
+        logits = Float32Array.from(logits);
+        for (const eos of this.spec.eosTokenIds) logits[eos] = -Infinity;
+      }
       const token = pickToken(logits, params, rng);
       if (this.spec.eosTokenIds.includes(token)) {
         finishReason = 'eos';

@@ -72,3 +72,13 @@ describe('promptParts', () => {
     expect(promptParts(prompt, { type: 'instruct', instruction: 'List names.' }).suffix).toBe('\nList names.\n');
   });
 });
+
+describe('TextTokenizer', () => {
+  it('decodes an empty answer (EOS first) to the empty string', async () => {
+    const { TextTokenizer } = await import('./tokenizer.js');
+    const { BUNDLED_MODEL_PATH } = await import('@lib/shared');
+    const tok = await TextTokenizer.load(`${BUNDLED_MODEL_PATH}/tokenizer.json`);
+    expect(tok.decode([])).toBe('');
+    expect(tok.decode(tok.encode('Hello world'))).toBe('Hello world');
+  });
+});

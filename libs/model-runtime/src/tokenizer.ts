@@ -22,6 +22,8 @@ export class TextTokenizer {
 
   /** Exact text of the ids: no clean-up of spaces before punctuation, special tokens dropped. */
   decode(ids: number[]): string {
+    // tokenizers.js throws on an empty list; an answer that is EOS at once is the empty string.
+    if (ids.length === 0) return '';
     return this.tokenizer.decode(ids, { skip_special_tokens: true, clean_up_tokenization_spaces: false });
   }
 }

@@ -12,11 +12,13 @@ export const Task = z.discriminatedUnion('type', [
 ]);
 export type Task = z.infer<typeof Task>;
 
-export const GENERATION_DEFAULTS = { maxNewTokens: 128, temperature: 0, topP: 1, topK: 0, seed: 0, stop: [] as string[] };
+export const GENERATION_DEFAULTS = { maxNewTokens: 128, minNewTokens: 0, temperature: 0, topP: 1, topK: 0, seed: 0, stop: [] as string[] };
 
 export const GenerationParams = z.object({
   /** The most tokens to generate. */
   maxNewTokens: z.number().int().min(1).default(GENERATION_DEFAULTS.maxNewTokens),
+  /** End-of-sequence is suppressed until this many tokens are generated (as min_new_tokens in Hugging Face). */
+  minNewTokens: z.number().int().min(0).default(GENERATION_DEFAULTS.minNewTokens),
   /** 0 decodes greedily; above 0 samples from the tempered distribution. */
   temperature: z.number().min(0).max(5).default(GENERATION_DEFAULTS.temperature),
   /** Nucleus sampling: keep the smallest set of tokens whose probability reaches topP. */

@@ -114,6 +114,9 @@ export class JobsService {
     if (task.type === 'qa') task.question = validateQuestion(task.question, this.config.maxQuestionChars);
     if (task.type === 'instruct') task.instruction = validateQuestion(task.instruction, this.config.maxQuestionChars, 'instruction');
     const generation = GenerationParams.parse(options.generation ?? {});
+    if (generation.minNewTokens > generation.maxNewTokens) {
+      throw new AppError('INPUT_INVALID', 'generation.minNewTokens must not exceed generation.maxNewTokens');
+    }
     if (generation.maxNewTokens > this.config.maxNewTokensLimit) {
       throw new AppError('INPUT_INVALID', `generation.maxNewTokens must be at most ${this.config.maxNewTokensLimit}`);
     }
