@@ -31,8 +31,12 @@ export class DecodeProcessor {
     await this.store.transition(p.jobId, 'decoding');
 
     const children = await this.childResults(job);
-    const keys = children.flatMap((c) => c.keys);
-    const spans = children.flatMap((c) => c.spans);
+    // Document order: by chunk index, and within a chunk that was re-split, in the order of its pieces.
+    const pieces = children
+      .flatMap((c) => c.keys.map((key, k) => ({ key, ref: c.refs[k]!, span: c.spans[k]!, piece: k })))
+      .sort((a, b) => a.ref - b.ref || a.piece - b.piece);
+    const keys = pieces.map((p) => p.key);
+    const spans = pieces.map((p) => p.span);
     const prompt = this.model.promptIds(record.task);
     this.model.checkBudget(keys.length, prompt, record.generation.maxNewTokens);
 
@@ -129,7 +133,7 @@ export class DecodeProcessor {
     return vector;
   }
 
-  /** The encode children's results, in the order the API cut the document. */
+  /** The encode children's results. */
   private async childResults(job: Job) {
     const values = Object.values(await job.getChildrenValues());
     return values.map((v) => EncodeChunks.result.parse(v)).sort((a, b) => a.batch - b.batch);

@@ -40,7 +40,7 @@ export class EncodeProcessor {
 
     // A chunk that tokenizes past the encoder's limit is re-split here, exactly as the in-process chunker does.
     const encoderId = this.model.encoderId;
-    const perRef = p.chunks.map((ref) => this.chunkRef(p.sourceKey, source, ref).map((c) => ({ ...c, start: ref.start + c.start, end: ref.start + c.end })));
+    const perRef = p.chunks.map((ref) => this.chunkRef(p.sourceKey, source, ref).map((c) => ({ ...c, ref: ref.i, start: ref.start + c.start, end: ref.start + c.end })));
     const pieces = perRef.flat().map((c) => ({ ...c, key: softPromptKey(p.tenant, encoderId, chunkHash(encoderId, c.text)) }));
     const stored = await mapLimit(pieces, this.config.blobFetchConcurrency, (c) => this.blobs.exists(c.key));
     const missing = pieces.filter((_, i) => !stored[i]);
@@ -83,6 +83,7 @@ export class EncodeProcessor {
     return EncodeChunks.result.parse({
       batch: p.batch,
       keys: pieces.map((c) => c.key),
+      refs: pieces.map((c) => c.ref),
       spans: pieces.map((c) => [c.start, c.end]),
       encoded: missing.length,
       cached: pieces.length - missing.length,

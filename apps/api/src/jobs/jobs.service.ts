@@ -152,7 +152,10 @@ export class JobsService {
     const batches: ChunkRef[][] = [];
     let batch: ChunkRef[] = [];
     let tokens = 0;
-    for (const c of chunks) {
+    // Children take chunks of similar length, so the encoder's padded batches waste little; the decoder puts the
+    // soft prompts back in document order by chunk index.
+    const bySize = [...chunks].sort((a, b) => b.end - b.start - (a.end - a.start) || a.index - b.index);
+    for (const c of bySize) {
       const est = Math.min(maxTokens, Math.ceil((c.end - c.start) / 3) + 1);
       if (batch.length > 0 && (batch.length >= this.config.encodeJobMaxChunks || tokens + est > budget)) {
         batches.push(batch);

@@ -33,6 +33,8 @@ export const EncodeChunks = defineJob({
     batch: z.number().int().nonnegative(),
     /** Soft-prompt blob keys in document order (a chunk re-split to fit the encoder gives several). */
     keys: z.array(z.string()),
+    /** Each key's chunk index (the API's `i`): children carry chunks out of document order, grouped by length. */
+    refs: z.array(z.number().int().nonnegative()),
     /** Each key's chunk as UTF-16 offsets in the source, so a lost or corrupt blob can be encoded again. */
     spans: z.array(z.tuple([z.number().int().nonnegative(), z.number().int().nonnegative()])),
     encoded: z.number().int().nonnegative(),
