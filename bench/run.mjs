@@ -276,7 +276,7 @@ async function pipeline(docs) {
 
 /**
  * Encoder padding (deterministic): all chunks planned together, as \`e2llm ask\` does, against the pipeline's encode
- * children (ENCODE_JOB_MAX_CHUNKS chunks in document order), each planned on its own by the encoder worker.
+ * children (ENCODE_JOB_MAX_CHUNKS chunks of similar length), each planned on its own by the encoder worker.
  */
 export async function encoderPadding(path) {
   const { E2llmModel, planBatches } = await import('@lib/model-runtime');
@@ -286,8 +286,10 @@ export async function encoderPadding(path) {
   const limits = { maxBatchTokens: config.encoderMaxBatchTokens, maxBatchSize: config.encoderMaxBatchSize };
   const plan = (ls) => planBatches(ls, limits).map((b) => b.length * Math.max(...b.map((i) => ls[i])));
   const whole = plan(lens);
+  // The API gives each child ENCODE_JOB_MAX_CHUNKS chunks of similar length (longest first), as apps/api does.
+  const bySize = [...lens].sort((a, b) => b - a);
   const children = [];
-  for (let i = 0; i < lens.length; i += config.encodeJobMaxChunks) children.push(...plan(lens.slice(i, i + config.encodeJobMaxChunks)));
+  for (let i = 0; i < bySize.length; i += config.encodeJobMaxChunks) children.push(...plan(bySize.slice(i, i + config.encodeJobMaxChunks)));
   const sum = (xs) => xs.reduce((a, b) => a + b, 0);
   return { tokens: sum(lens), inProcess: { batches: whole.length, padded: sum(whole) }, perChild: { batches: children.length, padded: sum(children) }, childSize: config.encodeJobMaxChunks };
 }
@@ -305,7 +307,11 @@ async function orchestration() {
   return runs;
 }
 
-const results = { machine: machine(), startedAt: new Date(started).toISOString(), limits: { fullContextS: FULL_LIMIT_S, memCapMiB: MEM_CAP_MIB } };
+// BENCH_ONLY=pipeline (comma-separated section names) reruns only those sections over the last results.json.
+const only = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',')) : null;
+const previous = only ? JSON.parse(readFileSync(join(root, 'docs/benchmarks/results.json'), 'utf8')) : {};
+const results = { ...previous, machine: machine(), startedAt: new Date(started).toISOString(), limits: { fullContextS: FULL_LIMIT_S, memCapMiB: MEM_CAP_MIB } };
+const want = (name) => !only || only.has(name);
 try {
   const docs = await documents();
   results.documents = Object.fromEntries(Object.entries(docs).map(([k, v]) => [k, { tokens: v.tokens, chars: v.chars }]));
@@ -318,14 +324,18 @@ try {
       return { failed: err.message };
     }
   };
-  results.orchestration = await guarded('orchestration', orchestration);
-  if (!Array.isArray(results.orchestration)) results.orchestration = [results.orchestration];
-  results.encoder = await guarded('encoder', () => encoderSweep(docs));
-  results.compute = await guarded('compute ceiling', computeCeiling);
-  if (results.compute.failed) results.compute = { matmul: { failed: results.compute.failed } };
-  results.decoder = await guarded('decoder', () => decoderCosts(docs));
-  results.pipeline = await guarded('pipeline', () => pipeline(docs));
-  results.context = await contextScaling(docs);
+  if (want('orchestration')) {
+    results.orchestration = await guarded('orchestration', orchestration);
+    if (!Array.isArray(results.orchestration)) results.orchestration = [results.orchestration];
+  }
+  if (want('encoder')) results.encoder = await guarded('encoder', () => encoderSweep(docs));
+  if (want('compute')) {
+    results.compute = await guarded('compute ceiling', computeCeiling);
+    if (results.compute.failed) results.compute = { matmul: { failed: results.compute.failed } };
+  }
+  if (want('decoder')) results.decoder = await guarded('decoder', () => decoderCosts(docs));
+  if (want('pipeline')) results.pipeline = await guarded('pipeline', () => pipeline(docs));
+  if (want('context')) results.context = await contextScaling(docs);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }
