@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
 import { E2llmModel } from '@lib/model-runtime';
-import { AppError, GenerationParams, Task, decodeDocument, loadConfig, validateQuestion, type Timings } from '@lib/shared';
+import { AppError, GenerationParams, decodeDocument, loadConfig, validateQuestion, type Timings } from '@lib/shared';
+import { generationFlags, parseCommand, taskFromFlags } from './args.js';
 import type { CliIo } from './main.js';
 
 const OPTIONS = {
@@ -21,13 +21,7 @@ const OPTIONS = {
 } as const;
 
 export async function askCommand(argv: string[], io: CliIo): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new AppError('INPUT_INVALID', (err as Error).message);
-  }
-  const { values: v, positionals } = parsed;
+  const { values: v, positionals } = parseCommand(argv, OPTIONS);
   if (v.help) {
     const { USAGE } = await import('./main.js');
     io.stdout.write(USAGE);
@@ -36,7 +30,7 @@ export async function askCommand(argv: string[], io: CliIo): Promise<number> {
   if (positionals.length !== 1) throw new AppError('INPUT_INVALID', 'ask takes exactly one FILE');
   const config = loadConfig(io.env, { modelPath: v.model });
 
-  const task = buildTask(v.task ?? 'qa', v.question, v.instruction, config.maxQuestionChars);
+  const task = taskFromFlags(v.task ?? 'qa', v.question, v.instruction, (text, what) => validateQuestion(text, config.maxQuestionChars, what));
   const params = generationParams(v, config.maxNewTokensLimit);
   const text = await readDocument(positionals[0]!, config.maxDocumentChars);
 
@@ -59,41 +53,8 @@ export async function askCommand(argv: string[], io: CliIo): Promise<number> {
   return 0;
 }
 
-function buildTask(type: string, question: string | undefined, instruction: string | undefined, maxChars: number): Task {
-  if (type !== 'qa' && question !== undefined) throw new AppError('INPUT_INVALID', `--question is for --task qa, not ${type}`);
-  if (type !== 'instruct' && instruction !== undefined) throw new AppError('INPUT_INVALID', `--instruction is for --task instruct, not ${type}`);
-  switch (type) {
-    case 'qa':
-      if (question === undefined) throw new AppError('INPUT_INVALID', '--question is required for --task qa');
-      return { type, question: validateQuestion(question, maxChars) };
-    case 'instruct':
-      if (instruction === undefined) throw new AppError('INPUT_INVALID', '--instruction is required for --task instruct');
-      return { type, instruction: validateQuestion(instruction, maxChars, 'instruction') };
-    case 'summarize':
-    case 'reconstruct':
-      return { type };
-    default:
-      throw new AppError('INPUT_INVALID', `unknown --task "${type}" (qa, summarize, reconstruct or instruct)`);
-  }
-}
-
 function generationParams(v: Record<string, unknown>, maxNewTokensLimit: number): GenerationParams {
-  const num = (flag: string): number | undefined => {
-    const raw = v[flag];
-    if (raw === undefined) return undefined;
-    const n = Number(raw);
-    if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n)) throw new AppError('INPUT_INVALID', `--${flag} must be a number, got "${String(raw)}"`);
-    return n;
-  };
-  const parsed = GenerationParams.safeParse({
-    maxNewTokens: num('max-new-tokens'),
-    minNewTokens: num('min-new-tokens'),
-    temperature: num('temperature'),
-    topP: num('top-p'),
-    topK: num('top-k'),
-    seed: num('seed'),
-    stop: v.stop,
-  });
+  const parsed = GenerationParams.safeParse(generationFlags(v));
   if (!parsed.success) {
     const flag = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
     throw new AppError('INPUT_INVALID', parsed.error.issues.map((i) => `${flag(String(i.path[0]))}: ${i.message}`).join('; '));

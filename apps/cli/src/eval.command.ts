@@ -1,9 +1,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { parseArgs } from 'node:util';
 import { PAPER_RULER, RULER_TASK_NAMES, isRulerTaskName, rulerChartSvg, runRuler, type EvalRunner, type RulerResult, type RulerTaskName } from '@lib/eval';
 import { E2llmModel } from '@lib/model-runtime';
 import { AppError, GenerationParams, loadConfig } from '@lib/shared';
+import { parseCommand } from './args.js';
 import type { CliIo } from './main.js';
 
 const OPTIONS = {
@@ -38,13 +38,7 @@ runtime as "e2llm ask" (greedy, each task's own max new tokens) and scored on RU
 const DEFAULT_LENGTHS = [4096, 8192, 16384, 32768, 65536, 131072];
 
 export async function evalCommand(argv: string[], io: CliIo): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new AppError('INPUT_INVALID', (err as Error).message);
-  }
-  const { values: v, positionals } = parsed;
+  const { values: v, positionals } = parseCommand(argv, OPTIONS);
   if (v.help) {
     io.stdout.write(EVAL_USAGE);
     return 0;

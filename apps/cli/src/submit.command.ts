@@ -1,8 +1,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { parseArgs } from 'node:util';
 import { E2llmClient, type PublicJob } from '@lib/client';
-import { AppError, ERROR_CODES, type GenerationParams, type Task } from '@lib/shared';
+import { AppError, ERROR_CODES, type GenerationParams } from '@lib/shared';
+import { generationFlags, parseCommand, taskFromFlags } from './args.js';
 import type { CliIo } from './main.js';
 
 const OPTIONS = {
@@ -12,6 +12,7 @@ const OPTIONS = {
   url: { type: 'string' },
   'api-key': { type: 'string' },
   'max-new-tokens': { type: 'string' },
+  'min-new-tokens': { type: 'string' },
   temperature: { type: 'string' },
   'top-p': { type: 'string' },
   'top-k': { type: 'string' },
@@ -29,20 +30,17 @@ export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
  * the job runs, then prints the answer (or, with --json, the finished job).
  */
 export async function submitCommand(argv: string[], io: CliIo): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new AppError('INPUT_INVALID', (err as Error).message);
-  }
-  const { values: v, positionals } = parsed;
+  const { values: v, positionals } = parseCommand(argv, OPTIONS);
   if (v.help) {
     const { USAGE } = await import('./main.js');
     io.stdout.write(USAGE);
     return 0;
   }
   if (positionals.length !== 1) throw new AppError('INPUT_INVALID', 'submit takes exactly one FILE');
-  const task = buildTask(v.task ?? 'qa', v.question, v.instruction);
+  const task = taskFromFlags(v.task ?? 'qa', v.question, v.instruction, (text, what) => {
+    if (!text) throw new AppError('INPUT_INVALID', `--${what} is empty`);
+    return text;
+  });
   const generation = generationOverrides(v);
   const pollMs = v['poll-ms'] === undefined ? 250 : positiveNumber('poll-ms', v['poll-ms']);
   const path = positionals[0]!;
@@ -95,43 +93,9 @@ export function render(job: PublicJob, width = 30): string {
   return `[${bar}] ${done}/${chunksTotal} chunks (${chunksEncoded} encoded, ${chunksCached} cached) ${job.status}`;
 }
 
-function buildTask(type: string, question: string | undefined, instruction: string | undefined): Task {
-  if (type !== 'qa' && question !== undefined) throw new AppError('INPUT_INVALID', `--question is for --task qa, not ${type}`);
-  if (type !== 'instruct' && instruction !== undefined) throw new AppError('INPUT_INVALID', `--instruction is for --task instruct, not ${type}`);
-  switch (type) {
-    case 'qa':
-      if (!question) throw new AppError('INPUT_INVALID', '--question is required for --task qa');
-      return { type, question };
-    case 'instruct':
-      if (!instruction) throw new AppError('INPUT_INVALID', '--instruction is required for --task instruct');
-      return { type, instruction };
-    case 'summarize':
-    case 'reconstruct':
-      return { type };
-    default:
-      throw new AppError('INPUT_INVALID', `unknown --task "${type}" (qa, summarize, reconstruct or instruct)`);
-  }
-}
-
 /** Only the flags given: the server applies its defaults and limits to the rest. */
 function generationOverrides(v: Record<string, unknown>): Partial<GenerationParams> | undefined {
-  const num = (flag: string): number | undefined => {
-    const raw = v[flag];
-    if (raw === undefined) return undefined;
-    const n = Number(raw);
-    if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n)) throw new AppError('INPUT_INVALID', `--${flag} must be a number, got "${String(raw)}"`);
-    return n;
-  };
-  const g: Partial<GenerationParams> = {};
-  const set = <K extends keyof GenerationParams>(k: K, value: GenerationParams[K] | undefined) => {
-    if (value !== undefined) g[k] = value;
-  };
-  set('maxNewTokens', num('max-new-tokens'));
-  set('temperature', num('temperature'));
-  set('topP', num('top-p'));
-  set('topK', num('top-k'));
-  set('seed', num('seed'));
-  set('stop', v.stop as string[] | undefined);
+  const g = Object.fromEntries(Object.entries(generationFlags(v)).filter(([, value]) => value !== undefined)) as Partial<GenerationParams>;
   return Object.keys(g).length > 0 ? g : undefined;
 }
 
