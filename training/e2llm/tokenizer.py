@@ -115,9 +115,9 @@ def corpus_files() -> List[str]:
     return [f for f in files if not _excluded(f)]
 
 
-def iter_corpus(max_bytes: int = 8_000_000) -> Iterable[str]:
+def unique_corpus_bytes() -> Iterable[Tuple[str, bytes]]:
+    """(sha1 hex, bytes) of each readable corpus file, in corpus_files() order, duplicates skipped."""
     seen = set()
-    total = 0
     for path in corpus_files():
         try:
             with open(path, "rb") as f:
@@ -128,6 +128,12 @@ def iter_corpus(max_bytes: int = 8_000_000) -> Iterable[str]:
         if digest in seen:
             continue
         seen.add(digest)
+        yield digest, data
+
+
+def iter_corpus(max_bytes: int = 8_000_000) -> Iterable[str]:
+    total = 0
+    for _, data in unique_corpus_bytes():
         text = data.decode("utf-8", errors="replace")
         total += len(data)
         yield text

@@ -14,33 +14,20 @@ haystacks are text the model never saw in training.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import List, Tuple
 
-from ..tokenizer import corpus_files
+from ..tokenizer import unique_corpus_bytes
 
 HELDOUT_MOD = 10  # sha1 % 10 == 0 -> held out
 
 
 def load_documents(max_bytes: int = 8_000_000, min_chars: int = 400) -> Tuple[List[str], List[str]]:
     """-> (train_docs, heldout_docs), deterministic for a given set of installed files."""
-    seen = set()
     train: List[str] = []
     held: List[str] = []
     total = 0
-    for path in corpus_files():
-        if "python" in path.lower():
-            continue
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-        except OSError:
-            continue
-        digest = hashlib.sha1(data).hexdigest()
-        if digest in seen:
-            continue
-        seen.add(digest)
+    for digest, data in unique_corpus_bytes():
         text = data.decode("utf-8", errors="replace").replace("\r\n", "\n")
         text = re.sub(r"\n{3,}", "\n\n", text)
         if len(text) < min_chars:
