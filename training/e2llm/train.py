@@ -27,6 +27,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import sys
 import time
@@ -61,6 +62,8 @@ DEFAULTS = {
     "uniformity_weight": 0.1,
     "bow_weight": 0.5,
     "bow_scale": 20.0,
+    "probe_weight": 0.0,
+    "bank_size": 4096,
     "max_recon_chars": 512,
     "max_train_seconds": 3600,
     "ckpt_every_s": 120,
@@ -100,11 +103,16 @@ class ChunkIds:
 
 
 def build_batch(model: E2LLM, ids: ChunkIds, samples: Sequence[Sample], device, recon_weight: float,
-                max_answer_tokens: int = 192):
-    """-> (x [B,L,D], attn [B,L], labels [B,L] (-100 = no loss), weights [B,L], soft [N,D], chunk_emb [N,H])."""
+                max_answer_tokens: int = 192, extras: Optional[Sequence[Optional[Tuple[int, torch.Tensor]]]] = None,
+                chunk_emb: Optional[torch.Tensor] = None):
+    """-> (x [B,L,D], attn [B,L], labels [B,L] (-100 = no loss), weights [B,L], soft [N,D], chunk_emb [N,H]).
+
+    ``extras[i]`` = (k, soft tokens [K,D]): sample i's document is padded with K more haystack soft tokens, its own
+    chunks put as one block after the first k of them (the haystack bank, below)."""
     enc_ids = [ids.chunk(c) for s in samples for c in s.chunks]
-    ii, mm = pad_batch(enc_ids, PAD_ID)
-    chunk_emb = model.encoder(ii.to(device), mm.to(device))
+    if chunk_emb is None:
+        ii, mm = pad_batch(enc_ids, PAD_ID)
+        chunk_emb = model.encoder(ii.to(device), mm.to(device))
     soft = model.adapter(chunk_emb)
     E = model.decoder.embed_tokens.weight
     seqs, labs, wts = [], [], []
@@ -118,8 +126,14 @@ def build_batch(model: E2LLM, ids: ChunkIds, samples: Sequence[Sample], device, 
         tok_in = torch.tensor(p_ids + s_ids + a_ids[:-1], dtype=torch.long, device=device)
         emb = E[tok_in]
         P, S = len(p_ids), len(s_ids)
-        x = torch.cat([emb[:P], soft[off: off + n], emb[P:]], dim=0)
+        block = soft[off: off + n]
         off += n
+        ex = extras[len(seqs)] if extras is not None else None
+        if ex is not None:
+            k, pad = ex
+            block = torch.cat([pad[:k], block, pad[k:]], dim=0)
+            n += pad.shape[0]
+        x = torch.cat([emb[:P], block, emb[P:]], dim=0)
         L = x.shape[0]
         lab = torch.full((L,), -100, dtype=torch.long)
         # position t predicts token t+1; answer token k sits at position P+n+S+k
@@ -157,6 +171,105 @@ def bow_loss(model: E2LLM, soft: torch.Tensor, enc_ids: Sequence[Sequence[int]],
         q[i].index_add_(0, t, torch.ones(t.shape[0], device=soft.device))
     q = q / q.sum(dim=-1, keepdim=True)
     return -(q * F.log_softmax(logits, dim=-1)).sum(dim=-1).mean()
+
+
+NEEDLE_VALUE = re.compile(r"special magic (?:numbers|uuids) for \S+ is: ([0-9a-f-]+)\.")
+HEX = "0123456789abcdef"
+
+
+class NeedleProbe(torch.nn.Module):
+    """Training-only heads on the chunk embedding (not part of the model package): does the chunk hold a needle,
+    and, for a chunk with exactly one, the needle value's 7 digits or 32 UUID hex digits. The decoder can only
+    answer from what the chunk vector carries; these heads give the encoder a direct, dense signal to carry the
+    value (through the decoder alone the signal is weak: the first shipped run learned the answer format but
+    not the value). The decoder still has to learn to find the chunk and spell the value from its soft token."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.has = torch.nn.Linear(hidden, 1)
+        self.digits = torch.nn.Linear(hidden, 7 * 10)
+        self.hex = torch.nn.Linear(hidden, 32 * 16)
+
+    def loss(self, chunk_emb: torch.Tensor, texts: Sequence[str]) -> Tuple[torch.Tensor, float]:
+        """-> (loss, per-digit accuracy on this batch's needle chunks (nan when none))."""
+        dev = chunk_emb.device
+        found = [NEEDLE_VALUE.findall(t) for t in texts]
+        has_t = torch.tensor([1.0 if f else 0.0 for f in found], device=dev)
+        loss = F.binary_cross_entropy_with_logits(self.has(chunk_emb).squeeze(-1), has_t)
+        hits, total = 0, 0
+        for head, width, classes, pick in ((self.digits, 7, 10, lambda v: v if len(v) == 7 and v.isdigit() else None),
+                                           (self.hex, 32, 16, lambda v: v.replace("-", "") if len(v) == 36 else None)):
+            rows, tgts = [], []
+            for i, f in enumerate(found):
+                v = pick(f[0]) if len(f) == 1 else None
+                if v is not None and len(v) == width:
+                    rows.append(i)
+                    tgts.append([HEX.index(c) for c in v])
+            if not rows:
+                continue
+            logits = head(chunk_emb[torch.tensor(rows, device=dev)]).view(len(rows), width, classes)
+            tgt = torch.tensor(tgts, device=dev)
+            loss = loss + F.cross_entropy(logits.reshape(-1, classes), tgt.reshape(-1))
+            hits += int((logits.argmax(-1) == tgt).sum())
+            total += tgt.numel()
+        return loss, (hits / total if total else float("nan"))
+
+
+# sentences the generators insert into haystacks: chunks holding one never go into the haystack bank
+INSERTED = re.compile(r"special magic|VAR [A-Z]{5} =|The (?:favourite colour|home town|pet|instrument) of ")
+
+
+class HaystackBank:
+    """Recent chunk embeddings (detached) of plain haystack chunks, by kind (noise | prose). A stage with
+    ``pad_chunks: [lo, hi]`` pads each haystack document with bank entries up to a log-uniform total of lo..hi
+    soft tokens, so the decoder learns to find a needle among as many chunks as a 32k-128k document has,
+    without encoding them all at every step (the encoder sees the real chunks; the bank is at most a few
+    hundred steps stale)."""
+
+    def __init__(self, size: int, hidden: int, device):
+        self.size = size
+        self.buf = {k: torch.zeros(size, hidden, device=device) for k in ("noise", "prose")}
+        self.count = {k: 0 for k in self.buf}
+
+    def add(self, kind: str, rows: torch.Tensor) -> None:
+        for r in rows.detach():
+            self.buf[kind][self.count[kind] % self.size] = r
+            self.count[kind] += 1
+
+    def ready(self, kind: str) -> bool:
+        return self.count.get(kind, 0) >= 64
+
+    def draw(self, kind: str, k: int, rng: random.Random) -> torch.Tensor:
+        n = min(self.count[kind], self.size)
+        idx = torch.tensor([rng.randrange(n) for _ in range(k)], dtype=torch.long, device=self.buf[kind].device)
+        return self.buf[kind][idx]
+
+
+def fill_bank(bank: HaystackBank, samples: Sequence[Sample], chunk_emb: torch.Tensor) -> None:
+    off = 0
+    for s in samples:
+        kind = "prose" if s.template == "reconstruct" else s.hay
+        for j, c in enumerate(s.chunks):
+            if kind in ("noise", "prose") and not INSERTED.search(c):
+                bank.add(kind, chunk_emb[off + j: off + j + 1])
+        off += len(s.chunks)
+
+
+def bank_extras(model: E2LLM, bank: HaystackBank, samples: Sequence[Sample], pad: Sequence[int], rng: random.Random):
+    """Per sample: None, or (where its chunks go, adapter(bank entries)) padding it to a log-uniform total."""
+    out = []
+    lo, hi = pad
+    for s in samples:
+        if s.hay not in ("noise", "prose") or not bank.ready(s.hay):
+            out.append(None)
+            continue
+        total = int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
+        k = total - len(s.chunks)
+        if k <= 0:
+            out.append(None)
+            continue
+        out.append((rng.randint(0, k), model.adapter(bank.draw(s.hay, k, rng))))
+    return out
 
 
 def decoder_hidden(dec, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
@@ -241,10 +354,13 @@ def init_model(cfg: dict) -> E2LLM:
     return model
 
 
-def save_ckpt(path: str, model, opt, state: dict, tok_spec: dict) -> None:
+def save_ckpt(path: str, model, opt, state: dict, tok_spec: dict, probe: Optional[torch.nn.Module] = None) -> None:
     tmp = path + ".tmp"
-    torch.save({"config": model.cfg.to_dict(), "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                "tokenizer": tok_spec, "optimizer": opt.state_dict(), "train_state": state}, tmp)
+    ck = {"config": model.cfg.to_dict(), "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+          "tokenizer": tok_spec, "optimizer": opt.state_dict(), "train_state": state}
+    if probe is not None:
+        ck["probe"] = {k: v.detach().cpu() for k, v in probe.state_dict().items()}
+    torch.save(ck, tmp)
     os.replace(tmp, path)
 
 
@@ -284,8 +400,11 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
     torch.manual_seed(cfg["seed"])
     model = init_model(cfg).to(device).train()
     ids = ChunkIds(tok, model.cfg.encoder.max_tokens)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    probe = NeedleProbe(model.cfg.encoder.hidden).to(device)
+    bank = HaystackBank(int(cfg["bank_size"]), model.cfg.encoder.hidden, device)
+    params = list(model.named_parameters()) + [("probe." + n, p) for n, p in probe.named_parameters()]
+    decay = [p for n, p in params if p.dim() >= 2]
+    no_decay = [p for n, p in params if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg["lr"], betas=tuple(cfg["betas"]))
     rng = random.Random(cfg["seed"])
@@ -293,6 +412,8 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
     if os.path.exists(ckpt_path) and not fresh:
         ck = torch.load(ckpt_path, map_location="cpu")
         model.load_state_dict(ck["model"])
+        if "probe" in ck:
+            probe.load_state_dict(ck["probe"])
         opt.load_state_dict(ck["optimizer"])
         state = ck["train_state"]
         rng.setstate(state["rng"])
@@ -318,8 +439,8 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
     cw = csv.writer(log_csv)
     if new_csv:
         cw.writerow(["step", "train_seconds", "stage", "lr", "loss", "recon_loss", "task_loss", "norm_pen",
-                     "bow_loss", "soft_rms", "emb_rms", "chunk_cos"])
-    acc = {"loss": [], "recon": [], "task": [], "pen": [], "bow": []}
+                     "bow_loss", "soft_rms", "emb_rms", "chunk_cos", "probe_acc", "seq_len"])
+    acc = {"loss": [], "recon": [], "task": [], "pen": [], "bow": [], "probe": [], "soft_n": []}
     last_ckpt = time.time()
     budget = float(cfg["max_train_seconds"])
     t_prev = time.time()
@@ -336,7 +457,12 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
                 g["lr"] = lr
             samples = [sample_task(rng, docs, st["mix"], st["max_chunks"], st["chunk_chars"], cfg["max_recon_chars"])
                        for _ in range(st["batch_size"])]
-            X, A, Y, W, soft, chunk_emb, enc_ids = build_batch(model, ids, samples, device, cfg["recon_weight"])
+            enc_ids = [ids.chunk(c) for s in samples for c in s.chunks]
+            ii, mm = pad_batch(enc_ids, PAD_ID)
+            chunk_emb = model.encoder(ii.to(device), mm.to(device))
+            extras = bank_extras(model, bank, samples, st["pad_chunks"], rng) if st.get("pad_chunks") else None
+            X, A, Y, W, soft, chunk_emb, enc_ids = build_batch(model, ids, samples, device, cfg["recon_weight"],
+                                                               extras=extras, chunk_emb=chunk_emb)
             logits, tgt, sel = answer_logits(model, X, A, Y)
             tok_loss = F.cross_entropy(logits, tgt, reduction="none")
             w = W[sel]
@@ -347,9 +473,14 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
                 loss = loss + cfg["uniformity_weight"] * uniformity_loss(chunk_emb)
             bow = bow_loss(model, soft, enc_ids, cfg["bow_scale"]) if cfg["bow_weight"] else soft.sum() * 0.0
             loss = loss + cfg["bow_weight"] * bow
+            probe_acc = float("nan")
+            if cfg["probe_weight"]:
+                probe_loss, probe_acc = probe.loss(chunk_emb, [c for s in samples for c in s.chunks])
+                loss = loss + cfg["probe_weight"] * probe_loss
+            fill_bank(bank, samples, chunk_emb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+            torch.nn.utils.clip_grad_norm_([p for _, p in params], cfg["grad_clip"])
             opt.step()
             now = time.time()
             state["train_seconds"] += now - t_prev
@@ -366,6 +497,9 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
                     acc["task"].append(float(tok_loss[~rm].mean()))
                 acc["pen"].append(float(pen))
                 acc["bow"].append(float(bow))
+                if probe_acc == probe_acc:
+                    acc["probe"].append(probe_acc)
+                acc["soft_n"].append(X.shape[1])
             if first_loss is None:
                 first_loss = float(loss_main)
             if state["step"] % cfg["log_every"] == 0:
@@ -373,12 +507,13 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
                 rec = {"step": state["step"], "train_seconds": round(state["train_seconds"], 1), "stage": si,
                        "lr": lr, "loss": mean(acc["loss"]), "recon_loss": mean(acc["recon"]),
                        "task_loss": mean(acc["task"]), "norm_pen": mean(acc["pen"]), "bow_loss": mean(acc["bow"]), "soft_rms": soft_rms,
+                       "probe_acc": mean(acc["probe"]), "seq_len": mean(acc["soft_n"]),
                        "emb_rms": emb_rms, "chunk_cos": mean_pairwise_cos(chunk_emb)}
                 log_jsonl.write(json.dumps(rec) + "\n")
                 log_jsonl.flush()
                 cw.writerow([rec[k] if not isinstance(rec[k], float) else ("%.5g" % rec[k]) for k in
                              ["step", "train_seconds", "stage", "lr", "loss", "recon_loss", "task_loss", "norm_pen",
-                              "bow_loss", "soft_rms", "emb_rms", "chunk_cos"]])
+                              "bow_loss", "soft_rms", "emb_rms", "chunk_cos", "probe_acc", "seq_len"]])
                 log_csv.flush()
                 if not quiet:
                     print(json.dumps(rec), flush=True)
@@ -386,12 +521,12 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
             if time.time() - last_ckpt >= cfg["ckpt_every_s"]:
                 state["rng"] = rng.getstate()
                 state["torch_rng"] = torch.get_rng_state()
-                save_ckpt(ckpt_path, model, opt, state, tok_spec)
+                save_ckpt(ckpt_path, model, opt, state, tok_spec, probe)
                 last_ckpt = time.time()
     finally:
         state["rng"] = rng.getstate()
         state["torch_rng"] = torch.get_rng_state()
-        save_ckpt(ckpt_path, model, opt, state, tok_spec)
+        save_ckpt(ckpt_path, model, opt, state, tok_spec, probe)
         log_jsonl.close()
         log_csv.close()
         if not cfg.get("run_dir"):

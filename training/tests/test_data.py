@@ -113,6 +113,64 @@ class BatchTest(unittest.TestCase):
             self.assertTrue(torch.all(W[i][Y[i] >= 0] == (0.5 if s.template == "reconstruct" else 1.0)))
         self.assertEqual(soft.shape[0], sum(len(s.chunks) for s in samples))
 
+    def test_bank_padding_puts_the_document_inside_the_haystack(self):
+        import torch
+        from training.e2llm.modules import build_model
+        from training.e2llm.tokenizer import BOS_ID, EOS_ID, ByteLevelBPETokenizer
+        from training.e2llm.train import ChunkIds, HaystackBank, bank_extras, build_batch, fill_bank
+        import os
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        tok = ByteLevelBPETokenizer.from_file(os.path.join(root, "models", "e2llm-tiny", "tokenizer.json"))
+        model = build_model(0)
+        ids = ChunkIds(tok, 256)
+        rng = random.Random(3)
+        bank = HaystackBank(128, model.cfg.encoder.hidden, torch.device("cpu"))
+        with torch.no_grad():
+            # plain haystack chunks fill the bank; chunks holding a needle never do
+            fill_samples = [T.gen_reconstruct(rng, DOCS, 4, 128) for _ in range(40)]
+            needle = T.gen_niah_single(random.Random(1), DOCS, 2, 128)
+            X0, _, _, _, _, emb0, _ = build_batch(model, ids, fill_samples + [needle], torch.device("cpu"), 0.5)
+            fill_bank(bank, fill_samples + [needle], emb0)
+            plain = sum(len(s.chunks) for s in fill_samples)
+            self.assertEqual(bank.count["prose"], plain)
+            self.assertTrue(bank.ready("prose"))
+            s = T.gen_niah_multikey(random.Random(5), DOCS, 2, 256)
+            r = T.gen_reconstruct(random.Random(6), DOCS, 1, 128)  # not a haystack document: never padded
+            extras = bank_extras(model, bank, [s, r], (40, 40), random.Random(7))
+            self.assertIsNone(extras[1])
+            k, pad = extras[0]
+            self.assertEqual(pad.shape[0] + len(s.chunks), 40)
+            X, A, Y, W, soft, _, _ = build_batch(model, ids, [s], torch.device("cpu"), 0.5, extras=[extras[0]])
+        P = 1 + len(ids.encode(s.prompt()[0]))
+        n = len(s.chunks)
+        self.assertTrue(torch.allclose(X[0, P + k: P + k + n], soft[:n]))  # own chunks, in order, after k pads
+        self.assertTrue(torch.allclose(X[0, P: P + k], pad[:k]))
+        self.assertEqual(Y[0][Y[0] >= 0].tolist(), tok.encode(s.answer) + [EOS_ID])
+        self.assertEqual(int(A[0].sum()), P + 40 + len(ids.encode(s.prompt()[1])) + len(tok.encode(s.answer)))
+
+    def test_needle_probe_targets(self):
+        import torch
+        from training.e2llm.train import NEEDLE_VALUE, NeedleProbe
+        texts = ["The sky is blue. One of the special magic numbers for calm-fox is: 8165449. Here we go.",
+                 "One of the special magic uuids for odd-owl is: 0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0.",
+                 "No needle here.",
+                 "One of the special magic numbers for a-b is: 1111111. One of the special magic numbers for c-d is: 2222222."]
+        self.assertEqual([NEEDLE_VALUE.findall(t) for t in texts],
+                         [["8165449"], ["0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"], [], ["1111111", "2222222"]])
+        probe = NeedleProbe(8)
+        torch.manual_seed(0)
+        emb = torch.randn(4, 8)
+        opt = torch.optim.Adam(probe.parameters(), lr=0.05)
+        first = None
+        for _ in range(200):  # 4 fixed vectors: the heads can memorise the digits of the two single-needle chunks
+            loss, acc = probe.loss(emb, texts)
+            first = float(loss) if first is None else first
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        self.assertLess(float(loss), first / 10)
+        self.assertEqual(acc, 1.0)  # over 7 digits + 32 hex digits: the 4th chunk (two needles) has no digit target
+
 
 if __name__ == "__main__":
     unittest.main()

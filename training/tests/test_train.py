@@ -17,7 +17,7 @@ class TrainSmokeTest(unittest.TestCase):
         threads = torch.get_num_threads()
         with tempfile.TemporaryDirectory() as d:
             cfg = dict(T.DEFAULTS, name="smoke", run_dir=d, threads=1, lr=2e-3, warmup_steps=3, log_every=4,
-                       max_steps=12, max_train_seconds=600, ckpt_every_s=1e9, _docs=DOCS,
+                       max_steps=12, max_train_seconds=600, ckpt_every_s=1e9, _docs=DOCS, probe_weight=1.0,
                        stages=[{"until": 1.0, "chunk_chars": 64, "max_chunks": 1, "batch_size": 4,
                                 "mix": {"niah_single": 1.0, "reconstruct": 1.0}}])
             try:
@@ -31,6 +31,8 @@ class TrainSmokeTest(unittest.TestCase):
                 cfg["max_steps"] = 14
                 res2 = T.train(cfg, quiet=True)  # resumes from ckpt.pt
                 self.assertEqual(res2["step"], 14)
+                ck = torch.load(os.path.join(d, "ckpt.pt"), map_location="cpu")
+                self.assertIn("probe", ck)
             finally:
                 torch.set_num_threads(threads)
 

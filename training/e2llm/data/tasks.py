@@ -67,6 +67,9 @@ class Sample:
     chunks: List[str]
     answer: str
     fields: Dict[str, str] = field(default_factory=dict)
+    # the haystack the document was built on ("noise" | "prose"; "" when the document is not a haystack with
+    # inserted sentences): training pads such documents with more chunks of the same kind
+    hay: str = ""
 
     def prompt(self):
         prefix, suffix = TEMPLATES[self.template].split("<|context|>")
@@ -181,7 +184,7 @@ def gen_niah_single(rng, docs, n_chunks, chunk_chars):
     value = rand_value(rng, vtype)
     chunks = _doc_chunks(rng, docs, _n_chars(rng, n_chunks, chunk_chars), chunk_chars, hay,
                          [NEEDLE.format(type=vtype, key=key, value=value)])
-    return Sample("niah_single", "qa", chunks, " " + value, {"question": QUESTION.format(type=vtype, key=key)})
+    return Sample("niah_single", "qa", chunks, " " + value, {"question": QUESTION.format(type=vtype, key=key)}, hay)
 
 
 def gen_niah_multikey(rng, docs, n_chunks, chunk_chars):
@@ -200,7 +203,7 @@ def gen_niah_multikey(rng, docs, n_chunks, chunk_chars):
     rng.shuffle(needles)
     q = rng.randrange(k)
     chunks = _doc_chunks(rng, docs, _n_chars(rng, n_chunks, chunk_chars), chunk_chars, "prose", needles)
-    return Sample("niah_multikey", "qa", chunks, " " + vals[q], {"question": QUESTION.format(type=vtype, key=keys[q])})
+    return Sample("niah_multikey", "qa", chunks, " " + vals[q], {"question": QUESTION.format(type=vtype, key=keys[q])}, "prose")
 
 
 def gen_niah_multivalue(rng, docs, n_chunks, chunk_chars):
@@ -210,7 +213,7 @@ def gen_niah_multivalue(rng, docs, n_chunks, chunk_chars):
     # insert_sentences keeps the order, so the answer lists values in document order
     chunks = _doc_chunks(rng, docs, _n_chars(rng, n_chunks, chunk_chars), chunk_chars, "prose", needles)
     return Sample("niah_multivalue", "qa", chunks, " " + ", ".join(vals),
-                  {"question": QUESTION_MV.format(type="numbers", key=key)})
+                  {"question": QUESTION_MV.format(type="numbers", key=key)}, "prose")
 
 
 def gen_niah_multiquery(rng, docs, n_chunks, chunk_chars):
@@ -223,7 +226,7 @@ def gen_niah_multiquery(rng, docs, n_chunks, chunk_chars):
     needles = [NEEDLE.format(type="numbers", key=a, value=b) for a, b in zip(keys, vals)]
     chunks = _doc_chunks(rng, docs, _n_chars(rng, n_chunks, chunk_chars), chunk_chars, "prose", needles)
     return Sample("niah_multiquery", "qa", chunks, " " + ", ".join(vals),
-                  {"question": QUESTION_MQ.format(type="numbers", keys=", ".join(keys))})
+                  {"question": QUESTION_MQ.format(type="numbers", keys=", ".join(keys))}, "prose")
 
 
 def _var_name(rng):
@@ -241,7 +244,7 @@ def gen_vt(rng, docs, n_chunks, chunk_chars):
     stmts = [f"VAR {names[0]} = {value}."] + [f"VAR {names[i]} = VAR {names[i - 1]}." for i in range(1, len(names))]
     chunks = _doc_chunks(rng, docs, _n_chars(rng, n_chunks, chunk_chars), chunk_chars, "noise", stmts)
     return Sample("vt", "instruct", chunks, " " + " ".join(names),
-                  {"instruction": f"Find all variables that are assigned the value {value} in the text above."})
+                  {"instruction": f"Find all variables that are assigned the value {value} in the text above."}, "noise")
 
 
 def _pseudo_words(rng, n):
@@ -304,7 +307,7 @@ def gen_qa(rng, docs, n_chunks, chunk_chars):
         facts.append(f"The {attr} of {other} is {rng.choice(FACT_ATTRS[attr])}.")
     rng.shuffle(facts)
     chunks = _doc_chunks(rng, docs, _n_chars(rng, n_chunks, chunk_chars), chunk_chars, "prose", facts)
-    return Sample("qa", "qa", chunks, " " + val, {"question": f"What is the {attr} of {name}?"})
+    return Sample("qa", "qa", chunks, " " + val, {"question": f"What is the {attr} of {name}?"}, "prose")
 
 
 def gen_summary(rng, docs, n_chunks, chunk_chars):
