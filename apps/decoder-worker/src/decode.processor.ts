@@ -129,7 +129,7 @@ export class DecodeProcessor {
       throw new AppError('INTERNAL', `the source no longer matches soft prompt ${key} (this is a bug)`);
     }
     const vector = await encoder.encoder.encode([encoder.encoder.tokenize(text)]);
-    await this.blobs.put(key, encodeSoftPrompt({ encoderId: encoder.encoderId, shape: [vector.length], data: vector }, this.config.softPromptDtype), 'application/octet-stream');
+    await this.blobs.put(key, encodeSoftPrompt({ encoderId: encoder.encoderId, shape: [vector.length], data: vector }, this.config.softPromptDtype), 'application/octet-stream', { durable: false });
     return vector;
   }
 

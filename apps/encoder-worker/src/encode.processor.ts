@@ -60,8 +60,10 @@ export class EncodeProcessor {
     const inference = performance.now() - t1;
     const width = this.model.pkg.manifest.encoder.width;
     const t2 = performance.now();
+    // Not durable: a soft prompt is a content-addressed cache entry, and one lost or torn by a crash fails its
+    // checksum or is missing, so the decoder encodes it again from the source (DecodeProcessor.softPrompt).
     await mapLimit(missing, this.config.blobFetchConcurrency, (c, i) =>
-      this.blobs.put(c.key, encodeSoftPrompt({ encoderId, shape: [width], data: vectors.slice(i * width, (i + 1) * width) }, this.config.softPromptDtype), 'application/octet-stream'),
+      this.blobs.put(c.key, encodeSoftPrompt({ encoderId, shape: [width], data: vectors.slice(i * width, (i + 1) * width) }, this.config.softPromptDtype), 'application/octet-stream', { durable: false }),
     );
     const upload = performance.now() - t2;
     metrics.stageSeconds.observe({ stage: 'encode_download' }, download / 1000);

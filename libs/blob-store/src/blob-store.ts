@@ -8,7 +8,7 @@ import { AppError } from '@lib/shared';
  */
 export interface BlobStore {
   /** Writes atomically (a reader never sees a half-written blob). */
-  put(key: string, body: Uint8Array | string, contentType?: string): Promise<void>;
+  put(key: string, body: Uint8Array | string, contentType?: string, options?: PutOptions): Promise<void>;
   /** Throws AppError('NOT_FOUND') when missing. */
   get(key: string): Promise<Buffer>;
   exists(key: string): Promise<boolean>;
@@ -17,6 +17,15 @@ export interface BlobStore {
   /** Readiness probe: throws AppError('STORAGE_UNAVAILABLE') when the store cannot be reached. */
   ping(): Promise<void>;
   close?(): Promise<void>;
+}
+
+export interface PutOptions {
+  /**
+   * false: the blob is a cache entry that can be computed again (a soft prompt), so the driver may skip making it
+   * durable before returning (the local driver skips its fsync). Writes stay atomic for readers either way; after a
+   * crash such a blob may be missing or fail its checks, which its reader must then handle. Default true.
+   */
+  durable?: boolean;
 }
 
 /** Content type stored when the caller gives none. */

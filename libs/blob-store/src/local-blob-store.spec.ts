@@ -1,8 +1,8 @@
-import { chmod, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { AppError } from '@lib/shared';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LocalBlobStore } from './local-blob-store.js';
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
@@ -60,6 +60,24 @@ describe('LocalBlobStore', () => {
     await store.delete('soft-prompts/t1/enc/abc'); // idempotent
     await store.delete('never/written');
     expect(await codeOf(store.get('soft-prompts/t1/enc/abc'))).toBe('NOT_FOUND');
+  });
+
+  it('flushes a durable blob before its rename, and skips the flush for a blob that is not durable', async () => {
+    await store.put('probe', 'x');
+    const handle = await open(path.join(root, 'probe'), 'r');
+    const proto = Object.getPrototypeOf(handle) as { sync: () => Promise<void> };
+    await handle.close();
+    const sync = vi.spyOn(proto, 'sync');
+    try {
+      await store.put('soft-prompts/t1/enc/a', Buffer.from('cache entry'), undefined, { durable: false });
+      expect(sync).not.toHaveBeenCalled();
+      await store.put('results/job-1.json', '{}', 'application/json');
+      expect(sync).toHaveBeenCalledTimes(1);
+    } finally {
+      sync.mockRestore();
+    }
+    expect((await store.get('soft-prompts/t1/enc/a')).toString()).toBe('cache entry');
+    expect(await filesUnder(root)).toEqual(['probe', 'results/job-1.json', 'soft-prompts/t1/enc/a']);
   });
 
   it('stores a view of a larger buffer as just its bytes', async () => {

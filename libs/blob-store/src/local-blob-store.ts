@@ -3,7 +3,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '@lib/shared';
-import { assertValidKey, toBuffer, type BlobStore } from './blob-store.js';
+import { assertValidKey, toBuffer, type BlobStore, type PutOptions } from './blob-store.js';
 
 /** A path component that does not exist, or that is a file where a folder was expected: there is no blob there. */
 const ABSENT = new Set(['ENOENT', 'ENOTDIR']);
@@ -24,7 +24,7 @@ export class LocalBlobStore implements BlobStore {
     this.rootDir = path.resolve(rootDir);
   }
 
-  async put(key: string, body: Uint8Array | string, _contentType?: string): Promise<void> {
+  async put(key: string, body: Uint8Array | string, _contentType?: string, options: PutOptions = {}): Promise<void> {
     const file = this.pathOf(key);
     const data = toBuffer(body);
     const dir = path.dirname(file);
@@ -36,8 +36,11 @@ export class LocalBlobStore implements BlobStore {
       const handle = await open(tmp, 'wx', 0o644);
       try {
         await handle.writeFile(data);
-        // Flushed before the rename, so a crash cannot leave the new name pointing at a partly written file.
-        await handle.sync();
+        // Flushed before the rename, so a crash cannot leave the new name pointing at a partly written file. A blob
+        // that is not durable (a soft prompt: one small file per chunk, where the fsync was most of an encode child's
+        // write time) skips it: after a power loss it may be empty or partly written under its name, which its
+        // reader detects (soft prompts carry a checksum) and computes again.
+        if (options.durable !== false) await handle.sync();
       } finally {
         await handle.close();
       }

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '@lib/shared';
-import { DEFAULT_CONTENT_TYPE, assertValidKey, toBuffer, type BlobStore } from './blob-store.js';
+import { DEFAULT_CONTENT_TYPE, assertValidKey, toBuffer, type BlobStore, type PutOptions } from './blob-store.js';
 
 export type BlobOperation = 'put' | 'get' | 'exists' | 'delete' | 'ping';
 
@@ -27,7 +27,7 @@ export class MemoryBlobStore implements BlobStore {
   /** Set by close(). */
   closed = false;
 
-  private readonly blobs = new Map<string, { body: Buffer; contentType: string }>();
+  private readonly blobs = new Map<string, { body: Buffer; contentType: string; durable: boolean }>();
   private failRule: { remaining: number; ops?: ReadonlySet<BlobOperation> } | undefined;
 
   constructor(options: MemoryBlobStoreOptions = {}) {
@@ -43,11 +43,11 @@ export class MemoryBlobStore implements BlobStore {
     return this;
   }
 
-  async put(key: string, body: Uint8Array | string, contentType = DEFAULT_CONTENT_TYPE): Promise<void> {
+  async put(key: string, body: Uint8Array | string, contentType = DEFAULT_CONTENT_TYPE, options: PutOptions = {}): Promise<void> {
     // Copied before the first await: the blob is what the caller passed at call time, as with a real store.
     const copy = Buffer.from(toBuffer(body));
     await this.run('put', key, () => {
-      this.blobs.set(key, { body: copy, contentType });
+      this.blobs.set(key, { body: copy, contentType, durable: options.durable !== false });
     });
   }
 
@@ -85,6 +85,11 @@ export class MemoryBlobStore implements BlobStore {
   /** The content type a blob was stored with, or undefined when missing. */
   contentType(key: string): string | undefined {
     return this.blobs.get(key)?.contentType;
+  }
+
+  /** Whether a blob was stored durable (PutOptions.durable), or undefined when missing. */
+  durable(key: string): boolean | undefined {
+    return this.blobs.get(key)?.durable;
   }
 
   /** Removes every blob and resets `calls`, `maxInFlight` and the failure knobs. */

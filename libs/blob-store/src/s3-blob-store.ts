@@ -10,7 +10,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { AppError } from '@lib/shared';
-import { DEFAULT_CONTENT_TYPE, assertValidKey, toBuffer, type BlobStore } from './blob-store.js';
+import { DEFAULT_CONTENT_TYPE, assertValidKey, toBuffer, type BlobStore, type PutOptions } from './blob-store.js';
 
 export interface S3BlobStoreOptions {
   /** S3 endpoint URL (MinIO, s3rver or another S3-compatible server); unset for AWS. */
@@ -74,7 +74,8 @@ export class S3BlobStore implements BlobStore {
     this.client = new S3Client(config);
   }
 
-  async put(key: string, body: Uint8Array | string, contentType = DEFAULT_CONTENT_TYPE): Promise<void> {
+  /** PutOptions.durable is ignored: S3 acknowledges a PUT only once the object is stored. */
+  async put(key: string, body: Uint8Array | string, contentType = DEFAULT_CONTENT_TYPE, _options?: PutOptions): Promise<void> {
     assertValidKey(key);
     const data = toBuffer(body);
     try {
