@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { extractText } from '@lib/extract';
 import { makeDocx, makePdf } from '@lib/extract/testing';
 import { E2llmModel } from '@lib/model-runtime';
-import { GenerationParams, Task } from '@lib/shared';
+import { createBlobStore } from '@lib/blob-store';
+import { DocumentChunks, GenerationParams, Task, documentChunksKey } from '@lib/shared';
 import { startStack, type Stack } from './stack.js';
 
 const SAMPLE = fileURLToPath(new URL('../../samples/gpl-3.0.txt', import.meta.url));
@@ -187,6 +188,27 @@ describe('documents asked many questions', () => {
     const done = await waitFor(job.body.id);
     expect(done).toMatchObject({ status: 'succeeded', documentId: doc.body.id, progress: { chunksEncoded: 0 } });
     expect(done.progress.chunksCached).toBe(done.progress.chunksTotal);
+
+    // The API stored the chunk references with the source and reused them: same answer as e2llm ask on the text.
+    const task = { type: 'qa', question: 'Which version of the licence may you choose?' } as const;
+    const generation = { maxNewTokens: 12 };
+    const local = await model.ask(text, Task.parse(task), GenerationParams.parse(generation));
+    const blobs = createBlobStore(stack.config);
+    const refs = DocumentChunks.parse(JSON.parse((await blobs.get(documentChunksKey(doc.body.id))).toString('utf8')));
+    expect(refs.chunks).toBe(done.progress.chunksTotal);
+    expect(refs.chars).toBe(text.length);
+    const ask = async () => waitFor((await http.post(`/v1/documents/${doc.body.id}/jobs`).send({ task, generation }).expect(202)).body.id);
+    const again = await ask();
+    expect(again.status).toBe('succeeded');
+    expect(again.result.text).toBe(local.answer);
+    expect(again.result.usage).toEqual(local.usage);
+    expect(again.chars).toBe(text.length);
+    // A document stored before chunk references were kept (none stored) is cut from its source, as before.
+    await blobs.delete(documentChunksKey(doc.body.id));
+    const legacy = await ask();
+    expect(legacy.status).toBe('succeeded');
+    expect(legacy.result.text).toBe(local.answer);
+    await blobs.close?.();
   });
 });
 

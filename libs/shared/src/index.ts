@@ -9,5 +9,6 @@ export * from './text-input.js';
 export * from './task.js';
 export * from './queues.js';
 export * from './jobs/pipeline.jobs.js';
+export * from './jobs/document-chunks.js';
 export * from './jobs/job-record.js';
 export * from './jobs/public-view.js';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AppError, type ErrorCode } from './errors.js';
-import { chunkHash, resultKey, softPromptKey, sourceKey } from './storage-keys.js';
+import { chunkHash, documentChunksKey, resultKey, softPromptKey, sourceKey } from './storage-keys.js';
 import { codeOf } from '../test/error-code.js';
 
 const HASH = 'a'.repeat(64);
@@ -38,6 +38,11 @@ describe('key shapes', () => {
 
   it('resultKey is results/<jobId>.json', () => {
     expect(resultKey('job-123_ABC')).toBe('results/job-123_ABC.json');
+  });
+
+  it('documentChunksKey is chunk-refs/<documentId>.json, and refuses a hostile id', () => {
+    expect(documentChunksKey('doc_1')).toBe('chunk-refs/doc_1.json');
+    expect(codeOf(() => documentChunksKey('../x'))).toBe('INPUT_INVALID');
   });
 
   it('softPromptKey is soft-prompts/<tenant>/<encoderId>/<hash>', () => {

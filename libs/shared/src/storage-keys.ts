@@ -35,3 +35,8 @@ export function softPromptKey(tenant: string, encoderId: string, hash: string): 
 export function resultKey(jobId: string): string {
   return `results/${safe('job id', jobId)}.json`;
 }
+
+/** A stored document's chunk references (DocumentChunks), kept beside its source. */
+export function documentChunksKey(documentId: string): string {
+  return `chunk-refs/${safe('document id', documentId)}.json`;
+}

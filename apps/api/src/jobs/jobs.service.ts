@@ -6,8 +6,10 @@ import { documentKind, extractTextIsolated } from '@lib/extract';
 import { ID_PATTERN, newId, type JobStore, type Pipeline } from '@lib/job-store';
 import {
   AppError,
+  DocumentChunks,
   GenerationParams,
   chunkText,
+  documentChunksKey,
   sourceKey,
   validateDocumentText,
   validateQuestion,
@@ -45,7 +47,8 @@ export class JobsService {
       : parseWith(CreateJobJson, body.fields, 'request');
     const { task, generation } = this.checkOptions(options);
     const text = await this.documentText(body, jsonText);
-    return this.enqueueJob(tenant, { text, task, generation, options, documentId: null, traceparent }, idempotencyKey);
+    const source: JobSource = { text, chars: text.length, sha256: () => sha256(text), cut: () => this.cut(text) };
+    return this.enqueueJob(tenant, { source, task, generation, options, documentId: null, traceparent }, idempotencyKey);
   }
 
   async createDocumentJob(tenant: string, documentId: string, body: ParsedBody, idempotencyKey: string | undefined, traceparent?: string): Promise<{ job: JobRecord; replayed: boolean }> {
@@ -54,8 +57,7 @@ export class JobsService {
     if (doc.status === 'failed') throw new AppError('CONFLICT', `document ${documentId} failed to encode: ${doc.error?.message ?? ''}`);
     const options = parseWith(JobOptions, body.fields, 'request');
     const { task, generation } = this.checkOptions(options);
-    const text = (await this.blobs.get(doc.sourceKey)).toString('utf8');
-    return this.enqueueJob(tenant, { text, task, generation, options, documentId: doc.id, sourceKeyOverride: doc.sourceKey, traceparent }, idempotencyKey);
+    return this.enqueueJob(tenant, { source: await this.documentSource(doc), task, generation, options, documentId: doc.id, traceparent }, idempotencyKey);
   }
 
   async createDocument(tenant: string, body: ParsedBody, traceparent?: string): Promise<DocumentRecord> {
@@ -66,7 +68,8 @@ export class JobsService {
     const id = newId('doc');
     const { batches, chunks } = this.cut(text);
     const key = sourceKey(id);
-    await this.blobs.put(key, text, 'text/plain; charset=utf-8');
+    const refs: DocumentChunks = { v: 1, sourceSha256: sha256(text), chars: text.length, chunks, batches };
+    await Promise.all([this.blobs.put(key, text, 'text/plain; charset=utf-8'), this.blobs.put(documentChunksKey(id), JSON.stringify(refs), 'application/json')]);
     const now = new Date();
     const doc: DocumentRecord = {
       id,
@@ -141,6 +144,28 @@ export class JobsService {
     return validateDocumentText(text, this.config.maxDocumentChars);
   }
 
+  /**
+   * A stored document as a job's source: its chunk references as stored when it was created, so the API neither reads
+   * the source nor cuts it again. A document stored before chunk references were kept has none: it is cut as before.
+   */
+  private async documentSource(doc: DocumentRecord): Promise<JobSource> {
+    const t0 = performance.now();
+    let refs: DocumentChunks;
+    try {
+      refs = DocumentChunks.parse(JSON.parse((await this.blobs.get(documentChunksKey(doc.id))).toString('utf8')));
+    } catch (err) {
+      if (!(err instanceof AppError && err.code === 'NOT_FOUND')) throw err;
+      const text = (await this.blobs.get(doc.sourceKey)).toString('utf8');
+      return { key: doc.sourceKey, chars: text.length, sha256: () => sha256(text), cut: () => this.cut(text) };
+    }
+    const loadMs = performance.now() - t0;
+    // A ready document's soft prompts are stored, so its encode children only confirm that: fewer, larger children
+    // (up to the contract's limit) cost less queue and worker time. While it is still encoding, the document's own
+    // children are running: the job's mirror them.
+    const batches = doc.status === 'ready' ? regroup(refs.batches, MAX_CHUNKS_PER_CHILD) : refs.batches;
+    return { key: doc.sourceKey, chars: refs.chars, sha256: () => refs.sourceSha256, cut: () => ({ batches, chunks: refs.chunks, chunkMs: loadMs }) };
+  }
+
   /** Chunks by characters, batched for encode children by an estimated token budget. */
   private cut(text: string): { batches: ChunkRef[][]; chunks: number; chunkMs: number } {
     const t0 = performance.now();
@@ -171,14 +196,14 @@ export class JobsService {
 
   private async enqueueJob(
     tenant: string,
-    input: { text: string; task: Task; generation: GenerationParams; options: z.output<typeof JobOptions>; documentId: string | null; sourceKeyOverride?: string; traceparent?: string },
+    input: { source: JobSource; task: Task; generation: GenerationParams; options: z.output<typeof JobOptions>; documentId: string | null; traceparent?: string },
     idempotencyKey: string | undefined,
   ): Promise<{ job: JobRecord; replayed: boolean }> {
     let id = newId('job');
     if (idempotencyKey !== undefined) {
       if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) throw new AppError('INPUT_INVALID', 'Idempotency-Key must be 1-255 visible ASCII characters');
       const fingerprint = createHash('sha256')
-        .update(JSON.stringify({ text: createHash('sha256').update(input.text).digest('hex'), task: input.task, generation: input.generation, webhook: input.options.webhook ?? null, metadata: input.options.metadata ?? {}, documentId: input.documentId }))
+        .update(JSON.stringify({ text: input.source.sha256(), task: input.task, generation: input.generation, webhook: input.options.webhook ?? null, metadata: input.options.metadata ?? {}, documentId: input.documentId }))
         .digest('hex');
       const claim = await this.store.claimIdempotencyKey(tenant, idempotencyKey, fingerprint, id);
       if (!claim.created) {
@@ -189,13 +214,13 @@ export class JobsService {
       id = claim.jobId;
     }
     try {
-      const { batches, chunks, chunkMs } = this.cut(input.text);
+      const { batches, chunks, chunkMs } = input.source.cut();
       const window = this.manifest.decoder.window;
       if (chunks + input.generation.maxNewTokens > window) {
         throw new AppError('CONTEXT_TOO_LONG', `the document makes ${chunks} soft tokens; with ${input.generation.maxNewTokens} new tokens that is over the decoder window of ${window}`, { chunks, window });
       }
-      const key = input.sourceKeyOverride ?? sourceKey(id);
-      if (!input.sourceKeyOverride) await this.blobs.put(key, input.text, 'text/plain; charset=utf-8');
+      const key = input.source.key ?? sourceKey(id);
+      if (input.source.key === undefined) await this.blobs.put(key, input.source.text ?? '', 'text/plain; charset=utf-8');
       const now = new Date();
       const job: JobRecord = {
         id,
@@ -207,7 +232,7 @@ export class JobsService {
         metadata: input.options.metadata ?? {},
         documentId: input.documentId,
         sourceKey: key,
-        chars: input.text.length,
+        chars: input.source.chars,
         chunkMs,
         progress: { chunksTotal: chunks, chunksEncoded: 0, chunksCached: 0 },
         createdAt: now.toISOString(),
@@ -233,4 +258,34 @@ export class JobsService {
       throw err;
     }
   }
+}
+
+/** The most chunk references one encode child carries (the EncodeChunks contract's limit). */
+const MAX_CHUNKS_PER_CHILD = 4096;
+
+/** Where a job's text comes from: a request's text (stored under the job), or a stored document (`key` set). */
+interface JobSource {
+  /** The stored source's key, when it is stored already; otherwise `text` is stored under the job's own key. */
+  key?: string;
+  text?: string;
+  chars: number;
+  /** sha256 (hex) of the text, for idempotency fingerprints. */
+  sha256: () => string;
+  /** The encode children's chunk references; called once any idempotent replay is ruled out. */
+  cut: () => { batches: ChunkRef[][]; chunks: number; chunkMs: number };
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** Consecutive batches joined while they fit `max` references each (their order kept). */
+function regroup(batches: ChunkRef[][], max: number): ChunkRef[][] {
+  const out: ChunkRef[][] = [];
+  for (const b of batches) {
+    const last = out.at(-1);
+    if (last && last.length + b.length <= max) last.push(...b);
+    else out.push([...b]);
+  }
+  return out;
 }
