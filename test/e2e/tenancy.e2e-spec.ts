@@ -27,7 +27,9 @@ describe('tenancy, rate limits and lost soft prompts', () => {
     // API_KEYS holds a hashed entry too, as operators are advised to configure it.
     const { createHash } = await import('node:crypto');
     const betaHash = createHash('sha256').update(KEYS.beta).digest('hex');
-    stack = await startStack({ apiKeys: `alpha:${KEYS.alpha},beta:sha256:${betaHash}`, rateLimitPerMinute: 8, adminApiKey: ADMIN_KEY } as unknown as Partial<Config>);
+    // No soft prompts kept in the decoder's memory: the lost-blob test must make the decoder read the blobs it breaks
+    // (one it had kept would be served, correctly, without reading the store).
+    stack = await startStack({ apiKeys: `alpha:${KEYS.alpha},beta:sha256:${betaHash}`, rateLimitPerMinute: 8, adminApiKey: ADMIN_KEY, softPromptCacheMb: 0 } as unknown as Partial<Config>);
     http = request(stack.api.url);
   }, 120_000);
   afterAll(async () => stack?.stop());

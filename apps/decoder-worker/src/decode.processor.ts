@@ -5,6 +5,7 @@ import { mapLimit, type BlobStore } from '@lib/blob-store';
 import { metrics, parsePayload, type JobStore, type Pipeline } from '@lib/job-store';
 import type { E2llmModel } from '@lib/model-runtime';
 import { AppError, DecodeJob, EncodeChunks, IndexDocument, chunkHash, decodeSoftPrompt, encodeSoftPrompt, resultKey, softPromptKey, type Config, type JobResult } from '@lib/shared';
+import { ByteLru } from './byte-lru.js';
 
 /**
  * Plumbing for a decode parent: gather the children's soft-prompt keys in document order, fetch the blobs in
@@ -16,12 +17,19 @@ export class DecodeProcessor {
     private readonly blobs: BlobStore,
     private readonly store: JobStore,
     private readonly pipeline: Pipeline,
-    private readonly config: Pick<Config, 'blobFetchConcurrency' | 'softPromptDtype'>,
+    private readonly config: Pick<Config, 'blobFetchConcurrency' | 'softPromptDtype' | 'softPromptCacheMb'>,
     /** Loads an encoder the first time a soft prompt must be encoded again (rare: the decoder worker has none). */
     private readonly loadEncoder: () => Promise<E2llmModel>,
-  ) {}
+  ) {
+    this.recent = new ByteLru(config.softPromptCacheMb * 2 ** 20);
+  }
 
   private encoder?: Promise<E2llmModel>;
+  /**
+   * Soft prompts already read and checked, by key. Keys are content-addressed (tenant, encoder, chunk text), so an
+   * entry never goes stale; a blob lost from the store after it was read is simply not needed again.
+   */
+  private readonly recent: ByteLru<Float32Array>;
 
   decodeJob = async (job: Job, log: Logger): Promise<{ resultKey: string }> => {
     const p = parsePayload(DecodeJob, job.data);
@@ -117,6 +125,14 @@ export class DecodeProcessor {
    * the source and stored, never decoded as garbage.
    */
   private async softPrompt(key: string, span: [number, number], sourceKey: string, log: Logger): Promise<Float32Array> {
+    const known = this.recent.get(key);
+    if (known) return known;
+    const vector = await this.readSoftPrompt(key, span, sourceKey, log);
+    this.recent.set(key, vector, vector.byteLength);
+    return vector;
+  }
+
+  private async readSoftPrompt(key: string, span: [number, number], sourceKey: string, log: Logger): Promise<Float32Array> {
     try {
       return decodeSoftPrompt(await this.blobs.get(key), this.model.encoderId).data;
     } catch (err) {

@@ -73,6 +73,11 @@ export const SETTINGS = {
   encodeJobMaxChunks: setting('ENCODE_JOB_MAX_CHUNKS', int(1, 4096).default(64), 'The most chunks one encode child job carries.'),
   encoderConcurrency: setting('ENCODER_CONCURRENCY', int(1, 64).default(1), 'Encode jobs one encoder worker process runs at once.'),
   decoderConcurrency: setting('DECODER_CONCURRENCY', int(1, 64).default(1), 'Decode jobs one decoder worker process runs at once.'),
+  softPromptCacheMb: setting(
+    'SOFT_PROMPT_CACHE_MB',
+    int(0, 1 << 20).default(64),
+    'Decoded soft prompts a decoder worker keeps in memory, in MiB (0: none): a document asked again skips reading one blob per chunk.',
+  ),
   blobFetchConcurrency: setting('BLOB_FETCH_CONCURRENCY', int(1, 1024).default(32), 'Blob reads or writes in flight at once per job.'),
 
   webhookSecret: setting('WEBHOOK_SECRET', z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/).optional(), 'Standard Webhooks signing secret (whsec_...); jobs with a webhook are refused without it.', true),
