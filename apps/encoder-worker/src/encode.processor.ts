@@ -17,6 +17,8 @@ type EncodeResult = z.output<typeof EncodeChunks.result>;
  */
 export class EncodeProcessor {
   private readonly sources = new Map<string, Promise<string>>();
+  /** The one encoder session runs one batch set at a time; jobs held at once (ENCODER_CONCURRENCY) queue here. */
+  private lane: Promise<unknown> = Promise.resolve();
   private readonly chunked = new Map<string, Map<string, EncodableChunk[]>>();
 
   constructor(
@@ -39,25 +41,36 @@ export class EncodeProcessor {
     const download = performance.now() - t0;
 
     // A chunk that tokenizes past the encoder's limit is re-split here, exactly as the in-process chunker does.
+    const tPrep = performance.now();
     const encoderId = this.model.encoderId;
     const perRef = p.chunks.map((ref) => this.chunkRef(p.sourceKey, source, ref).map((c) => ({ ...c, ref: ref.i, start: ref.start + c.start, end: ref.start + c.end })));
     const pieces = perRef.flat().map((c) => ({ ...c, key: softPromptKey(p.tenant, encoderId, chunkHash(encoderId, c.text)) }));
+    const prep = performance.now() - tPrep;
+    const tExists = performance.now();
     const stored = await mapLimit(pieces, this.config.blobFetchConcurrency, (c) => this.blobs.exists(c.key));
     const missing = pieces.filter((_, i) => !stored[i]);
+    const existsMs = performance.now() - tExists;
 
-    const t1 = performance.now();
+    // Only the inference waits for the lane: with more than one job in hand, the next job's reading, tokenizing and
+    // existence checks, and the last one's writes and Redis calls, overlap this one's inference.
+    const tWait = performance.now();
+    let t1 = tWait;
     let done = 0;
     const vectors =
       missing.length > 0
-        ? await this.model.encoder.encode(
-            missing.map((c) => c.ids),
-            (n) => {
-              metrics.encoderBatchSize.observe(n - done);
-              done = n;
-            },
-          )
+        ? await this.inLane(() => {
+            t1 = performance.now();
+            return this.model.encoder.encode(
+              missing.map((c) => c.ids),
+              (n) => {
+                metrics.encoderBatchSize.observe(n - done);
+                done = n;
+              },
+            );
+          })
         : new Float32Array(0);
     const inference = performance.now() - t1;
+    const laneWait = t1 - tWait;
     const width = this.model.pkg.manifest.encoder.width;
     const t2 = performance.now();
     // Not durable: a soft prompt is a content-addressed cache entry, and one lost or torn by a crash fails its
@@ -81,7 +94,20 @@ export class EncodeProcessor {
       offset += refPieces.length;
     }
     if (p.owner.kind === 'job') await this.store.addProgress(p.owner.id, p.chunks.length - cachedRefs, cachedRefs);
-    log.info({ chunks: pieces.length, encoded: missing.length, cached: pieces.length - missing.length, downloadMs: Math.round(download), inferenceMs: Math.round(inference), uploadMs: Math.round(upload) }, 'encoded');
+    log.info(
+      {
+        chunks: pieces.length,
+        encoded: missing.length,
+        cached: pieces.length - missing.length,
+        downloadMs: Math.round(download),
+        prepMs: Math.round(prep),
+        existsMs: Math.round(existsMs),
+        laneWaitMs: Math.round(laneWait),
+        inferenceMs: Math.round(inference),
+        uploadMs: Math.round(upload),
+      },
+      'encoded',
+    );
     return EncodeChunks.result.parse({
       batch: p.batch,
       keys: pieces.map((c) => c.key),
@@ -113,6 +139,12 @@ export class EncodeProcessor {
       bySpan.set(span, chunks);
     }
     return chunks;
+  }
+
+  private inLane<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lane.then(fn, fn);
+    this.lane = run.catch(() => undefined);
+    return run;
   }
 
   /** Siblings of one flow read the same source: keep the last few in memory. */
