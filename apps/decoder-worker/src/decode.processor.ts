@@ -38,7 +38,9 @@ export class DecodeProcessor {
     if (record.status === 'cancelled') throw new UnrecoverableError('JOB_CANCELLED: the job was cancelled');
     await this.store.transition(p.jobId, 'decoding');
 
+    const tGather = performance.now();
     const children = await this.childResults(job);
+    const gatherMs = performance.now() - tGather;
     // Document order: by chunk index, and within a chunk that was re-split, in the order of its pieces.
     const pieces = children
       .flatMap((c) => c.keys.map((key, k) => ({ key, ref: c.refs[k]!, span: c.spans[k]!, piece: k })))
@@ -103,9 +105,23 @@ export class DecodeProcessor {
     if (gen.decodeMs > 0) metrics.decodeTokensPerSecond.set((gen.tokens.length * 1000) / gen.decodeMs);
     metrics.jobSeconds.observe({ status: 'succeeded' }, result.timings.totalMs / 1000);
     const key = resultKey(p.jobId);
+    const tStore = performance.now();
     await this.blobs.put(key, JSON.stringify(result), 'application/json');
     await this.pipeline.finishJob(p.jobId, 'succeeded', { result });
-    log.info({ softTokens: keys.length, generated: gen.tokens.length, downloadMs: Math.round(downloadMs), prefillMs: Math.round(gen.prefillMs), decodeMs: Math.round(gen.decodeMs) }, 'decoded');
+    const storeMs = performance.now() - tStore;
+    log.info(
+      {
+        softTokens: keys.length,
+        generated: gen.tokens.length,
+        gatherMs: Math.round(gatherMs),
+        downloadMs: Math.round(downloadMs),
+        adapterMs: Math.round(adapterMs),
+        prefillMs: Math.round(gen.prefillMs),
+        decodeMs: Math.round(gen.decodeMs),
+        storeMs: Math.round(storeMs),
+      },
+      'decoded',
+    );
     return { resultKey: key };
   };
 
