@@ -5,7 +5,7 @@ import type { BlobStore } from '@lib/blob-store';
 import { mapLimit } from '@lib/blob-store';
 import type { JobStore } from '@lib/job-store';
 import { metrics, parsePayload, recordCacheLookups } from '@lib/job-store';
-import type { E2llmModel, EncodableChunk } from '@lib/model-runtime';
+import { planBatches, type E2llmModel, type EncodableChunk } from '@lib/model-runtime';
 import { EncodeChunks, chunkHash, encodeSoftPrompt, softPromptKey, type Config } from '@lib/shared';
 import type { z } from 'zod';
 
@@ -25,7 +25,7 @@ export class EncodeProcessor {
     private readonly model: E2llmModel,
     private readonly blobs: BlobStore,
     private readonly store: JobStore,
-    private readonly config: Pick<Config, 'softPromptDtype' | 'blobFetchConcurrency'>,
+    private readonly config: Pick<Config, 'softPromptDtype' | 'blobFetchConcurrency' | 'encoderMaxBatchTokens' | 'encoderMaxBatchSize'>,
   ) {}
 
   encodeChunks = async (job: Job, log: Logger): Promise<EncodeResult> => {
@@ -52,32 +52,39 @@ export class EncodeProcessor {
     const existsMs = performance.now() - tExists;
 
     // Only the inference waits for the lane: with more than one job in hand, the next job's reading, tokenizing and
-    // existence checks, and the last one's writes and Redis calls, overlap this one's inference.
-    const tWait = performance.now();
-    let t1 = tWait;
-    let done = 0;
-    const vectors =
-      missing.length > 0
-        ? await this.inLane(() => {
-            t1 = performance.now();
-            return this.model.encoder.encode(
-              missing.map((c) => c.ids),
-              (n) => {
-                metrics.encoderBatchSize.observe(n - done);
-                done = n;
-              },
-            );
-          })
-        : new Float32Array(0);
-    const inference = performance.now() - t1;
-    const laneWait = t1 - tWait;
-    const width = this.model.pkg.manifest.encoder.width;
-    const t2 = performance.now();
+    // existence checks, and the last one's writes and Redis calls, overlap this one's inference. Batches are planned
+    // here (as the encoder plans them) and encoded one at a time, so each batch's soft prompts are written while the
+    // next batch is encoded; only the last batch's writes are left after the inference.
     // Not durable: a soft prompt is a content-addressed cache entry, and one lost or torn by a crash fails its
     // checksum or is missing, so the decoder encodes it again from the source (DecodeProcessor.softPrompt).
-    await mapLimit(missing, this.config.blobFetchConcurrency, (c, i) =>
-      this.blobs.put(c.key, encodeSoftPrompt({ encoderId, shape: [width], data: vectors.slice(i * width, (i + 1) * width) }, this.config.softPromptDtype), 'application/octet-stream', { durable: false }),
+    const width = this.model.pkg.manifest.encoder.width;
+    const plan = planBatches(
+      missing.map((c) => c.ids.length),
+      { maxBatchTokens: this.config.encoderMaxBatchTokens, maxBatchSize: this.config.encoderMaxBatchSize },
     );
+    const writes: Promise<unknown>[] = [];
+    const tWait = performance.now();
+    let t1 = tWait;
+    if (plan.length > 0) {
+      await this.inLane(async () => {
+        t1 = performance.now();
+        for (const batch of plan) {
+          const vectors = await this.model.encoder.encode(batch.map((i) => missing[i]!.ids));
+          metrics.encoderBatchSize.observe(batch.length);
+          const write = mapLimit(batch, this.config.blobFetchConcurrency, (i, row) =>
+            this.blobs.put(missing[i]!.key, encodeSoftPrompt({ encoderId, shape: [width], data: vectors.slice(row * width, (row + 1) * width) }, this.config.softPromptDtype), 'application/octet-stream', { durable: false }),
+          );
+          // Awaited below; handled now so a failed write is not an unhandled rejection while later batches run.
+          write.catch(() => undefined);
+          writes.push(write);
+        }
+      });
+    }
+    const inference = performance.now() - t1;
+    const laneWait = t1 - tWait;
+    const t2 = performance.now();
+    await Promise.all(writes);
+    // The writes not hidden behind inference.
     const upload = performance.now() - t2;
     metrics.stageSeconds.observe({ stage: 'encode_download' }, download / 1000);
     metrics.stageSeconds.observe({ stage: 'encode_inference' }, inference / 1000);

@@ -32,8 +32,12 @@ export class LocalBlobStore implements BlobStore {
     // blob or the new one, and concurrent writers of one key each rename a whole file (the last one wins).
     const tmp = path.join(dir, `.blob-${randomBytes(8).toString('hex')}.tmp`);
     try {
-      await mkdir(dir, { recursive: true });
-      const handle = await open(tmp, 'wx', 0o644);
+      // The folder usually exists (soft prompts share one per tenant and encoder): create it only when it is missing.
+      const handle = await open(tmp, 'wx', 0o644).catch(async (err: unknown) => {
+        if (errno(err) !== 'ENOENT') throw err;
+        await mkdir(dir, { recursive: true });
+        return open(tmp, 'wx', 0o644);
+      });
       try {
         await handle.writeFile(data);
         // Flushed before the rename, so a crash cannot leave the new name pointing at a partly written file. A blob
