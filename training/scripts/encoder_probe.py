@@ -1,0 +1,96 @@
+"""How fast can the chunk encoder learn to carry a needle's value? Encoder-only diagnostic (no decoder).
+
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 /usr/bin/python3 training/scripts/encoder_probe.py \
+        --checkpoint training/runs/tiny-cpu/package-ckpt.pt --seconds 480 --batch 32 [--token-weight 1.0]
+
+Trains the encoder with the training-only NeedleProbe (train.py) on 512-character chunks that hold a needle sentence
+(RULER's 7-digit numbers and UUIDs in prose or noise), and prints every 25 steps the probe's per-digit accuracy
+(chance: 10% for a number's digits, 6.25% for a UUID's). With --token-weight, a second head on the token states
+learns each token's place in a 7-digit number (0-6, or "not a needle digit"), and its accuracy on the needle digits
+is printed too: the easier sub-problem the pooled vector depends on. Prints JSON lines.
+"""
+import argparse
+import json
+import os
+import random
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+from training.e2llm.data.corpus import load_documents  # noqa: E402
+from training.e2llm.data.tasks import gen_niah_single  # noqa: E402
+from training.e2llm.export import load_model  # noqa: E402
+from training.e2llm.modules import pad_batch  # noqa: E402
+from training.e2llm.tokenizer import PAD_ID, ByteLevelBPETokenizer  # noqa: E402
+from training.e2llm.train import NEEDLE_VALUE, ChunkIds, NeedleProbe  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", default=None, help="start from this checkpoint (default: the seeded init)")
+    ap.add_argument("--seconds", type=float, default=480)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--token-weight", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(a.seed)
+    model, tok_spec = load_model(a.checkpoint, 0)
+    enc = model.encoder.train()
+    tok = ByteLevelBPETokenizer(tok_spec) if tok_spec else ByteLevelBPETokenizer.from_file("models/e2llm-tiny/tokenizer.json")
+    ids = ChunkIds(tok, model.cfg.encoder.max_tokens)
+    digit = {tok.encode(str(d))[0] for d in range(10)}
+    first = {tok.encode(" " + str(d))[0] for d in range(10)}  # numbers are spelled digit by digit, the first with its space
+    probe = NeedleProbe(model.cfg.encoder.hidden)
+    place = torch.nn.Linear(model.cfg.encoder.hidden, 8)
+    params = list(enc.parameters()) + list(probe.parameters()) + list(place.parameters())
+    opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01)
+    docs = load_documents()[0]
+    rng = random.Random(a.seed)
+
+    def places(seq):
+        lab = [7] * len(seq)
+        for i, t in enumerate(seq):
+            if t in first and i + 7 <= len(seq) and all(x in digit for x in seq[i + 1: i + 7]):
+                lab[i: i + 7] = range(7)
+        return lab
+
+    t0, step, accs, paccs = time.time(), 0, [], []
+    while time.time() - t0 < a.seconds:
+        texts = []
+        while len(texts) < a.batch:
+            s = gen_niah_single(rng, docs, 1, 512)
+            texts += [c for c in s.chunks if NEEDLE_VALUE.search(c)]
+        seqs = [ids.chunk(c) for c in texts]
+        ii, mm = pad_batch(seqs, PAD_ID)
+        h = enc.token_states(ii, mm)
+        loss, acc = probe.loss(enc.pma(h, mm) if enc.pma is not None else enc(ii, mm), texts)
+        if a.token_weight:
+            lab = torch.full(ii.shape, -100, dtype=torch.long)
+            for i, seq in enumerate(seqs):
+                lab[i, : len(seq)] = torch.tensor(places(seq))
+            logits = place(h)
+            loss = loss + a.token_weight * F.cross_entropy(logits.reshape(-1, 8), lab.reshape(-1), ignore_index=-100)
+            sel = (lab >= 0) & (lab < 7)
+            paccs.append(float((logits.argmax(-1)[sel] == lab[sel]).float().mean()))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        accs.append(acc)
+        if step % 25 == 0:
+            rec = {"step": step, "seconds": round(time.time() - t0), "examples": step * a.batch,
+                   "digit_acc": round(sum(accs) / len(accs), 3)}
+            if paccs:
+                rec["place_acc"] = round(sum(paccs) / len(paccs), 3)
+            print(json.dumps(rec), flush=True)
+            accs, paccs = [], []
+
+
+if __name__ == "__main__":
+    main()
