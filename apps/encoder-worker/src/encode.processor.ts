@@ -5,11 +5,12 @@ import type { BlobStore } from '@lib/blob-store';
 import { mapLimit } from '@lib/blob-store';
 import type { JobStore } from '@lib/job-store';
 import { metrics, parsePayload, recordCacheLookups } from '@lib/job-store';
-import { planBatches, type E2llmModel, type EncodableChunk } from '@lib/model-runtime';
-import { EncodeChunks, chunkHash, encodeSoftPrompt, softPromptKey, type Config } from '@lib/shared';
+import type { E2llmModel, EncodableChunk } from '@lib/model-runtime';
+import { ENCODER_BATCH_COST_TOKENS, EncodeChunks, chunkHash, encodeSoftPrompt, planPaddedBatches, softPromptKey, type Config } from '@lib/shared';
 import type { z } from 'zod';
 
 type EncodeResult = z.output<typeof EncodeChunks.result>;
+
 
 /**
  * Plumbing for one encode child: parse, read the source, skip chunks whose soft prompt is stored, encode the rest in
@@ -53,14 +54,15 @@ export class EncodeProcessor {
 
     // Only the inference waits for the lane: with more than one job in hand, the next job's reading, tokenizing and
     // existence checks, and the last one's writes and Redis calls, overlap this one's inference. Batches are planned
-    // here (as the encoder plans them) and encoded one at a time, so each batch's soft prompts are written while the
-    // next batch is encoded; only the last batch's writes are left after the inference.
+    // here for the fewest padded tokens (each fits the encoder's limits, so the encoder runs it as one batch) and
+    // encoded one at a time, so each batch's soft prompts are written while the next batch is encoded; only the last
+    // batch's writes are left after the inference.
     // Not durable: a soft prompt is a content-addressed cache entry, and one lost or torn by a crash fails its
     // checksum or is missing, so the decoder encodes it again from the source (DecodeProcessor.softPrompt).
     const width = this.model.pkg.manifest.encoder.width;
-    const plan = planBatches(
+    const plan = planPaddedBatches(
       missing.map((c) => c.ids.length),
-      { maxBatchTokens: this.config.encoderMaxBatchTokens, maxBatchSize: this.config.encoderMaxBatchSize },
+      { maxBatchTokens: this.config.encoderMaxBatchTokens, maxBatchSize: this.config.encoderMaxBatchSize, batchCostTokens: ENCODER_BATCH_COST_TOKENS },
     );
     const writes: Promise<unknown>[] = [];
     const tWait = performance.now();

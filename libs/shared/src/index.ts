@@ -5,6 +5,7 @@ export * from './soft-prompt-blob.js';
 export * from './f16.js';
 export * from './storage-keys.js';
 export * from './chunker.js';
+export * from './batch-plan.js';
 export * from './text-input.js';
 export * from './task.js';
 export * from './queues.js';

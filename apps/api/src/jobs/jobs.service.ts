@@ -10,6 +10,7 @@ import {
   GenerationParams,
   chunkText,
   documentChunksKey,
+  groupEncodeChildren,
   sourceKey,
   validateDocumentText,
   validateQuestion,
@@ -171,26 +172,11 @@ export class JobsService {
     const t0 = performance.now();
     const { chunkChars, overlapChars } = this.manifest.prompt.chunking;
     const chunks = chunkText(text, { chunkChars, overlapChars });
-    const maxTokens = this.manifest.encoder.maxTokens;
-    // About 3 characters a token is conservative for the tokenizers we ship; the encoder re-splits what exceeds.
-    const budget = this.config.encoderMaxBatchTokens * 2;
-    const batches: ChunkRef[][] = [];
-    let batch: ChunkRef[] = [];
-    let tokens = 0;
-    // Children take chunks of similar length, so the encoder's padded batches waste little; the decoder puts the
-    // soft prompts back in document order by chunk index.
-    const bySize = [...chunks].sort((a, b) => b.end - b.start - (a.end - a.start) || a.index - b.index);
-    for (const c of bySize) {
-      const est = Math.min(maxTokens, Math.ceil((c.end - c.start) / 3) + 1);
-      if (batch.length > 0 && (batch.length >= this.config.encodeJobMaxChunks || tokens + est > budget)) {
-        batches.push(batch);
-        batch = [];
-        tokens = 0;
-      }
-      batch.push({ i: c.index, start: c.start, end: c.end });
-      tokens += est;
-    }
-    if (batch.length > 0) batches.push(batch);
+    const batches = groupEncodeChildren(chunks, {
+      maxChunks: this.config.encodeJobMaxChunks,
+      maxTokens: this.config.encoderMaxBatchTokens * 2,
+      chunkMaxTokens: this.manifest.encoder.maxTokens,
+    });
     return { batches, chunks: chunks.length, chunkMs: performance.now() - t0 };
   }
 
