@@ -13,6 +13,7 @@ import { createInterface } from 'node:readline';
 import { TextTokenizer, loadModelPackage } from '@lib/model-runtime';
 import { loadConfig } from '@lib/shared';
 import { buildCorpus, cutToTokens } from './corpus.mjs';
+import { jobEnd } from './job-events.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const started = Date.now();
@@ -47,25 +48,6 @@ const http = async (method, path, body) => {
   if (res.status >= 400) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
   return json;
 };
-/** Waits on the job's event stream (no polling): resolves when the terminal status arrives. */
-async function waitJob(id) {
-  const res = await fetch(`${base}/v1/jobs/${id}/events`, { headers: { authorization: auth } });
-  const reader = res.body.getReader();
-  const dec = new TextDecoder();
-  let buf = '';
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (value) buf += dec.decode(value, { stream: true });
-    const m = [...buf.matchAll(/event: status\ndata: (.*)\n\n/g)].map((x) => JSON.parse(x[1]));
-    const last = m.at(-1);
-    if (last && ['succeeded', 'failed', 'cancelled'].includes(last.status)) {
-      reader.cancel().catch(() => undefined);
-      if (last.status !== 'succeeded') throw new Error(`job ${id} ${last.status}: ${JSON.stringify(last.error)}`);
-      return last;
-    }
-    if (done) throw new Error('event stream ended early');
-  }
-}
 const sum = (xs) => xs.reduce((a, b) => a + b, 0);
 
 /** One job, POST to its terminal event, with the stages read from the server's job logs. */
@@ -74,7 +56,7 @@ async function profile(label, path, body) {
   const t0 = Date.now();
   const j = await http('POST', path, body);
   const posted = Date.now();
-  const done = await waitJob(j.id);
+  const done = await jobEnd(base, j.id, auth);
   const t1 = Date.now();
   await sleep(100);
   const mine = logs.slice(from).filter((l) => String(l.jobId ?? '').startsWith(j.id));

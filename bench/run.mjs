@@ -12,6 +12,7 @@ import { TextTokenizer, loadModelPackage } from '@lib/model-runtime';
 import { loadConfig } from '@lib/shared';
 import { buildCorpus, cutToTokens } from './corpus.mjs';
 import { renderReport } from './report.mjs';
+import { jobEnd } from './job-events.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -217,32 +218,8 @@ async function pipeline(docs) {
       await sleep(20);
     }
   };
-  // A job's end is read from its event stream (GET /v1/jobs/:id/events), which the server writes when the job ends:
-  // no poll interval adds to the measured time, and no polling loads the server while it works.
-  const finished = async (id, tenant, limitMs = 300_000) => {
-    const res = await fetch(`${base}/v1/jobs/${id}/events`, { headers: { authorization: `Bearer ${tenantKey(tenant)}` }, signal: AbortSignal.timeout(limitMs) });
-    if (res.status >= 400) throw new Error(`events of ${id}: ${res.status}`);
-    const reader = res.body.getReader();
-    const dec = new TextDecoder();
-    let buf = '';
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (value) buf += dec.decode(value, { stream: true });
-      let end;
-      while ((end = buf.indexOf('\n\n')) >= 0) {
-        const block = buf.slice(0, end);
-        buf = buf.slice(end + 2);
-        const data = /^data: (.*)$/m.exec(block)?.[1];
-        if (!/^event: status$/m.test(block) || !data) continue;
-        const job = JSON.parse(data);
-        if (job.object !== 'job' || !['succeeded', 'failed', 'cancelled'].includes(job.status)) continue;
-        await reader.cancel().catch(() => undefined);
-        if (job.status !== 'succeeded') throw new Error(`job ${id} ${job.status}: ${JSON.stringify(job.error)}`);
-        return job;
-      }
-      if (done) throw new Error(`the event stream of job ${id} ended before the job did`);
-    }
-  };
+  // A job's end is read from its event stream (bench/job-events.mjs): no poll interval adds to the measured time.
+  const finished = (id, tenant) => jobEnd(base, id, `Bearer ${tenantKey(tenant)}`);
   const job = async (path, body, tenant) => {
     const t = performance.now();
     const j = await http('POST', path, body, tenant);
