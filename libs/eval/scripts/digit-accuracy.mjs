@@ -13,6 +13,7 @@ for await (const l of createInterface({ input: process.stdin })) {
   const m = line.exec(l);
   if (!m) continue;
   const [, runner, task, length, expectedJson, gotJson] = m;
+  if (gotJson.startsWith('(')) continue; // not scored: '(over the window)' and other refusals
   const expected = JSON.parse(expectedJson);
   if (!expected.every((e) => /^\d{7}$/.test(e))) continue;
   let got;
