@@ -102,17 +102,20 @@ class ChunkIds:
         return [CLS_ID] + self.encode(text)[: self.max_tokens - 1]
 
 
+def encode_chunks(model: E2LLM, ids: ChunkIds, texts: Sequence[str], device) -> Tuple[List[List[int]], torch.Tensor]:
+    """-> (each chunk's encoder ids, chunk embeddings [N,H]): the chunks as one padded encoder batch."""
+    enc_ids = [ids.chunk(c) for c in texts]
+    ii, mm = pad_batch(enc_ids, PAD_ID)
+    return enc_ids, model.encoder(ii.to(device), mm.to(device))
+
+
 def build_batch(model: E2LLM, ids: ChunkIds, samples: Sequence[Sample], device, recon_weight: float,
-                max_answer_tokens: int = 192, extras: Optional[Sequence[Optional[Tuple[int, torch.Tensor]]]] = None,
-                chunk_emb: Optional[torch.Tensor] = None):
+                max_answer_tokens: int = 192, extras: Optional[Sequence[Optional[Tuple[int, torch.Tensor]]]] = None):
     """-> (x [B,L,D], attn [B,L], labels [B,L] (-100 = no loss), weights [B,L], soft [N,D], chunk_emb [N,H]).
 
     ``extras[i]`` = (k, soft tokens [K,D]): sample i's document is padded with K more haystack soft tokens, its own
     chunks put as one block after the first k of them (the haystack bank, below)."""
-    enc_ids = [ids.chunk(c) for s in samples for c in s.chunks]
-    if chunk_emb is None:
-        ii, mm = pad_batch(enc_ids, PAD_ID)
-        chunk_emb = model.encoder(ii.to(device), mm.to(device))
+    enc_ids, chunk_emb = encode_chunks(model, ids, [c for s in samples for c in s.chunks], device)
     soft = model.adapter(chunk_emb)
     E = model.decoder.embed_tokens.weight
     seqs, labs, wts = [], [], []
@@ -313,9 +316,7 @@ def soft_rms_penalty(model: E2LLM, chunk_emb: torch.Tensor) -> Tuple[torch.Tenso
 def rescale_adapter_output(model: E2LLM, ids: "ChunkIds", samples: Sequence[Sample], device) -> float:
     """Scale the adapter's last layer so the soft tokens start at the token embeddings' RMS (the fan-in init
     gives ~17x larger soft tokens than the 0.02-std embeddings). Returns the factor applied."""
-    enc_ids = [ids.chunk(c) for s in samples for c in s.chunks]
-    ii, mm = pad_batch(enc_ids, PAD_ID)
-    soft = model.adapter(model.encoder(ii.to(device), mm.to(device)))
+    soft = model.adapter(encode_chunks(model, ids, [c for s in samples for c in s.chunks], device)[1])
     target = model.decoder.embed_tokens.weight.pow(2).mean().sqrt()
     f = float(target / soft.pow(2).mean().sqrt())
     model.adapter.fc2.weight.mul_(f)
@@ -457,12 +458,9 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
                 g["lr"] = lr
             samples = [sample_task(rng, docs, st["mix"], st["max_chunks"], st["chunk_chars"], cfg["max_recon_chars"])
                        for _ in range(st["batch_size"])]
-            enc_ids = [ids.chunk(c) for s in samples for c in s.chunks]
-            ii, mm = pad_batch(enc_ids, PAD_ID)
-            chunk_emb = model.encoder(ii.to(device), mm.to(device))
             extras = bank_extras(model, bank, samples, st["pad_chunks"], rng) if st.get("pad_chunks") else None
             X, A, Y, W, soft, chunk_emb, enc_ids = build_batch(model, ids, samples, device, cfg["recon_weight"],
-                                                               extras=extras, chunk_emb=chunk_emb)
+                                                               extras=extras)
             logits, tgt, sel = answer_logits(model, X, A, Y)
             tok_loss = F.cross_entropy(logits, tgt, reduction="none")
             w = W[sel]
@@ -543,9 +541,7 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
 
 @torch.no_grad()
 def greedy_answer(model: E2LLM, ids: ChunkIds, s: Sample, max_new: int, device) -> str:
-    enc_ids = [ids.chunk(c) for c in s.chunks]
-    ii, mm = pad_batch(enc_ids, PAD_ID)
-    soft = model.adapter(model.encoder(ii.to(device), mm.to(device)))
+    soft = model.adapter(encode_chunks(model, ids, s.chunks, device)[1])
     prefix, suffix = s.prompt()
     E = model.decoder.embed_tokens.weight
     p = torch.tensor([BOS_ID] + ids.encode(prefix), device=device)

@@ -92,17 +92,23 @@ class GeneratorTest(unittest.TestCase):
         self.assertFalse(any("python" in p.lower() for p in corpus_files()))
 
 
+def _tokenizer_model_ids():
+    """The shipped tokenizer, the seeded model and a ChunkIds over them (torch imported only by the tests that need it)."""
+    import os
+    from training.e2llm.modules import build_model
+    from training.e2llm.tokenizer import ByteLevelBPETokenizer
+    from training.e2llm.train import ChunkIds
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    tok = ByteLevelBPETokenizer.from_file(os.path.join(root, "models", "e2llm-tiny", "tokenizer.json"))
+    return tok, build_model(0), ChunkIds(tok, 256)
+
+
 class BatchTest(unittest.TestCase):
     def test_labels_are_answer_tokens(self):
         import torch
-        from training.e2llm.modules import build_model
-        from training.e2llm.tokenizer import EOS_ID, ByteLevelBPETokenizer
-        from training.e2llm.train import ChunkIds, build_batch
-        import os
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        tok = ByteLevelBPETokenizer.from_file(os.path.join(root, "models", "e2llm-tiny", "tokenizer.json"))
-        model = build_model(0)
-        ids = ChunkIds(tok, 256)
+        from training.e2llm.tokenizer import EOS_ID
+        from training.e2llm.train import build_batch
+        tok, model, ids = _tokenizer_model_ids()
         rng = random.Random(0)
         samples = [T.gen_niah_single(rng, DOCS, 2, 256), T.gen_reconstruct(rng, DOCS, 1, 128)]
         with torch.no_grad():
@@ -115,14 +121,9 @@ class BatchTest(unittest.TestCase):
 
     def test_bank_padding_puts_the_document_inside_the_haystack(self):
         import torch
-        from training.e2llm.modules import build_model
-        from training.e2llm.tokenizer import BOS_ID, EOS_ID, ByteLevelBPETokenizer
-        from training.e2llm.train import ChunkIds, HaystackBank, bank_extras, build_batch, fill_bank
-        import os
-        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        tok = ByteLevelBPETokenizer.from_file(os.path.join(root, "models", "e2llm-tiny", "tokenizer.json"))
-        model = build_model(0)
-        ids = ChunkIds(tok, 256)
+        from training.e2llm.tokenizer import EOS_ID
+        from training.e2llm.train import HaystackBank, bank_extras, build_batch, fill_bank
+        tok, model, ids = _tokenizer_model_ids()
         rng = random.Random(3)
         bank = HaystackBank(128, model.cfg.encoder.hidden, torch.device("cpu"))
         with torch.no_grad():
