@@ -11,7 +11,6 @@ import type { z } from 'zod';
 
 type EncodeResult = z.output<typeof EncodeChunks.result>;
 
-
 /**
  * Plumbing for one encode child: parse, read the source, skip chunks whose soft prompt is stored, encode the rest in
  * token-budget batches, write one blob per chunk, report progress. The model runner does the compute.

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { AppError } from './errors.js';
+import { ENCODE_CHILD_MAX_CHUNKS } from './jobs/pipeline.jobs.js';
 
 /**
  * The one configuration schema. Every setting has an environment variable, a default, a one-line doc and a secret
@@ -70,7 +71,7 @@ export const SETTINGS = {
   s3AccessKeyId: setting('S3_ACCESS_KEY_ID', z.string().min(1).optional(), 'S3 access key id (unset: the SDK default chain).', true),
   s3SecretAccessKey: setting('S3_SECRET_ACCESS_KEY', z.string().min(1).optional(), 'S3 secret access key.', true),
 
-  encodeJobMaxChunks: setting('ENCODE_JOB_MAX_CHUNKS', int(1, 4096).default(64), 'The most chunks one encode child job carries.'),
+  encodeJobMaxChunks: setting('ENCODE_JOB_MAX_CHUNKS', int(1, ENCODE_CHILD_MAX_CHUNKS).default(64), 'The most chunks one encode child job carries.'),
   encoderConcurrency: setting('ENCODER_CONCURRENCY', int(1, 64).default(1), 'Encode jobs one encoder worker process runs at once.'),
   decoderConcurrency: setting('DECODER_CONCURRENCY', int(1, 64).default(1), 'Decode jobs one decoder worker process runs at once.'),
   softPromptCacheMb: setting(

@@ -7,6 +7,7 @@ import { ID_PATTERN, newId, type JobStore, type Pipeline } from '@lib/job-store'
 import {
   AppError,
   DocumentChunks,
+  ENCODE_CHILD_MAX_CHUNKS,
   GenerationParams,
   chunkText,
   documentChunksKey,
@@ -163,7 +164,7 @@ export class JobsService {
     // A ready document's soft prompts are stored, so its encode children only confirm that: fewer, larger children
     // (up to the contract's limit) cost less queue and worker time. While it is still encoding, the document's own
     // children are running: the job's mirror them.
-    const batches = doc.status === 'ready' ? regroup(refs.batches, MAX_CHUNKS_PER_CHILD) : refs.batches;
+    const batches = doc.status === 'ready' ? regroup(refs.batches, ENCODE_CHILD_MAX_CHUNKS) : refs.batches;
     return { key: doc.sourceKey, chars: refs.chars, sha256: () => refs.sourceSha256, cut: () => ({ batches, chunks: refs.chunks, chunkMs: loadMs }) };
   }
 
@@ -188,9 +189,9 @@ export class JobsService {
     let id = newId('job');
     if (idempotencyKey !== undefined) {
       if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) throw new AppError('INPUT_INVALID', 'Idempotency-Key must be 1-255 visible ASCII characters');
-      const fingerprint = createHash('sha256')
-        .update(JSON.stringify({ text: input.source.sha256(), task: input.task, generation: input.generation, webhook: input.options.webhook ?? null, metadata: input.options.metadata ?? {}, documentId: input.documentId }))
-        .digest('hex');
+      const fingerprint = sha256(
+        JSON.stringify({ text: input.source.sha256(), task: input.task, generation: input.generation, webhook: input.options.webhook ?? null, metadata: input.options.metadata ?? {}, documentId: input.documentId }),
+      );
       const claim = await this.store.claimIdempotencyKey(tenant, idempotencyKey, fingerprint, id);
       if (!claim.created) {
         const existing = await this.store.getJob(claim.jobId);
@@ -206,7 +207,7 @@ export class JobsService {
         throw new AppError('CONTEXT_TOO_LONG', `the document makes ${chunks} soft tokens; with ${input.generation.maxNewTokens} new tokens that is over the decoder window of ${window}`, { chunks, window });
       }
       const key = input.source.key ?? sourceKey(id);
-      if (input.source.key === undefined) await this.blobs.put(key, input.source.text ?? '', 'text/plain; charset=utf-8');
+      if (input.source.text !== undefined) await this.blobs.put(key, input.source.text, 'text/plain; charset=utf-8');
       const now = new Date();
       const job: JobRecord = {
         id,
@@ -246,20 +247,17 @@ export class JobsService {
   }
 }
 
-/** The most chunk references one encode child carries (the EncodeChunks contract's limit). */
-const MAX_CHUNKS_PER_CHILD = 4096;
-
-/** Where a job's text comes from: a request's text (stored under the job), or a stored document (`key` set). */
-interface JobSource {
-  /** The stored source's key, when it is stored already; otherwise `text` is stored under the job's own key. */
-  key?: string;
-  text?: string;
+/**
+ * Where a job's text comes from: a request's text (`text`, stored under the job's own key), or a stored document
+ * (`key`: its source is stored already).
+ */
+type JobSource = ({ text: string; key?: never } | { key: string; text?: never }) & {
   chars: number;
   /** sha256 (hex) of the text, for idempotency fingerprints. */
   sha256: () => string;
   /** The encode children's chunk references; called once any idempotent replay is ruled out. */
   cut: () => { batches: ChunkRef[][]; chunks: number; chunkMs: number };
-}
+};
 
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');

@@ -14,6 +14,9 @@ export type Owner = z.infer<typeof Owner>;
 export const ChunkRef = z.object({ i: z.number().int().nonnegative(), start: z.number().int().nonnegative(), end: z.number().int().positive() });
 export type ChunkRef = z.infer<typeof ChunkRef>;
 
+/** The most chunk references one encode child carries (the contract's limit; ENCODE_JOB_MAX_CHUNKS is capped by it). */
+export const ENCODE_CHILD_MAX_CHUNKS = 4096;
+
 export const EncodeChunks = defineJob({
   queue: QueueName.Encode,
   name: 'encode-chunks',
@@ -26,7 +29,7 @@ export const EncodeChunks = defineJob({
     sourceKey: z.string().min(1).max(512),
     /** This child's place among its siblings: results are gathered in this order. */
     batch: z.number().int().nonnegative(),
-    chunks: z.array(ChunkRef).min(1).max(4096),
+    chunks: z.array(ChunkRef).min(1).max(ENCODE_CHILD_MAX_CHUNKS),
     traceparent: Traceparent,
   }),
   result: z.object({
