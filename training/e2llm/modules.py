@@ -38,6 +38,13 @@ class EncoderConfig:
     pre_ln: bool = False  # False: post-LN (original BERT)
     ln_eps: float = 1e-12
     pad_token_id: int = 0
+    # "learned": absolute position embeddings (BERT); "rope": rotary positions in every attention layer, so
+    # "the k-th token after this one" is the same function at every offset in the chunk
+    positions: str = "learned"
+    rope_theta: float = 10000.0
+    # > 0: a residual causal convolution over the token embeddings (each token sees the conv_kernel - 1 before it),
+    # so a token knows its exact distance to nearby tokens ("the 3rd digit after ':'") from the first layer on
+    conv_kernel: int = 0
 
 
 @dataclass
@@ -74,6 +81,11 @@ def _padding_bias(attention_mask: torch.Tensor) -> torch.Tensor:
     return torch.where(keep, zero, zero + NEG_INF)
 
 
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
 # ----------------------------------------------------------------------------------------------
 # Encoder
 # ----------------------------------------------------------------------------------------------
@@ -92,8 +104,12 @@ class SelfAttention(nn.Module):
     def _split(self, x: torch.Tensor) -> torch.Tensor:  # [B, T, D] -> [B, H, T, d]
         return x.reshape(x.shape[0], x.shape[1], self.heads, self.head_size).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, rope: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         q, k, v = self._split(self.q(x)), self._split(self.k(x)), self._split(self.v(x))
+        if rope is not None:
+            cos, sin = rope
+            q = q * cos + _rotate_half(q) * sin
+            k = k * cos + _rotate_half(k) * sin
         scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_size)) + bias
         out = torch.matmul(torch.softmax(scores, dim=-1), v)  # [B, H, T, d]
         out = out.transpose(1, 2).reshape(x.shape[0], x.shape[1], self.heads * self.head_size)
@@ -109,11 +125,11 @@ class EncoderLayer(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(cfg.hidden, cfg.ffn), nn.GELU(), nn.Linear(cfg.ffn, cfg.hidden))
         self.ln2 = nn.LayerNorm(cfg.hidden, eps=cfg.ln_eps)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, bias: torch.Tensor, rope=None) -> torch.Tensor:
         if self.pre_ln:
-            x = x + self.attn(self.ln1(x), bias)
+            x = x + self.attn(self.ln1(x), bias, rope)
             return x + self.ffn(self.ln2(x))
-        x = self.ln1(x + self.attn(x, bias))
+        x = self.ln1(x + self.attn(x, bias, rope))
         return self.ln2(x + self.ffn(x))
 
 
@@ -153,9 +169,15 @@ class ChunkEncoder(nn.Module):
         super().__init__()
         if cfg.pooling not in ("cls", "mean", "pma"):
             raise ValueError(f"unknown pooling {cfg.pooling!r}")
+        if cfg.positions not in ("learned", "rope"):
+            raise ValueError(f"unknown positions {cfg.positions!r}")
         self.cfg = cfg
         self.tok = nn.Embedding(cfg.vocab_size, cfg.hidden)
-        self.pos = nn.Embedding(cfg.max_tokens, cfg.hidden)
+        self.pos = nn.Embedding(cfg.max_tokens, cfg.hidden) if cfg.positions == "learned" else None
+        head = cfg.hidden // cfg.heads
+        inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, head, 2, dtype=torch.float32) / head))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.conv = nn.Conv1d(cfg.hidden, cfg.hidden, cfg.conv_kernel) if cfg.conv_kernel > 0 else None
         self.emb_ln = nn.LayerNorm(cfg.hidden, eps=cfg.ln_eps)
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.layers))
         self.final_ln = nn.LayerNorm(cfg.hidden, eps=cfg.ln_eps) if cfg.pre_ln else None
@@ -163,10 +185,22 @@ class ChunkEncoder(nn.Module):
 
     def token_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         positions = torch.cumsum(torch.ones_like(input_ids), dim=1) - 1  # 0..T-1, shape-free
-        x = self.emb_ln(self.tok(input_ids) + self.pos(positions))
+        rope = None
+        x = self.tok(input_ids)
+        if self.pos is not None:
+            x = x + self.pos(positions)
+        else:
+            freqs = positions.to(torch.float32).unsqueeze(-1) * self.inv_freq  # [B, T, d/2]
+            emb = torch.cat((freqs, freqs), dim=-1).unsqueeze(1)  # [B, 1, T, d]
+            rope = (emb.cos(), emb.sin())
+        if self.conv is not None:
+            # left padding only: a token sees itself and the kernel - 1 before it, so the right padding of a
+            # batch never reaches a real token
+            x = x + self.conv(F.pad(x.transpose(1, 2), (self.cfg.conv_kernel - 1, 0))).transpose(1, 2)
+        x = self.emb_ln(x)
         bias = _padding_bias(attention_mask)
         for layer in self.layers:
-            x = layer(x, bias)
+            x = layer(x, bias, rope)
         if self.final_ln is not None:
             x = self.final_ln(x)
         return x
@@ -210,11 +244,6 @@ class RMSNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 class DecoderAttention(nn.Module):
@@ -327,15 +356,15 @@ class E2LLM(nn.Module):
         untrained decoder just echoes its last input token; fan-in scaling gives varied greedy output,
         which makes the golden parity test more telling.)"""
         g = torch.Generator().manual_seed(seed)
-        linear_weights = {id(m.weight) for m in self.modules() if isinstance(m, nn.Linear)}
+        linear_weights = {id(m.weight) for m in self.modules() if isinstance(m, (nn.Linear, nn.Conv1d))}
         for name, p in sorted(self.named_parameters()):
             with torch.no_grad():
                 if name.endswith("bias"):
                     p.zero_()
                 elif p.dim() == 1:  # LayerNorm / RMSNorm weights
                     p.fill_(1.0)
-                elif id(p) in linear_weights:
-                    p.copy_(torch.randn(p.shape, generator=g) * p.shape[1] ** -0.5)
+                elif id(p) in linear_weights:  # fan-in: in-features (x kernel width for a convolution)
+                    p.copy_(torch.randn(p.shape, generator=g) * p[0].numel() ** -0.5)
                 else:  # token / position embeddings, PMA query
                     p.copy_(torch.randn(p.shape, generator=g) * 0.02)
         return self

@@ -422,7 +422,10 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
             torch.set_rng_state(state["torch_rng"])
         if not quiet:
             print(f"resumed from {ckpt_path} at step {state['step']} ({state['train_seconds']:.0f}s)", flush=True)
-    elif fresh:
+    else:
+        if cfg["init"] != "seed" and "probe" in (ck := torch.load(cfg["init"], map_location="cpu")):
+            probe.load_state_dict(ck["probe"])  # an encoder pretrained against the probe keeps its heads
+    if fresh:
         for n in ("loss.jsonl", "loss.csv"):
             if os.path.exists(os.path.join(run_dir, n)):
                 os.remove(os.path.join(run_dir, n))

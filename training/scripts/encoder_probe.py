@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 from training.e2llm.data.corpus import load_documents  # noqa: E402
 from training.e2llm.data.tasks import gen_niah_single  # noqa: E402
 from training.e2llm.export import load_model  # noqa: E402
-from training.e2llm.modules import pad_batch  # noqa: E402
+from training.e2llm.modules import E2LLMConfig, build_model, pad_batch  # noqa: E402
 from training.e2llm.tokenizer import PAD_ID, ByteLevelBPETokenizer  # noqa: E402
 from training.e2llm.train import NEEDLE_VALUE, ChunkIds, NeedleProbe  # noqa: E402
 
@@ -36,12 +36,28 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--token-weight", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save", default=None,
+                    help="write the model (this encoder; adapter and decoder as loaded) and the probe heads as a training "
+                         "checkpoint, for a training config's \"init\": encoder pretraining before joint training")
+    ap.add_argument("--encoder", default=None,
+                    help='JSON overrides of the encoder config, e.g. \'{"positions": "rope", "pre_ln": true}\': a fresh '
+                         'seeded encoder of that shape (with --checkpoint, the adapter and decoder are the checkpoint\'s)')
     a = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     torch.manual_seed(a.seed)
     model, tok_spec = load_model(a.checkpoint, 0)
+    if a.encoder:
+        cfg = E2LLMConfig.from_dict({**model.cfg.to_dict(), "encoder": {**model.cfg.to_dict()["encoder"], **json.loads(a.encoder)}})
+        fresh = build_model(a.seed, cfg)
+        if a.checkpoint:  # the new encoder starts fresh; adapter and decoder come from the checkpoint
+            fresh.load_state_dict({**fresh.state_dict(),
+                                   **{k: v for k, v in model.state_dict().items() if not k.startswith("encoder.")}})
+        model = fresh
     enc = model.encoder.train()
-    tok = ByteLevelBPETokenizer(tok_spec) if tok_spec else ByteLevelBPETokenizer.from_file("models/e2llm-tiny/tokenizer.json")
+    if tok_spec is None:
+        with open("models/e2llm-tiny/tokenizer.json", encoding="utf-8") as f:
+            tok_spec = json.load(f)
+    tok = ByteLevelBPETokenizer(tok_spec)
     ids = ChunkIds(tok, model.cfg.encoder.max_tokens)
     digit = {tok.encode(str(d))[0] for d in range(10)}
     first = {tok.encode(" " + str(d))[0] for d in range(10)}  # numbers are spelled digit by digit, the first with its space
@@ -90,6 +106,10 @@ def main() -> None:
                 rec["place_acc"] = round(sum(paccs) / len(paccs), 3)
             print(json.dumps(rec), flush=True)
             accs, paccs = [], []
+    if a.save:
+        torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "tokenizer": tok_spec,
+                    "probe": probe.state_dict()}, a.save)
+        print(f"saved {a.save} after {step} steps", flush=True)
 
 
 if __name__ == "__main__":

@@ -115,5 +115,32 @@ class ExportTest(unittest.TestCase):
         np.testing.assert_array_equal(a, b)
 
 
+class RelativePositionExportTest(unittest.TestCase):
+    """The shipped encoder shape (RoPE, causal convolution, pre-LN, mean pooling) exports to the same contract, and
+    onnxruntime-node runs it as PyTorch does (padded batches included)."""
+
+    def test_export_and_node_parity(self):
+        import shutil
+        import subprocess
+        import torch
+        from training.e2llm.modules import E2LLMConfig, build_model
+        cfg = E2LLMConfig.from_dict({"encoder": {"positions": "rope", "conv_kernel": 9, "pre_ln": True, "pooling": "mean",
+                                                 "layers": 2}})
+        with tempfile.TemporaryDirectory() as d:
+            ck = os.path.join(d, "ck.pt")
+            torch.save({"config": cfg.to_dict(), "model": build_model(1, cfg).state_dict()}, ck)
+            tok = os.path.join(PACKAGED, "tokenizer.json")
+            man = ex.export_package(os.path.join(d, "pkg"), checkpoint=ck, tokenizer=tok if os.path.exists(tok) else None,
+                                    sample=SAMPLE, check=True)
+            self.assertEqual(man["encoder"]["pooling"], "mean")
+            names = {i.name for i in onnx.load(os.path.join(d, "pkg", "encoder.onnx")).graph.initializer}
+            self.assertFalse(any("pos" in n for n in names), names)
+            if shutil.which("node") is None or not os.path.isdir(os.path.join(ROOT, "node_modules", "onnxruntime-node")):
+                self.skipTest("node / onnxruntime-node not installed: package not run")
+            r = subprocess.run(["node", "training/scripts/check_onnx_parity.mjs", os.path.join(d, "pkg"), "1e-4"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=120)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

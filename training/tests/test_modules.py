@@ -108,6 +108,30 @@ class ModuleTest(unittest.TestCase):
         enc = ChunkEncoder(EncoderConfig(pre_ln=True, layers=1)).eval()
         self.assertEqual(tuple(enc(*pad_batch([[3, 4, 5]])).shape), (1, 128))
 
+    @torch.no_grad()
+    def test_relative_position_encoder(self):
+        """positions="rope" + conv_kernel (the shipped encoder): no position table, padding-invariant, and the
+        convolution lets a token see exactly the kernel - 1 tokens before it."""
+        torch.manual_seed(0)
+        cfg = EncoderConfig(positions="rope", pre_ln=True, conv_kernel=5, pooling="mean", layers=2)
+        enc = ChunkEncoder(cfg).eval()
+        self.assertIsNone(enc.pos)
+        seqs = [[3] + list(range(10, 30)), [3, 40, 41, 42]]
+        ids, mask = pad_batch(seqs)
+        out = enc(ids, mask)
+        torch.testing.assert_close(out[1:], enc(*pad_batch([seqs[1]])), atol=1e-5, rtol=1e-5)
+        # without attention layers, a token's state depends only on itself and the kernel - 1 tokens before it
+        conv_only = ChunkEncoder(EncoderConfig(**{**cfg.__dict__, "layers": 0})).eval()
+        conv_only.load_state_dict({k: v for k, v in enc.state_dict().items() if not k.startswith("layers.")}, strict=False)
+        a = conv_only.token_states(*pad_batch([seqs[0]]))
+        changed = list(seqs[0])
+        changed[10] = 99
+        b = conv_only.token_states(*pad_batch([changed]))
+        moved = [i for i in range(len(changed)) if not torch.allclose(a[0, i], b[0, i], atol=1e-6)]
+        self.assertEqual(moved, list(range(10, 15)))  # the changed token and the kernel - 1 after it
+        with self.assertRaises(ValueError):
+            ChunkEncoder(EncoderConfig(positions="alibi"))
+
     def test_adapter(self):
         a = MLPAdapter(128, 256)
         self.assertEqual(tuple(a(torch.randn(5, 128)).shape), (5, 256))
