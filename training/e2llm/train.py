@@ -29,6 +29,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import sys
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -259,14 +260,16 @@ def fill_bank(bank: HaystackBank, samples: Sequence[Sample], chunk_emb: torch.Te
 
 
 def bank_extras(model: E2LLM, bank: HaystackBank, samples: Sequence[Sample], pad: Sequence[int], rng: random.Random):
-    """Per sample: None, or (where its chunks go, adapter(bank entries)) padding it to a log-uniform total."""
+    """Per sample: None, or (where its chunks go, adapter(bank entries)) padding it to a log-uniform total. The
+    total is drawn once per batch: a batch is padded to its longest document, so with a total per sample nearly every
+    batch cost the longest of its draws (the v2 run's last stage averaged 706 decoder positions a batch)."""
     out = []
     lo, hi = pad
+    total = int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
     for s in samples:
         if s.hay not in ("noise", "prose") or not bank.ready(s.hay):
             out.append(None)
             continue
-        total = int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
         k = total - len(s.chunks)
         if k <= 0:
             out.append(None)
@@ -459,6 +462,11 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
             lr = lr_at(cfg, state["step"], frac)
             for g in opt.param_groups:
                 g["lr"] = lr
+            # a stage with "train_encoder": false holds the encoder fixed (no graph, no update, no probe): the decoder
+            # learns to read a code that no longer moves under it
+            train_enc = st.get("train_encoder", True)
+            for p in model.encoder.parameters():
+                p.requires_grad_(train_enc)
             samples = [sample_task(rng, docs, st["mix"], st["max_chunks"], st["chunk_chars"], cfg["max_recon_chars"])
                        for _ in range(st["batch_size"])]
             extras = bank_extras(model, bank, samples, st["pad_chunks"], rng) if st.get("pad_chunks") else None
@@ -470,12 +478,12 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
             loss_main = (tok_loss * w).sum() / w.sum()
             pen, soft_rms, emb_rms = soft_rms_penalty(model, chunk_emb)
             loss = loss_main + cfg["norm_penalty"] * pen
-            if cfg["uniformity_weight"]:
+            if cfg["uniformity_weight"] and train_enc:
                 loss = loss + cfg["uniformity_weight"] * uniformity_loss(chunk_emb)
             bow = bow_loss(model, soft, enc_ids, cfg["bow_scale"]) if cfg["bow_weight"] else soft.sum() * 0.0
             loss = loss + cfg["bow_weight"] * bow
             probe_acc = float("nan")
-            if cfg["probe_weight"]:
+            if cfg["probe_weight"] and train_enc:
                 probe_loss, probe_acc = probe.loss(chunk_emb, [c for s in samples for c in s.chunks])
                 loss = loss + cfg["probe_weight"] * probe_loss
             fill_bank(bank, samples, chunk_emb)
@@ -620,6 +628,10 @@ def evaluate(checkpoint: str, chunks: Sequence[int], samples: int, seed: int, ta
     return results
 
 
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")  # train()'s finally saves the checkpoint and the loss curve
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "eval":
@@ -652,6 +664,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         hh, mm = map(int, a.deadline_utc.split(":"))
         now = _dt.datetime.now(_dt.timezone.utc)
         deadline = now.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
+    # `kill PID` saves too: a background job started with `&` ignores SIGINT, so SIGTERM is the signal that reaches it
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     res = train(cfg, fresh=a.fresh, deadline=deadline)
     print(json.dumps(res), flush=True)
 

@@ -36,6 +36,33 @@ class TrainSmokeTest(unittest.TestCase):
             finally:
                 torch.set_num_threads(threads)
 
+    def test_frozen_encoder_stage(self):
+        """A stage with "train_encoder": false updates the adapter and decoder only, and a run initialised from a
+        checkpoint that holds probe heads starts with them."""
+        threads = torch.get_num_threads()
+        with tempfile.TemporaryDirectory() as d:
+            init = os.path.join(d, "init.pt")
+            model = T.build_model(0)
+            probe = T.NeedleProbe(model.cfg.encoder.hidden)
+            torch.nn.init.constant_(probe.has.bias, 3.0)
+            torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "probe": probe.state_dict()}, init)
+            cfg = dict(T.DEFAULTS, name="frozen", run_dir=d, init=init, threads=1, lr=2e-3, warmup_steps=1,
+                       log_every=3, max_steps=3, max_train_seconds=600, ckpt_every_s=1e9, _docs=DOCS, probe_weight=1.0,
+                       rescale_adapter=False,
+                       stages=[{"until": 1.0, "chunk_chars": 64, "max_chunks": 1, "batch_size": 4, "train_encoder": False,
+                                "mix": {"niah_single": 1.0, "reconstruct": 1.0}}])
+            try:
+                T.train(cfg, fresh=True, quiet=True)
+                ck = torch.load(os.path.join(d, "ckpt.pt"), map_location="cpu")
+                before = model.state_dict()
+                for k, v in ck["model"].items():
+                    if k.startswith("encoder."):
+                        torch.testing.assert_close(v, before[k], atol=0, rtol=0, msg=k)
+                self.assertFalse(torch.equal(ck["model"]["adapter.fc2.weight"], before["adapter.fc2.weight"]))
+                self.assertEqual(float(ck["probe"]["has.bias"][0]), 3.0)  # carried over, not trained while frozen
+            finally:
+                torch.set_num_threads(threads)
+
 
 if __name__ == "__main__":
     unittest.main()
