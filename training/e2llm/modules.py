@@ -86,6 +86,17 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
+def _rope_tables(positions: torch.Tensor, inv_freq: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """positions [B, T] int -> (cos, sin) [B, 1, T, d] (rotate-half layout), shared by encoder and decoder."""
+    freqs = positions.to(torch.float32).unsqueeze(-1) * inv_freq  # [B, T, d/2]
+    emb = torch.cat((freqs, freqs), dim=-1).unsqueeze(1)
+    return emb.cos(), emb.sin()
+
+
+def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    return x * cos + _rotate_half(x) * sin
+
+
 # ----------------------------------------------------------------------------------------------
 # Encoder
 # ----------------------------------------------------------------------------------------------
@@ -107,9 +118,7 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, bias: torch.Tensor, rope: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         q, k, v = self._split(self.q(x)), self._split(self.k(x)), self._split(self.v(x))
         if rope is not None:
-            cos, sin = rope
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
+            q, k = _apply_rope(q, *rope), _apply_rope(k, *rope)
         scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_size)) + bias
         out = torch.matmul(torch.softmax(scores, dim=-1), v)  # [B, H, T, d]
         out = out.transpose(1, 2).reshape(x.shape[0], x.shape[1], self.heads * self.head_size)
@@ -174,9 +183,10 @@ class ChunkEncoder(nn.Module):
         self.cfg = cfg
         self.tok = nn.Embedding(cfg.vocab_size, cfg.hidden)
         self.pos = nn.Embedding(cfg.max_tokens, cfg.hidden) if cfg.positions == "learned" else None
-        head = cfg.hidden // cfg.heads
-        inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, head, 2, dtype=torch.float32) / head))
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        if cfg.positions == "rope":
+            head = cfg.hidden // cfg.heads
+            inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, head, 2, dtype=torch.float32) / head))
+            self.register_buffer("inv_freq", inv_freq, persistent=False)
         self.conv = nn.Conv1d(cfg.hidden, cfg.hidden, cfg.conv_kernel) if cfg.conv_kernel > 0 else None
         self.emb_ln = nn.LayerNorm(cfg.hidden, eps=cfg.ln_eps)
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.layers))
@@ -190,9 +200,7 @@ class ChunkEncoder(nn.Module):
         if self.pos is not None:
             x = x + self.pos(positions)
         else:
-            freqs = positions.to(torch.float32).unsqueeze(-1) * self.inv_freq  # [B, T, d/2]
-            emb = torch.cat((freqs, freqs), dim=-1).unsqueeze(1)  # [B, 1, T, d]
-            rope = (emb.cos(), emb.sin())
+            rope = _rope_tables(positions, self.inv_freq)
         if self.conv is not None:
             # left padding only: a token sees itself and the kernel - 1 before it, so the right padding of a
             # batch never reaches a real token
@@ -262,8 +270,7 @@ class DecoderAttention(nn.Module):
         q = self.q_proj(x).reshape(B, S, self.heads, self.head_size).transpose(1, 2)  # [B, H, S, d]
         k = self.k_proj(x).reshape(B, S, self.kv_heads, self.head_size).transpose(1, 2)  # [B, KV, S, d]
         v = self.v_proj(x).reshape(B, S, self.kv_heads, self.head_size).transpose(1, 2)
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
+        q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
         k = torch.cat((past_k, k), dim=2)  # [B, KV, P+S, d]  (P may be 0)
         v = torch.cat((past_v, v), dim=2)
         # grouped-query attention without materialising repeated K/V: [B, KV, G, S, d] x [B, KV, 1, d, T]
@@ -313,9 +320,7 @@ class LlamaDecoder(nn.Module):
         past = (k0, v0, k1, v1, ...) each [B,KV,P,d] -> (logits [B,1,V], present k0, v0, ...)."""
         assert len(past) == 2 * self.cfg.layers
         # RoPE tables from position_ids: [B, 1, S, d]
-        freqs = position_ids.to(torch.float32).unsqueeze(-1) * self.inv_freq  # [B, S, d/2]
-        emb = torch.cat((freqs, freqs), dim=-1).unsqueeze(1)
-        cos, sin = emb.cos(), emb.sin()
+        cos, sin = _rope_tables(position_ids, self.inv_freq)
         # causal + padding mask, shape-free: key j (0..T-1) visible to query i (0..S-1) iff j - T <= i - S
         ones_k = torch.ones_like(attention_mask)
         key_rel = torch.cumsum(ones_k, dim=1) - ones_k.sum(dim=1, keepdim=True) - 1  # j - T: [B, T]
