@@ -1,6 +1,10 @@
 """Rebuild a PyTorch checkpoint from an exported model package (encoder/adapter/decoder ONNX + embed_tokens.bin).
 
-    /usr/bin/python3 training/scripts/checkpoint_from_package.py models/e2llm-tiny training/runs/tiny-cpu/package-ckpt.pt
+    /usr/bin/python3 training/scripts/checkpoint_from_package.py models/e2llm-tiny training/runs/base/package-ckpt.pt \
+        --encoder '{"positions":"rope","pre_ln":true,"conv_kernel":9,"pooling":"mean"}'
+
+--encoder gives the fields of EncoderConfig that differ from its defaults (the shipped package's are above; the
+ONNX graph does not record them). A wrong shape fails the mapping below with the parameters it could not match.
 
 Training runs keep their checkpoints in the gitignored training/runs/; the package is what is committed. To go on
 training from a shipped package, this maps every ONNX initializer back to the parameter it holds: a model with
@@ -9,6 +13,7 @@ including the anonymous ``onnx::MatMul_*`` ones, which hold transposed weights),
 matched by value to a parameter (directly or transposed), and the package's values are read through that map.
 Exits 1 if any parameter is left unmatched. Exporting the result again gives initializers identical to the package.
 """
+import argparse
 import json
 import os
 import sys
@@ -28,10 +33,10 @@ def initializers(path: str) -> dict:
     return {i.name: numpy_helper.to_array(i) for i in onnx.load(path).graph.initializer}
 
 
-def main(pkg: str, out: str) -> int:
+def main(pkg: str, out: str, cfg: E2LLMConfig) -> int:
     with open(os.path.join(pkg, "manifest.json")) as f:
         manifest = json.load(f)
-    ref = build_model(0)
+    ref = build_model(0, cfg)
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for p in ref.parameters():
@@ -44,6 +49,8 @@ def main(pkg: str, out: str) -> int:
         for part in ("encoder", "adapter", "decoder"):
             theirs = initializers(os.path.join(pkg, f"{part}.onnx"))
             for name, val in initializers(os.path.join(d, f"{part}.onnx")).items():
+                if name not in theirs:  # another shape, or an exporter that folded this initializer away
+                    continue
                 for k, v in sd.items():
                     if v.shape == val.shape and np.array_equal(v, val):
                         got[k] = theirs[name]
@@ -57,7 +64,7 @@ def main(pkg: str, out: str) -> int:
     if missing:
         print("unmatched parameters: " + ", ".join(missing), file=sys.stderr)
         return 1
-    model = build_model(0)
+    model = build_model(0, cfg)
     state = model.state_dict()  # buffers (rotary frequencies) are deterministic and come from the config
     for k, v in got.items():
         state[k] = torch.from_numpy(np.ascontiguousarray(v).copy())
@@ -71,7 +78,9 @@ def main(pkg: str, out: str) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        print(__doc__, file=sys.stderr)
-        sys.exit(2)
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("package")
+    ap.add_argument("out")
+    ap.add_argument("--encoder", default="{}", help="EncoderConfig fields as JSON (those that differ from the defaults)")
+    args = ap.parse_args()
+    sys.exit(main(args.package, args.out, E2LLMConfig.from_dict({"encoder": json.loads(args.encoder)})))

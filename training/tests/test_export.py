@@ -128,18 +128,45 @@ class RelativePositionExportTest(unittest.TestCase):
                                                  "layers": 2}})
         with tempfile.TemporaryDirectory() as d:
             ck = os.path.join(d, "ck.pt")
-            torch.save({"config": cfg.to_dict(), "model": build_model(1, cfg).state_dict()}, ck)
+            model = build_model(1, cfg)
+            gen = torch.Generator().manual_seed(2)
+            with torch.no_grad():  # distinct values everywhere, as in a trained model (LayerNorms start at 1 and 0)
+                for p in model.parameters():
+                    p.add_(0.01 * torch.randn(p.shape, generator=gen))
+            torch.save({"config": cfg.to_dict(), "model": model.state_dict()}, ck)
             tok = os.path.join(PACKAGED, "tokenizer.json")
             man = ex.export_package(os.path.join(d, "pkg"), checkpoint=ck, tokenizer=tok if os.path.exists(tok) else None,
                                     sample=SAMPLE, check=True)
             self.assertEqual(man["encoder"]["pooling"], "mean")
             names = {i.name for i in onnx.load(os.path.join(d, "pkg", "encoder.onnx")).graph.initializer}
             self.assertFalse(any("pos" in n for n in names), names)
+            self._rebuilds_checkpoint(d, cfg, model.state_dict())
             if shutil.which("node") is None or not os.path.isdir(os.path.join(ROOT, "node_modules", "onnxruntime-node")):
                 self.skipTest("node / onnxruntime-node not installed: package not run")
             r = subprocess.run(["node", "training/scripts/check_onnx_parity.mjs", os.path.join(d, "pkg"), "1e-4"],
                                cwd=ROOT, capture_output=True, text=True, timeout=120)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def _rebuilds_checkpoint(self, d, cfg, want):
+        """checkpoint_from_package.py gets every parameter back given the encoder's shape, and refuses the default
+        shape (parameters it cannot match) instead of guessing."""
+        import subprocess
+        import torch
+        script = os.path.join(ROOT, "training", "scripts", "checkpoint_from_package.py")
+        out = os.path.join(d, "back.pt")
+        enc = json.dumps({k: v for k, v in cfg.to_dict()["encoder"].items() if k in ("positions", "conv_kernel", "pre_ln",
+                                                                                     "pooling", "layers")})
+        r = subprocess.run(["/usr/bin/python3", script, os.path.join(d, "pkg"), out, "--encoder", enc],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        got = torch.load(out)["model"]
+        self.assertEqual(set(got), set(want))
+        for k, v in want.items():
+            torch.testing.assert_close(got[k], v, rtol=0, atol=0, msg=k)
+        r = subprocess.run(["/usr/bin/python3", script, os.path.join(d, "pkg"), os.path.join(d, "wrong.pt")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("unmatched parameters", r.stderr)
 
 
 if __name__ == "__main__":
