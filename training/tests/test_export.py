@@ -1,5 +1,6 @@
 import json
 import os
+import sys
 import tempfile
 import unittest
 
@@ -154,16 +155,15 @@ class RelativePositionExportTest(unittest.TestCase):
         import torch
         script = os.path.join(ROOT, "training", "scripts", "checkpoint_from_package.py")
         out = os.path.join(d, "back.pt")
-        enc = json.dumps({k: v for k, v in cfg.to_dict()["encoder"].items() if k in ("positions", "conv_kernel", "pre_ln",
-                                                                                     "pooling", "layers")})
-        r = subprocess.run(["/usr/bin/python3", script, os.path.join(d, "pkg"), out, "--encoder", enc],
+        enc = json.dumps(cfg.to_dict()["encoder"])
+        r = subprocess.run([sys.executable, script, os.path.join(d, "pkg"), out, "--encoder", enc],
                            cwd=ROOT, capture_output=True, text=True, timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         got = torch.load(out)["model"]
         self.assertEqual(set(got), set(want))
         for k, v in want.items():
             torch.testing.assert_close(got[k], v, rtol=0, atol=0, msg=k)
-        r = subprocess.run(["/usr/bin/python3", script, os.path.join(d, "pkg"), os.path.join(d, "wrong.pt")],
+        r = subprocess.run([sys.executable, script, os.path.join(d, "pkg"), os.path.join(d, "wrong.pt")],
                            cwd=ROOT, capture_output=True, text=True, timeout=300)
         self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
         self.assertIn("unmatched parameters", r.stderr)
