@@ -213,6 +213,22 @@ class ChunkEncoder(nn.Module):
             x = self.final_ln(x)
         return x
 
+    def widen_conv(self, kernel: int) -> None:
+        """Grow the causal convolution to ``kernel`` taps without changing what the encoder computes: the old taps
+        become the newest ``conv_kernel`` ones and the added (older) taps start at zero, so training can learn to
+        look further back from a trained encoder. Each token then sees ``kernel - 1`` tokens before it (a UUID
+        is about 30 tokens; 8 is what the shipped encoder sees)."""
+        old = self.conv
+        if old is None or kernel < self.cfg.conv_kernel:
+            raise ValueError(f"widen_conv needs a convolution of at most {kernel} taps")
+        conv = nn.Conv1d(self.cfg.hidden, self.cfg.hidden, kernel).to(old.weight.device)
+        with torch.no_grad():
+            conv.weight.zero_()
+            conv.weight[:, :, kernel - self.cfg.conv_kernel:] = old.weight
+            conv.bias.copy_(old.bias)
+        self.conv = conv
+        self.cfg.conv_kernel = kernel  # in place: the model's E2LLMConfig holds this same object
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """input_ids, attention_mask int64 [B, T] -> chunk_embeddings f32 [B, hidden]."""
         h = self.token_states(input_ids, attention_mask)

@@ -8,6 +8,10 @@ Trains the encoder with the training-only NeedleProbe (train.py) on 512-characte
 (chance: 10% for a number's digits, 6.25% for a UUID's). With --token-weight, a second head on the token states
 learns each token's place in a 7-digit number (0-6, or "not a needle digit"), and its accuracy on the needle digits
 is printed too: the easier sub-problem the pooled vector depends on. Prints JSON lines.
+
+Where a UUID is lost: --values uuids trains on UUID needles only and prints the hex accuracy by place (groups of 8 of
+the 32 hex digits); --freeze-encoder trains the probe heads alone (what a trained encoder already carries);
+--widen-conv K first grows the checkpoint's convolution to K taps without changing its output (ChunkEncoder.widen_conv).
 """
 import argparse
 import json
@@ -25,7 +29,7 @@ from training.e2llm.data.tasks import gen_niah_single  # noqa: E402
 from training.e2llm.export import load_model  # noqa: E402
 from training.e2llm.modules import E2LLMConfig, build_model, pad_batch  # noqa: E402
 from training.e2llm.tokenizer import PAD_ID, ByteLevelBPETokenizer  # noqa: E402
-from training.e2llm.train import NEEDLE_VALUE, ChunkIds, NeedleProbe  # noqa: E402
+from training.e2llm.train import HEX, NEEDLE_VALUE, ChunkIds, NeedleProbe  # noqa: E402
 
 
 def main() -> None:
@@ -36,6 +40,10 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--token-weight", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--values", choices=("both", "numbers", "uuids"), default="both",
+                    help="train on chunks whose needle holds these values")
+    ap.add_argument("--freeze-encoder", action="store_true", help="train only the probe heads")
+    ap.add_argument("--widen-conv", type=int, default=0, help="grow the encoder's convolution to this many taps first")
     ap.add_argument("--save", default=None,
                     help="write the model (this encoder; adapter and decoder as loaded) and the probe heads as a training "
                          "checkpoint, for a training config's \"init\": encoder pretraining before joint training")
@@ -53,7 +61,9 @@ def main() -> None:
             fresh.load_state_dict({**fresh.state_dict(),
                                    **{k: v for k, v in model.state_dict().items() if not k.startswith("encoder.")}})
         model = fresh
-    enc = model.encoder.train()
+    if a.widen_conv:
+        model.encoder.widen_conv(a.widen_conv)
+    enc = model.encoder.train(not a.freeze_encoder).requires_grad_(not a.freeze_encoder)
     if tok_spec is None:
         with open("models/e2llm-tiny/tokenizer.json", encoding="utf-8") as f:
             tok_spec = json.load(f)
@@ -63,7 +73,7 @@ def main() -> None:
     first = {tok.encode(" " + str(d))[0] for d in range(10)}  # numbers are spelled digit by digit, the first with its space
     probe = NeedleProbe(model.cfg.encoder.hidden)
     place = torch.nn.Linear(model.cfg.encoder.hidden, 8)
-    params = list(enc.parameters()) + list(probe.parameters()) + list(place.parameters())
+    params = ([] if a.freeze_encoder else list(enc.parameters())) + list(probe.parameters()) + list(place.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01)
     docs = load_documents()[0]
     rng = random.Random(a.seed)
@@ -75,16 +85,36 @@ def main() -> None:
                 lab[i: i + 7] = range(7)
         return lab
 
-    t0, step, accs, paccs = time.time(), 0, [], []
+    def wanted(value: str) -> bool:
+        return a.values == "both" or (a.values == "uuids") == (len(value) == 36)
+
+    def hex_by_place(chunk_emb, texts):
+        """Hex-digit hits of the probe for the UUID chunks, per group of 8 places -> ([hits] * 4, count)."""
+        rows, tgts = [], []
+        for i, t in enumerate(texts):
+            f = NEEDLE_VALUE.findall(t)
+            if len(f) == 1 and len(f[0]) == 36:
+                rows.append(i)
+                tgts.append([HEX.index(c) for c in f[0].replace("-", "")])
+        if not rows:
+            return [0] * 4, 0
+        with torch.no_grad():
+            hit = probe.hex(chunk_emb[torch.tensor(rows)]).view(len(rows), 32, 16).argmax(-1) == torch.tensor(tgts)
+        return [int(hit[:, g * 8: g * 8 + 8].sum()) for g in range(4)], len(rows) * 8
+
+    t0, step, accs, paccs, ghits, gcount = time.time(), 0, [], [], [0] * 4, 0
     while time.time() - t0 < a.seconds:
         texts = []
         while len(texts) < a.batch:
             s = gen_niah_single(rng, docs, 1, 512)
-            texts += [c for c in s.chunks if NEEDLE_VALUE.search(c)]
+            texts += [c for c in s.chunks if (m := NEEDLE_VALUE.search(c)) and wanted(m.group(1))]
         seqs = [ids.chunk(c) for c in texts]
         ii, mm = pad_batch(seqs, PAD_ID)
         h = enc.token_states(ii, mm)
-        loss, acc = probe.loss(enc.pma(h, mm) if enc.pma is not None else enc(ii, mm), texts)
+        emb = enc.pma(h, mm) if enc.pma is not None else enc(ii, mm)
+        loss, acc = probe.loss(emb, texts)
+        hits, n = hex_by_place(emb, texts)
+        ghits, gcount = [x + y for x, y in zip(ghits, hits)], gcount + n
         if a.token_weight:
             lab = torch.full(ii.shape, -100, dtype=torch.long)
             for i, seq in enumerate(seqs):
@@ -104,8 +134,10 @@ def main() -> None:
                    "digit_acc": round(sum(accs) / len(accs), 3)}
             if paccs:
                 rec["place_acc"] = round(sum(paccs) / len(paccs), 3)
+            if gcount:
+                rec["uuid_hex_acc_by_8_places"] = [round(x / gcount, 3) for x in ghits]
             print(json.dumps(rec), flush=True)
-            accs, paccs = [], []
+            accs, paccs, ghits, gcount = [], [], [0] * 4, 0
     if a.save:
         torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "tokenizer": tok_spec,
                     "probe": probe.state_dict()}, a.save)

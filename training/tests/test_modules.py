@@ -132,6 +132,23 @@ class ModuleTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             ChunkEncoder(EncoderConfig(positions="alibi"))
 
+    @torch.no_grad()
+    def test_widen_conv_keeps_the_function(self):
+        """widen_conv grows the convolution's reach (a token then sees kernel - 1 tokens before it) and leaves the
+        encoder's output unchanged until training moves the new taps; it never shrinks one."""
+        torch.manual_seed(0)
+        model = build_model(0, E2LLMConfig(EncoderConfig(positions="rope", pre_ln=True, conv_kernel=5, pooling="mean", layers=1)))
+        enc = model.encoder.eval()
+        batch = pad_batch([[3] + list(range(10, 50)), [3, 40, 41, 42]])
+        before = enc(*batch)
+        enc.widen_conv(12)
+        self.assertEqual((enc.conv.kernel_size[0], enc.cfg.conv_kernel, model.cfg.encoder.conv_kernel), (12, 12, 12))
+        torch.testing.assert_close(enc(*batch), before, atol=1e-6, rtol=1e-6)
+        enc.conv.weight[:, :, 0] += 0.1 * torch.randn_like(enc.conv.weight[:, :, 0])  # the oldest tap: 11 tokens back
+        self.assertFalse(torch.allclose(enc(*batch), before, atol=1e-4))
+        with self.assertRaises(ValueError):
+            enc.widen_conv(9)
+
     def test_adapter(self):
         a = MLPAdapter(128, 256)
         self.assertEqual(tuple(a(torch.randn(5, 128)).shape), (5, 256))
