@@ -219,8 +219,10 @@ class ChunkEncoder(nn.Module):
         look further back from a trained encoder. Each token then sees ``kernel - 1`` tokens before it (a UUID
         is about 30 tokens; 8 is what the shipped encoder sees)."""
         old = self.conv
-        if old is None or kernel < self.cfg.conv_kernel:
-            raise ValueError(f"widen_conv needs a convolution of at most {kernel} taps")
+        if old is None:
+            raise ValueError("widen_conv needs an encoder with a convolution (conv_kernel > 0)")
+        if kernel < self.cfg.conv_kernel:
+            raise ValueError(f"widen_conv cannot shrink a {self.cfg.conv_kernel}-tap convolution to {kernel}")
         conv = nn.Conv1d(self.cfg.hidden, self.cfg.hidden, kernel).to(old.weight.device)
         with torch.no_grad():
             conv.weight.zero_()

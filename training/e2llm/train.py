@@ -194,6 +194,22 @@ class NeedleProbe(torch.nn.Module):
         self.digits = torch.nn.Linear(hidden, 7 * 10)
         self.hex = torch.nn.Linear(hidden, 32 * 16)
 
+    def value_targets(self, found: Sequence[Sequence[str]]) -> dict:
+        """NEEDLE_VALUE matches per chunk -> {"digits" | "hex": (head, width, classes, rows, targets)}: the chunks
+        holding exactly one needle of that value type, and its digits as class indices."""
+        out = {}
+        for name, head, width, classes, pick in (
+                ("digits", self.digits, 7, 10, lambda v: v if len(v) == 7 and v.isdigit() else None),
+                ("hex", self.hex, 32, 16, lambda v: v.replace("-", "") if len(v) == 36 else None)):
+            rows, tgts = [], []
+            for i, f in enumerate(found):
+                v = pick(f[0]) if len(f) == 1 else None
+                if v is not None and len(v) == width:
+                    rows.append(i)
+                    tgts.append([HEX.index(c) for c in v])
+            out[name] = (head, width, classes, rows, tgts)
+        return out
+
     def loss(self, chunk_emb: torch.Tensor, texts: Sequence[str]) -> Tuple[torch.Tensor, float]:
         """-> (loss, per-digit accuracy on this batch's needle chunks (nan when none))."""
         dev = chunk_emb.device
@@ -201,14 +217,7 @@ class NeedleProbe(torch.nn.Module):
         has_t = torch.tensor([1.0 if f else 0.0 for f in found], device=dev)
         loss = F.binary_cross_entropy_with_logits(self.has(chunk_emb).squeeze(-1), has_t)
         hits, total = 0, 0
-        for head, width, classes, pick in ((self.digits, 7, 10, lambda v: v if len(v) == 7 and v.isdigit() else None),
-                                           (self.hex, 32, 16, lambda v: v.replace("-", "") if len(v) == 36 else None)):
-            rows, tgts = [], []
-            for i, f in enumerate(found):
-                v = pick(f[0]) if len(f) == 1 else None
-                if v is not None and len(v) == width:
-                    rows.append(i)
-                    tgts.append([HEX.index(c) for c in v])
+        for head, width, classes, rows, tgts in self.value_targets(found).values():
             if not rows:
                 continue
             logits = head(chunk_emb[torch.tensor(rows, device=dev)]).view(len(rows), width, classes)

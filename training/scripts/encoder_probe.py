@@ -29,7 +29,7 @@ from training.e2llm.data.tasks import gen_niah_single  # noqa: E402
 from training.e2llm.export import load_model  # noqa: E402
 from training.e2llm.modules import E2LLMConfig, build_model, pad_batch  # noqa: E402
 from training.e2llm.tokenizer import PAD_ID, ByteLevelBPETokenizer  # noqa: E402
-from training.e2llm.train import HEX, NEEDLE_VALUE, ChunkIds, NeedleProbe  # noqa: E402
+from training.e2llm.train import NEEDLE_VALUE, ChunkIds, NeedleProbe  # noqa: E402
 
 
 def main() -> None:
@@ -90,16 +90,11 @@ def main() -> None:
 
     def hex_by_place(chunk_emb, texts):
         """Hex-digit hits of the probe for the UUID chunks, per group of 8 places -> ([hits] * 4, count)."""
-        rows, tgts = [], []
-        for i, t in enumerate(texts):
-            f = NEEDLE_VALUE.findall(t)
-            if len(f) == 1 and len(f[0]) == 36:
-                rows.append(i)
-                tgts.append([HEX.index(c) for c in f[0].replace("-", "")])
+        head, width, classes, rows, tgts = probe.value_targets([NEEDLE_VALUE.findall(t) for t in texts])["hex"]
         if not rows:
             return [0] * 4, 0
         with torch.no_grad():
-            hit = probe.hex(chunk_emb[torch.tensor(rows)]).view(len(rows), 32, 16).argmax(-1) == torch.tensor(tgts)
+            hit = head(chunk_emb[torch.tensor(rows)]).view(len(rows), width, classes).argmax(-1) == torch.tensor(tgts)
         return [int(hit[:, g * 8: g * 8 + 8].sum()) for g in range(4)], len(rows) * 8
 
     t0, step, accs, paccs, ghits, gcount = time.time(), 0, [], [], [0] * 4, 0
