@@ -12,11 +12,16 @@ is printed too: the easier sub-problem the pooled vector depends on. Prints JSON
 Where a UUID is lost: --values uuids trains on UUID needles only and prints the hex accuracy by place (groups of 8 of
 the 32 hex digits); --freeze-encoder trains the probe heads alone (what a trained encoder already carries);
 --widen-conv K first grows the checkpoint's convolution to K taps without changing its output (ChunkEncoder.widen_conv).
+
+Where variable tracking is lost: --values vt-names trains a head that reads, from the vector of a chunk holding one of
+variable tracking's statements (`VAR ABCDE = 12345.` or `VAR FGHIJ = VAR ABCDE.`), the 5 letters of the variable it
+assigns, and prints the accuracy by letter (chance 3.8%); each batch is scored before the step that learns from it.
 """
 import argparse
 import json
 import os
 import random
+import re
 import sys
 import time
 
@@ -25,11 +30,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 from training.e2llm.data.corpus import load_documents  # noqa: E402
-from training.e2llm.data.tasks import gen_niah_single  # noqa: E402
+from training.e2llm.data.tasks import gen_niah_single, gen_vt  # noqa: E402
 from training.e2llm.export import load_model  # noqa: E402
 from training.e2llm.modules import E2LLMConfig, build_model, pad_batch  # noqa: E402
 from training.e2llm.tokenizer import PAD_ID, ByteLevelBPETokenizer  # noqa: E402
 from training.e2llm.train import NEEDLE_VALUE, ChunkIds, NeedleProbe  # noqa: E402
+
+VT_STATEMENT = re.compile(r"VAR ([A-Z]{5}) = ")  # the variable a statement assigns (gen_vt's format)
 
 
 def main() -> None:
@@ -40,8 +47,8 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--token-weight", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--values", choices=("both", "numbers", "uuids"), default="both",
-                    help="train on chunks whose needle holds these values")
+    ap.add_argument("--values", choices=("both", "numbers", "uuids", "vt-names"), default="both",
+                    help="train on chunks whose needle holds these values, or on variable tracking's statements")
     ap.add_argument("--freeze-encoder", action="store_true", help="train only the probe heads")
     ap.add_argument("--widen-conv", type=int, default=0, help="grow the encoder's convolution to this many taps first")
     ap.add_argument("--save", default=None,
@@ -73,7 +80,9 @@ def main() -> None:
     first = {tok.encode(" " + str(d))[0] for d in range(10)}  # numbers are spelled digit by digit, the first with its space
     probe = NeedleProbe(model.cfg.encoder.hidden)
     place = torch.nn.Linear(model.cfg.encoder.hidden, 8)
-    params = ([] if a.freeze_encoder else list(enc.parameters())) + list(probe.parameters()) + list(place.parameters())
+    names = torch.nn.Linear(model.cfg.encoder.hidden, 5 * 26)  # --values vt-names: the assigned variable's letters
+    params = ([] if a.freeze_encoder else list(enc.parameters())) + list(probe.parameters()) + list(place.parameters()) \
+        + list(names.parameters())
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01)
     docs = load_documents()[0]
     rng = random.Random(a.seed)
@@ -97,9 +106,21 @@ def main() -> None:
             hit = head(chunk_emb[torch.tensor(rows)]).view(len(rows), width, classes).argmax(-1) == torch.tensor(tgts)
         return [int(hit[:, g * 8: g * 8 + 8].sum()) for g in range(4)], len(rows) * 8
 
-    t0, step, accs, paccs, ghits, gcount = time.time(), 0, [], [], [0] * 4, 0
+    def vt_batch():
+        """Chunks holding exactly one VAR statement, and the letters of the variable it assigns."""
+        texts, assigned = [], []
+        while len(texts) < a.batch:
+            for c in gen_vt(rng, docs, rng.randint(1, 3), 512).chunks:
+                if len(found := VT_STATEMENT.findall(c)) == 1:
+                    texts.append(c)
+                    assigned.append([ord(ch) - ord("A") for ch in found[0]])
+        return texts, torch.tensor(assigned)
+
+    t0, step, accs, paccs, ghits, gcount, lhits, lcount = time.time(), 0, [], [], [0] * 4, 0, torch.zeros(5), 0
     while time.time() - t0 < a.seconds:
-        texts = []
+        texts, assigned = [], None
+        if a.values == "vt-names":
+            texts, assigned = vt_batch()
         while len(texts) < a.batch:
             s = gen_niah_single(rng, docs, 1, 512)
             texts += [c for c in s.chunks if (m := NEEDLE_VALUE.search(c)) and wanted(m.group(1))]
@@ -107,7 +128,12 @@ def main() -> None:
         ii, mm = pad_batch(seqs, PAD_ID)
         h = enc.token_states(ii, mm)
         emb = enc.pma(h, mm) if enc.pma is not None else enc(ii, mm)
-        loss, acc = probe.loss(emb, texts)
+        if assigned is not None:
+            logits = names(emb).view(-1, 5, 26)
+            loss, acc = F.cross_entropy(logits.reshape(-1, 26), assigned.reshape(-1)), float("nan")
+            lhits, lcount = lhits + (logits.argmax(-1) == assigned).float().sum(0), lcount + len(texts)
+        else:
+            loss, acc = probe.loss(emb, texts)
         hits, n = hex_by_place(emb, texts)
         ghits, gcount = [x + y for x, y in zip(ghits, hits)], gcount + n
         if a.token_weight:
@@ -125,14 +151,17 @@ def main() -> None:
         step += 1
         accs.append(acc)
         if step % 25 == 0:
-            rec = {"step": step, "seconds": round(time.time() - t0), "examples": step * a.batch,
-                   "digit_acc": round(sum(accs) / len(accs), 3)}
+            rec = {"step": step, "seconds": round(time.time() - t0), "examples": step * a.batch}
+            if a.values != "vt-names":
+                rec["digit_acc"] = round(sum(accs) / len(accs), 3)
             if paccs:
                 rec["place_acc"] = round(sum(paccs) / len(paccs), 3)
             if gcount:
                 rec["uuid_hex_acc_by_8_places"] = [round(x / gcount, 3) for x in ghits]
+            if lcount:
+                rec["vt_name_acc_by_letter"] = [round(float(x) / lcount, 3) for x in lhits]
             print(json.dumps(rec), flush=True)
-            accs, paccs, ghits, gcount = [], [], [0] * 4, 0
+            accs, paccs, ghits, gcount, lhits, lcount = [], [], [0] * 4, 0, torch.zeros(5), 0
     if a.save:
         torch.save({"config": model.cfg.to_dict(), "model": model.state_dict(), "tokenizer": tok_spec,
                     "probe": probe.state_dict()}, a.save)
