@@ -106,6 +106,14 @@ def main() -> None:
             hit = head(chunk_emb[torch.tensor(rows)]).view(len(rows), width, classes).argmax(-1) == torch.tensor(tgts)
         return [int(hit[:, g * 8: g * 8 + 8].sum()) for g in range(4)], len(rows) * 8
 
+    def needle_batch():
+        """Chunks holding a needle whose value is of the --values type."""
+        texts = []
+        while len(texts) < a.batch:
+            s = gen_niah_single(rng, docs, 1, 512)
+            texts += [c for c in s.chunks if (m := NEEDLE_VALUE.search(c)) and wanted(m.group(1))]
+        return texts
+
     def vt_batch():
         """Chunks holding exactly one VAR statement, and the letters of the variable it assigns."""
         texts, assigned = [], []
@@ -118,24 +126,20 @@ def main() -> None:
 
     t0, step, accs, paccs, ghits, gcount, lhits, lcount = time.time(), 0, [], [], [0] * 4, 0, torch.zeros(5), 0
     while time.time() - t0 < a.seconds:
-        texts, assigned = [], None
-        if a.values == "vt-names":
-            texts, assigned = vt_batch()
-        while len(texts) < a.batch:
-            s = gen_niah_single(rng, docs, 1, 512)
-            texts += [c for c in s.chunks if (m := NEEDLE_VALUE.search(c)) and wanted(m.group(1))]
+        texts, assigned = vt_batch() if a.values == "vt-names" else (needle_batch(), None)
         seqs = [ids.chunk(c) for c in texts]
         ii, mm = pad_batch(seqs, PAD_ID)
         h = enc.token_states(ii, mm)
         emb = enc.pma(h, mm) if enc.pma is not None else enc(ii, mm)
         if assigned is not None:
             logits = names(emb).view(-1, 5, 26)
-            loss, acc = F.cross_entropy(logits.reshape(-1, 26), assigned.reshape(-1)), float("nan")
+            loss = F.cross_entropy(logits.reshape(-1, 26), assigned.reshape(-1))
             lhits, lcount = lhits + (logits.argmax(-1) == assigned).float().sum(0), lcount + len(texts)
         else:
             loss, acc = probe.loss(emb, texts)
-        hits, n = hex_by_place(emb, texts)
-        ghits, gcount = [x + y for x, y in zip(ghits, hits)], gcount + n
+            accs.append(acc)
+            hits, n = hex_by_place(emb, texts)
+            ghits, gcount = [x + y for x, y in zip(ghits, hits)], gcount + n
         if a.token_weight:
             lab = torch.full(ii.shape, -100, dtype=torch.long)
             for i, seq in enumerate(seqs):
@@ -149,10 +153,9 @@ def main() -> None:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
-        accs.append(acc)
         if step % 25 == 0:
             rec = {"step": step, "seconds": round(time.time() - t0), "examples": step * a.batch}
-            if a.values != "vt-names":
+            if accs:
                 rec["digit_acc"] = round(sum(accs) / len(accs), 3)
             if paccs:
                 rec["place_acc"] = round(sum(paccs) / len(paccs), 3)
