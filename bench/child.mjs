@@ -152,7 +152,7 @@ const kinds = {
     }
     const stepMs = (performance.now() - t) / args.steps;
     // And generate() itself, as the API and CLI call it.
-    const gen = await dec.generate({ ...p, softTokens: soft }, GenerationParams.parse({ maxNewTokens: args.steps }));
+    const gen = await dec.generate({ ...p, context: soft }, GenerationParams.parse({ maxNewTokens: args.steps }));
     return { prefill, steps: args.steps, contextPositions: len, stepMs, generate: { tokens: gen.tokens.length, decodeMs: gen.decodeMs, prefillMs: gen.prefillMs }, peakMiB: mib() };
   },
 

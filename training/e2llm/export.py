@@ -69,10 +69,16 @@ def split_template(template: str, **fields: str) -> Tuple[str, str]:
     return prefix.format(**fields), suffix.format(**fields)
 
 
+def load_checkpoint(path: str):
+    """A checkpoint this package wrote (model, optimiser, RNG state and tokenizer dict), on the CPU. PyTorch 2.6 and
+    later load weights only by default, which refuses the RNG state; these files are our own."""
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
 def load_model(checkpoint: Optional[str], seed: int) -> Tuple[E2LLM, Optional[dict]]:
     if not checkpoint:
         return build_model(seed), None
-    ck = torch.load(checkpoint, map_location="cpu")
+    ck = load_checkpoint(checkpoint)
     if isinstance(ck, dict) and "model" in ck:
         cfg = E2LLMConfig.from_dict(ck["config"]) if ck.get("config") else E2LLMConfig()
         model = build_model(seed, cfg)

@@ -37,10 +37,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from .export import TEMPLATES, load_model
+from .export import TEMPLATES, load_checkpoint, load_model
 from .modules import E2LLM, E2LLMConfig, build_model, pad_batch
 from .tokenizer import BOS_ID, CLS_ID, EOS_ID, PAD_ID, ByteLevelBPETokenizer
-from .data.corpus import load_documents
+from .data.corpus import load_documents, read_corpus
+from .data.expansion import chunks_holding
 from .data.tasks import GENERATORS, Sample, sample_task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -110,6 +111,20 @@ def encode_chunks(model: E2LLM, ids: ChunkIds, texts: Sequence[str], device) -> 
     return enc_ids, model.encoder(ii.to(device), mm.to(device))
 
 
+def context_block(E: torch.Tensor, soft: torch.Tensor, ids: ChunkIds, s: Sample) -> torch.Tensor:
+    """The document's positions: one soft token per chunk, except the chunks in ``s.expand``, which the decoder
+    reads as their own token embeddings in their place (selective expansion; data/expansion.py)."""
+    if not s.expand:
+        return soft
+    parts, expand = [], set(s.expand)
+    for j, text in enumerate(s.chunks):
+        if j in expand:
+            parts.append(E[torch.tensor(ids.encode(text) or [PAD_ID], dtype=torch.long, device=E.device)])
+        else:
+            parts.append(soft[j: j + 1])
+    return torch.cat(parts, dim=0)
+
+
 def build_batch(model: E2LLM, ids: ChunkIds, samples: Sequence[Sample], device, recon_weight: float,
                 max_answer_tokens: int = 192, extras: Optional[Sequence[Optional[Tuple[int, torch.Tensor]]]] = None):
     """-> (x [B,L,D], attn [B,L], labels [B,L] (-100 = no loss), weights [B,L], soft [N,D], chunk_emb [N,H]).
@@ -126,12 +141,12 @@ def build_batch(model: E2LLM, ids: ChunkIds, samples: Sequence[Sample], device, 
         p_ids = [BOS_ID] + ids.encode(prefix)
         s_ids = ids.encode(suffix)
         a_ids = ids.encode(s.answer)[:max_answer_tokens] + [EOS_ID]
-        n = len(s.chunks)
         tok_in = torch.tensor(p_ids + s_ids + a_ids[:-1], dtype=torch.long, device=device)
         emb = E[tok_in]
         P, S = len(p_ids), len(s_ids)
-        block = soft[off: off + n]
-        off += n
+        block = context_block(E, soft[off: off + len(s.chunks)], ids, s)
+        off += len(s.chunks)
+        n = block.shape[0]
         ex = extras[len(seqs)] if extras is not None else None
         if ex is not None:
             k, pad = ex
@@ -276,7 +291,7 @@ def bank_extras(model: E2LLM, bank: HaystackBank, samples: Sequence[Sample], pad
     lo, hi = pad
     total = int(round(math.exp(rng.uniform(math.log(lo), math.log(hi)))))
     for s in samples:
-        if s.hay not in ("noise", "prose") or not bank.ready(s.hay):
+        if s.hay not in ("noise", "prose") or not bank.ready(s.hay) or len(s.expand) == len(s.chunks):
             out.append(None)
             continue
         k = total - len(s.chunks)
@@ -357,6 +372,8 @@ def lr_at(cfg: dict, step: int, frac: float) -> float:
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # the tiny model's matmuls: TF32 is well inside its noise
     return torch.device(name)
 
 
@@ -423,7 +440,7 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
     rng = random.Random(cfg["seed"])
     state = {"step": 0, "train_seconds": 0.0}
     if os.path.exists(ckpt_path) and not fresh:
-        ck = torch.load(ckpt_path, map_location="cpu")
+        ck = load_checkpoint(ckpt_path)
         model.load_state_dict(ck["model"])
         if "probe" in ck:
             probe.load_state_dict(ck["probe"])
@@ -435,13 +452,13 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
         if not quiet:
             print(f"resumed from {ckpt_path} at step {state['step']} ({state['train_seconds']:.0f}s)", flush=True)
     else:
-        if cfg["init"] != "seed" and "probe" in (ck := torch.load(cfg["init"], map_location="cpu")):
+        if cfg["init"] != "seed" and "probe" in (ck := load_checkpoint(cfg["init"])):
             probe.load_state_dict(ck["probe"])  # an encoder pretrained against the probe keeps its heads
     if fresh:
         for n in ("loss.jsonl", "loss.csv"):
             if os.path.exists(os.path.join(run_dir, n)):
                 os.remove(os.path.join(run_dir, n))
-    docs = cfg.get("_docs") or load_documents()[0]
+    docs = cfg.get("_docs") or (read_corpus(cfg["docs_file"]) if cfg.get("docs_file") else load_documents()[0])
     if state["step"] == 0 and cfg.get("rescale_adapter", True):
         st0 = cfg["stages"][0]
         f = rescale_adapter_output(model, ids, [sample_task(random.Random(cfg["seed"] + 1), docs, st0["mix"],
@@ -476,7 +493,8 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
             train_enc = st.get("train_encoder", True)
             for p in model.encoder.parameters():
                 p.requires_grad_(train_enc)
-            samples = [sample_task(rng, docs, st["mix"], st["max_chunks"], st["chunk_chars"], cfg["max_recon_chars"])
+            samples = [sample_task(rng, docs, st["mix"], st["max_chunks"], st["chunk_chars"], cfg["max_recon_chars"],
+                                   st.get("expand"))
                        for _ in range(st["batch_size"])]
             extras = bank_extras(model, bank, samples, st["pad_chunks"], rng) if st.get("pad_chunks") else None
             X, A, Y, W, soft, chunk_emb, enc_ids = build_batch(model, ids, samples, device, cfg["recon_weight"],
@@ -561,9 +579,9 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
 
 @torch.no_grad()
 def greedy_answer(model: E2LLM, ids: ChunkIds, s: Sample, max_new: int, device) -> str:
-    soft = model.adapter(encode_chunks(model, ids, s.chunks, device)[1])
-    prefix, suffix = s.prompt()
     E = model.decoder.embed_tokens.weight
+    soft = context_block(E, model.adapter(encode_chunks(model, ids, s.chunks, device)[1]), ids, s)
+    prefix, suffix = s.prompt()
     p = torch.tensor([BOS_ID] + ids.encode(prefix), device=device)
     q = torch.tensor(ids.encode(suffix), device=device)
     x = torch.cat([E[p], soft, E[q]], dim=0)
@@ -580,7 +598,9 @@ def greedy_answer(model: E2LLM, ids: ChunkIds, s: Sample, max_new: int, device) 
 
 @torch.no_grad()
 def evaluate(checkpoint: str, chunks: Sequence[int], samples: int, seed: int, tasks: Sequence[str],
-             chunk_chars: int = 512, device: str = "cpu") -> List[dict]:
+             chunk_chars: int = 512, device: str = "cpu", expand: str = "none") -> List[dict]:
+    """``expand``: none | evidence (the chunks the answer rests on, read raw: expansion with perfect retrieval) |
+    all (the whole document raw: the full-context reading)."""
     model, tok_spec = load_model(checkpoint, 0)
     model = model.to(device).eval()
     tok = ByteLevelBPETokenizer(tok_spec) if tok_spec else ByteLevelBPETokenizer.from_file(
@@ -620,6 +640,10 @@ def evaluate(checkpoint: str, chunks: Sequence[int], samples: int, seed: int, ta
                     s = GENERATORS[task](rng, held, n, chunk_chars)
                     if len(s.chunks) == n:
                         break
+                if expand == "evidence":
+                    s.expand = chunks_holding(s.chunks, s.evidence)
+                elif expand == "all":
+                    s.expand = list(range(len(s.chunks)))
                 want = s.answer.strip()
                 got = greedy_answer(model, ids, s, max_new=len(ids.encode(s.answer)) + 4, device=device)
                 parts = [p.strip() for p in want.replace(",", " ").split()]
@@ -651,11 +675,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         ap.add_argument("--seed", type=int, default=12345)
         ap.add_argument("--chunk-chars", type=int, default=512)
         ap.add_argument("--tasks", default="reconstruct,niah_single,niah_multikey,vt,qa")
+        ap.add_argument("--expand", choices=["none", "evidence", "all"], default="none")
         a = ap.parse_args(argv[1:])
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
         res = evaluate(a.checkpoint, [int(x) for x in a.chunks.split(",")], a.samples, a.seed,
-                       a.tasks.split(","), a.chunk_chars)
-        print(json.dumps({"checkpoint": a.checkpoint, "seed": a.seed, "chunk_chars": a.chunk_chars,
+                       a.tasks.split(","), a.chunk_chars, expand=a.expand)
+        print(json.dumps({"checkpoint": a.checkpoint, "seed": a.seed, "chunk_chars": a.chunk_chars, "expand": a.expand,
                           "results": res}, indent=1))
         return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -663,8 +688,15 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--fresh", action="store_true", help="ignore an existing ckpt.pt and start over")
     ap.add_argument("--deadline-utc", default=None, help="HH:MM (today, UTC): stop and save by then")
     ap.add_argument("--max-train-seconds", type=float, default=None)
+    ap.add_argument("--device", default=None, help="cpu | cuda (default: the config's)")
+    ap.add_argument("--docs", default=None, help="training documents as written by `training.e2llm.data.corpus "
+                    "snapshot` (another machine's installed files differ; default: read this machine's)")
     a = ap.parse_args(argv)
     over = {}
+    if a.device:
+        over["device"] = a.device
+    if a.docs:
+        over["docs_file"] = a.docs
     if a.max_train_seconds is not None:
         over["max_train_seconds"] = a.max_train_seconds
     cfg = load_config(a.config, over)

@@ -57,5 +57,6 @@ export function generationFlags(v: Record<string, unknown>): { [K in keyof Gener
     topK: num('top-k'),
     seed: num('seed'),
     stop: v.stop as string[] | undefined,
+    expand: v.expand === undefined ? undefined : { chunks: num('expand')! },
   };
 }

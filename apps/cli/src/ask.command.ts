@@ -16,6 +16,7 @@ const OPTIONS = {
   'top-k': { type: 'string' },
   seed: { type: 'string' },
   stop: { type: 'string', multiple: true },
+  expand: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -39,13 +40,17 @@ export async function askCommand(argv: string[], io: CliIo): Promise<number> {
     const stream = !v.json;
     const result = await model.ask(text, task, params, stream ? { onText: (d) => io.stdout.write(d) } : {});
     if (v.json) {
-      io.stdout.write(`${JSON.stringify({ answer: result.answer, finishReason: result.finishReason, usage: result.usage, timings: roundTimings(result.timings) })}\n`);
+      const { answer, finishReason, usage, evidence } = result;
+      io.stdout.write(`${JSON.stringify({ answer, finishReason, usage, timings: roundTimings(result.timings), evidence })}\n`);
     } else {
       io.stdout.write('\n');
       const u = result.usage;
+      const expanded = u.expandedChunks > 0 ? ` + ${u.expandedChunks} expanded (${u.expandedTokens} tokens)` : '';
       io.stderr.write(
-        `[${u.chunks} chunks -> ${u.softTokens} soft tokens, ${u.generatedTokens} tokens generated (${result.finishReason}) in ${Math.round(result.timings.totalMs)} ms]\n`,
+        `[${u.chunks} chunks -> ${u.softTokens} soft tokens${expanded}, ${u.generatedTokens} tokens generated (${result.finishReason}) in ${Math.round(result.timings.totalMs)} ms]\n`,
       );
+      const top = result.evidence[0];
+      if (top) io.stderr.write(`[evidence: chunk ${top.chunkIndex}, characters ${top.charStart}-${top.charEnd}${top.page ? `, page ${top.page}` : ''}]\n`);
     }
   } finally {
     await model.release();

@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { PAPER_RULER, RULER_TASK_NAMES, isRulerTaskName, rulerChartSvg, runRuler, type EvalRunner, type RulerResult, type RulerTaskName } from '@lib/eval';
-import { E2llmModel } from '@lib/model-runtime';
-import { AppError, GenerationParams, loadConfig } from '@lib/shared';
+import { E2llmModel, rankByScore, scoresFor } from '@lib/model-runtime';
+import { AppError, EVIDENCE_SCORERS, EXPAND_DEFAULT_CHUNKS, EXPAND_MAX_CHUNKS, GenerationParams, loadConfig } from '@lib/shared';
 import { parseCommand } from './args.js';
 import type { CliIo } from './main.js';
 
@@ -12,6 +12,7 @@ const OPTIONS = {
   samples: { type: 'string' },
   seed: { type: 'string' },
   baseline: { type: 'string' },
+  expand: { type: 'string' },
   model: { type: 'string' },
   json: { type: 'boolean' },
   chart: { type: 'string' },
@@ -28,6 +29,8 @@ runtime as "e2llm ask" (greedy, each task's own max new tokens) and scored on RU
   --lengths N,N,...        target lengths in tokens (default 4096,8192,16384,32768,65536,131072)
   --samples N              samples per task and length (default 10)
   --seed S                 sample seed (default 42); the same seed gives the same samples
+  --expand K[,K...]        evidence chunks read as raw tokens (default ${EXPAND_DEFAULT_CHUNKS}; 0: the compressed path
+                           alone); several values run each on the same samples, side by side
   --baseline full-context  also run the decoder on the raw tokens (over the window: reported, not scored)
   --model DIR              model package folder (default: MODEL_PATH, else the bundled model)
   --json                   print {model, baseline?, results} as JSON
@@ -51,16 +54,34 @@ export async function evalCommand(argv: string[], io: CliIo): Promise<number> {
   if (v.baseline !== undefined && v.baseline !== 'full-context') throw new AppError('INPUT_INVALID', `unknown --baseline "${v.baseline}" (only full-context)`);
   if (v.chart !== undefined && !v.chart.endsWith('.svg')) throw new AppError('INPUT_INVALID', '--chart writes SVG: give a FILE.svg');
 
+  const expands = v.expand === undefined ? [EXPAND_DEFAULT_CHUNKS] : parseList(v.expand, '--expand').map((k) => expandChunks(k));
+
   const config = loadConfig(io.env, { modelPath: v.model });
   const model = await E2llmModel.load(config);
   try {
-    const params = (maxNewTokens: number) => GenerationParams.parse({ maxNewTokens, temperature: 0 });
-    const runners: Record<string, EvalRunner> = {
-      e2llm: { answer: async (s, maxNewTokens) => (await model.ask(s.document, { type: 'qa', question: s.question }, params(maxNewTokens))).answer },
-    };
+    const params = (maxNewTokens: number, chunks: number) => GenerationParams.parse({ maxNewTokens, temperature: 0, expand: { chunks } });
+    const runners: Record<string, EvalRunner> = {};
+    for (const k of expands) {
+      runners[runnerName(k)] = {
+        answer: async (s, maxNewTokens) => {
+          const r = await model.ask(s.document, { type: 'qa', question: s.question }, params(maxNewTokens, k));
+          const { chunks, scores } = r.grounding;
+          const topChunks = Object.fromEntries(
+            EVIDENCE_SCORERS.map((scorer) => {
+              const ranked = scoresFor(scorer, scores, chunks.length);
+              const top = ranked ? rankByScore(ranked)[0] : undefined;
+              return [scorer, top === undefined ? null : chunks[top]!.text];
+            }).filter(([scorer]) => scorer !== 'attention' || scores.attention !== undefined),
+          );
+          return { text: r.answer, topChunks };
+        },
+      };
+    }
     if (v.baseline) {
       runners[v.baseline] = {
-        answer: async (s, maxNewTokens) => (await model.askFullContext(s.document, { type: 'qa', question: s.question }, params(maxNewTokens))).answer,
+        answer: async (s, maxNewTokens) => ({
+          text: (await model.askFullContext(s.document, { type: 'qa', question: s.question }, params(maxNewTokens, 0))).answer,
+        }),
       };
     }
     const tok = model.decoder.tokenizer;
@@ -81,12 +102,15 @@ export async function evalCommand(argv: string[], io: CliIo): Promise<number> {
     const report = {
       model: { name: m.name, version: m.version, path: config.modelPath, decoderWindow: model.decoder.window },
       seed,
+      evidenceScorer: config.evidenceScorer,
       ...(v.baseline ? { baseline: { name: v.baseline, results: byRunner[v.baseline]! } } : {}),
-      results: byRunner.e2llm!,
+      /** The first --expand value's results; `expansions` has each value's. */
+      results: byRunner[runnerName(expands[0]!)]!,
+      expansions: expands.map((k) => ({ expand: k, results: byRunner[runnerName(k)]! })),
     };
     if (v.chart !== undefined) {
       await mkdir(dirname(v.chart), { recursive: true });
-      const series = [{ name: `E2LLM (${m.name} ${m.version})`, results: report.results }];
+      const series = report.expansions.map((e) => ({ name: `E2LLM (${m.name} ${m.version}), expand ${e.expand}`, results: e.results }));
       if (v.baseline) series.push({ name: `${v.baseline} baseline (same decoder, raw tokens)`, results: byRunner[v.baseline]! });
       const svg = rulerChartSvg(
         series.map((s, i) => ({ ...s, dashed: i > 0 })),
@@ -100,6 +124,16 @@ export async function evalCommand(argv: string[], io: CliIo): Promise<number> {
     await model.release();
   }
   return 0;
+}
+
+function runnerName(expand: number): string {
+  return `e2llm expand=${expand}`;
+}
+
+function expandChunks(raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > EXPAND_MAX_CHUNKS) throw new AppError('INPUT_INVALID', `--expand takes integers from 0 to ${EXPAND_MAX_CHUNKS}, got "${raw}"`);
+  return n;
 }
 
 function parseTasks(raw: string | undefined): RulerTaskName[] {

@@ -29,7 +29,8 @@ Options for ask:
   --top-p P, --top-k K       sampling filters (defaults 1 and 0: off)
   --seed S                   sampler seed (default 0)
   --stop TEXT                stop before TEXT (repeatable)
-  --json                     print {answer, finishReason, usage, timings} as JSON
+  --expand K                 the K chunks that best match the question are read as raw text (default 4, 0: off)
+  --json                     print {answer, finishReason, usage, timings, evidence} as JSON
   -h, --help
 
 Options for submit (and -q, --task, --instruction, the generation options as for ask):

@@ -18,6 +18,7 @@ const OPTIONS = {
   'top-k': { type: 'string' },
   seed: { type: 'string' },
   stop: { type: 'string', multiple: true },
+  expand: { type: 'string' },
   'poll-ms': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },

@@ -3,7 +3,7 @@ import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import { mapLimit, type BlobStore } from '@lib/blob-store';
 import { metrics, parsePayload, type JobStore, type Pipeline } from '@lib/job-store';
-import type { E2llmModel } from '@lib/model-runtime';
+import type { E2llmModel, TextChunk } from '@lib/model-runtime';
 import { AppError, DecodeJob, EncodeChunks, IndexDocument, chunkHash, decodeSoftPrompt, encodeSoftPrompt, resultKey, softPromptKey, type Config, type JobResult } from '@lib/shared';
 import { ByteLru } from './byte-lru.js';
 
@@ -60,21 +60,27 @@ export class DecodeProcessor {
     const t1 = performance.now();
     const softTokens = await this.model.adapter.run(embeddings, keys.length);
     const adapterMs = performance.now() - t1;
+    // The chunk texts, for evidence and expansion, from the stored source: nothing is uploaded or encoded again.
+    const chunks = await this.chunkTexts(record.sourceKey, pieces, log);
 
     // Cancellation is polled, not pushed: a cancelled job stops within one poll interval of generation.
     const abort = new AbortController();
     const poll = setInterval(() => {
       void this.store.getJob(p.jobId).then((r) => r?.status === 'cancelled' && abort.abort(), () => undefined);
     }, 500);
-    let gen;
+    let grounded;
     try {
-      gen = await this.model.decoder.generate({ ...prompt, softTokens }, record.generation, {
-        signal: abort.signal,
-        onText: (delta) => void this.store.publish(p.jobId, { type: 'text', delta }).catch(() => undefined),
-      });
+      grounded = await this.model.generateGrounded(
+        { chunks, softTokens, task: record.task, params: record.generation },
+        {
+          signal: abort.signal,
+          onText: (delta) => void this.store.publish(p.jobId, { type: 'text', delta }).catch(() => undefined),
+        },
+      );
     } finally {
       clearInterval(poll);
     }
+    const gen = grounded.gen;
     const finishedAt = Date.now();
     const result: JobResult = {
       text: gen.text,
@@ -83,19 +89,23 @@ export class DecodeProcessor {
         chars: record.chars,
         chunks: keys.length,
         encoderTokens: children.reduce((a, c) => a + c.encoderTokens, 0),
-        softTokens: keys.length,
-        promptTokens: prompt.prefixIds.length + prompt.suffixIds.length,
+        softTokens: grounded.softTokens,
+        promptTokens: grounded.promptTokens,
         generatedTokens: gen.tokens.length,
+        ...grounded.expansion,
       },
       timings: {
         chunkMs: record.chunkMs,
         encodeMs: children.reduce((a, c) => a + c.encodeMs, 0),
         adapterMs,
+        scoringMs: grounded.scoringMs,
+        expandMs: grounded.expandMs,
         prefillMs: gen.prefillMs,
         decodeMs: gen.decodeMs,
         totalMs: finishedAt - Date.parse(record.createdAt),
         queueMs: Date.parse(record.startedAt ?? record.createdAt) - Date.parse(record.createdAt),
       },
+      evidence: grounded.evidence,
     };
     metrics.stageSeconds.observe({ stage: 'decode_fetch' }, downloadMs / 1000);
     metrics.stageSeconds.observe({ stage: 'adapter' }, adapterMs / 1000);
@@ -163,6 +173,22 @@ export class DecodeProcessor {
     const vector = await encoder.encoder.encode([encoder.encoder.tokenize(text)]);
     await this.blobs.put(key, encodeSoftPrompt({ encoderId: encoder.encoderId, shape: [vector.length], data: vector }, this.config.softPromptDtype), 'application/octet-stream', { durable: false });
     return vector;
+  }
+
+  /**
+   * Each piece's text from the stored source, as the encoder cut it. A source that has gone (expired, deleted) leaves
+   * the job to be answered from its soft tokens alone: usage says `source_missing` and the evidence is empty.
+   */
+  private async chunkTexts(sourceKey: string, pieces: { ref: number; span: [number, number] }[], log: Logger): Promise<TextChunk[] | null> {
+    let source: string;
+    try {
+      source = (await this.blobs.get(sourceKey)).toString('utf8');
+    } catch (err) {
+      if (!(err instanceof AppError) || err.code !== 'NOT_FOUND') throw err;
+      log.warn({ sourceKey }, 'the source is missing: answering without expansion or evidence');
+      return null;
+    }
+    return pieces.map((p, index) => ({ index, start: p.span[0], end: p.span[1], text: source.slice(p.span[0], p.span[1]) }));
   }
 
   /** The encode children's results. */

@@ -7,12 +7,16 @@ import { PAPER_RULER } from './paper.js';
 // A rough counter keeps this test fast; the real tokenizer is covered in generators.spec.ts.
 const count = (text: string) => Math.ceil(text.length / 4);
 
-const oracle: EvalRunner = { answer: async (s) => s.outputs.join(', ') };
-const halfRight: EvalRunner = { answer: async (s) => (s.index % 2 === 0 ? s.outputs.join(' ') : 'no idea') };
+const needleChunk = (s: { needles?: { text: string }[]; outputs: string[] }) => s.needles?.[0]?.text ?? `VAR ${s.outputs[0]} = 1.`;
+// The oracle's "right" scorer points at the needle; its "wrong" one at a chunk of the haystack alone.
+const oracle: EvalRunner = {
+  answer: async (s) => ({ text: s.outputs.join(', '), topChunks: { right: `... ${needleChunk(s)} ...`, wrong: 'The grass is green.', none: null } }),
+};
+const halfRight: EvalRunner = { answer: async (s) => ({ text: s.index % 2 === 0 ? s.outputs.join(' ') : 'no idea' }) };
 const smallWindow: EvalRunner = {
   answer: async (s, maxNewTokens) => {
     if (s.tokens + maxNewTokens > 1100) throw new AppError('CONTEXT_TOO_LONG', 'over the window');
-    return s.outputs.join(' ');
+    return { text: s.outputs.join(' ') };
   },
 };
 
@@ -34,6 +38,8 @@ describe('runRuler', () => {
     expect(over.every((r) => r.overWindow === true && r.score === null)).toBe(true);
     expect(out.smallWindow!.filter((r) => r.length === 512).every((r) => r.score === 100 && r.overWindow === undefined)).toBe(true);
     expect(out.oracle![0]).toMatchObject({ task: 'niah_single_1', length: 512, samples: 2 });
+    expect(out.oracle!.map((r) => r.evidencePrecisionAt1)).toEqual(Array(4).fill({ right: 100, wrong: 0, none: 0 }));
+    expect(out.halfRight![0]!.evidencePrecisionAt1).toBeUndefined();
     expect(seen).toHaveLength(3 * 2 * 2 * 2);
   });
 

@@ -1,7 +1,15 @@
 import { AppError } from '@lib/shared';
 import { generateFitted, type CountTokens, type FittedSample } from './fit.js';
+import type { RulerSample } from './generators.js';
 import { RULER_TASKS, type RulerTaskName } from './ruler-tasks.js';
 import { scoreRuler } from './scoring.js';
+
+/** A runner's answer: the text, and where it can tell, the chunk each evidence scorer ranked first. */
+export interface EvalAnswer {
+  text: string;
+  /** By scorer name: the text of the chunk it ranked first (null: it ranked none). */
+  topChunks?: Record<string, string | null>;
+}
 
 /** A system under test: answers one sample's question about its document. */
 export interface EvalRunner {
@@ -9,7 +17,16 @@ export interface EvalRunner {
    * The generated answer. Throws AppError CONTEXT_TOO_LONG when the input does not fit the model's window: the
    * harness reports that sample as over the window, never as a wrong answer.
    */
-  answer(sample: FittedSample, maxNewTokens: number): Promise<string>;
+  answer(sample: FittedSample, maxNewTokens: number): Promise<EvalAnswer>;
+}
+
+/**
+ * Whether a chunk holds what the answer rests on: a NIAH needle whose value is asked for (or, for vt, an assignment
+ * of a variable asked for). cwe and fwe have no single chunk to point at.
+ */
+export function holdsEvidence(sample: RulerSample, chunk: string): boolean {
+  if (sample.needles) return sample.needles.some((n) => chunk.includes(n.text) && sample.outputs.some((o) => n.text.includes(o)));
+  return sample.outputs.some((o) => chunk.includes(`VAR ${o} =`));
 }
 
 export interface RulerResult {
@@ -28,6 +45,11 @@ export interface RulerResult {
   meanTokens: number;
   /** Wall time of the answers, in seconds. */
   seconds: number;
+  /**
+   * Evidence precision@1 by scorer, in percent: how often the chunk it ranked first holds the needle (over the
+   * samples that fitted the window; NIAH and vt only).
+   */
+  evidencePrecisionAt1?: Record<string, number>;
 }
 
 export interface RunRulerOptions {
@@ -54,13 +76,18 @@ export async function runRuler(opts: RunRulerOptions): Promise<Record<string, Ru
         const t0 = performance.now();
         const preds: string[] = [];
         const refs: string[][] = [];
+        const hits: Record<string, number> = {};
         let over = 0;
         for (const s of samples) {
           let prediction: string | null = null;
           try {
-            prediction = await runner.answer(s, task.maxNewTokens);
+            const a = await runner.answer(s, task.maxNewTokens);
+            prediction = a.text;
             preds.push(prediction);
             refs.push(s.outputs);
+            if (task.config.kind === 'niah' || task.config.kind === 'vt') {
+              for (const [scorer, top] of Object.entries(a.topChunks ?? {})) hits[scorer] = (hits[scorer] ?? 0) + (top !== null && holdsEvidence(s, top) ? 1 : 0);
+            }
           } catch (err) {
             if (!(err instanceof AppError && err.code === 'CONTEXT_TOO_LONG')) throw err;
             over++;
@@ -75,6 +102,9 @@ export async function runRuler(opts: RunRulerOptions): Promise<Record<string, Ru
           meanTokens,
           seconds: Math.round((performance.now() - t0) / 10) / 100,
         };
+        if (Object.keys(hits).length > 0 && preds.length > 0) {
+          result.evidencePrecisionAt1 = Object.fromEntries(Object.entries(hits).map(([k, h]) => [k, Math.round((1000 * h) / preds.length) / 10]));
+        }
         if (over === samples.length) result.overWindow = true;
         else if (over > 0) result.overWindowSamples = over;
         out[runnerName]!.push(result);

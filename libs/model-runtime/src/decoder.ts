@@ -8,8 +8,8 @@ import type { TextTokenizer } from './tokenizer.js';
 export interface GenerationInput {
   /** Prompt ids before the soft tokens (BOS included). */
   prefixIds: number[];
-  /** Soft tokens [n, hiddenSize], in document order. */
-  softTokens: Float32Array;
+  /** The document's positions [n, hiddenSize] in order: soft tokens, and the token embeddings of expanded chunks. */
+  context: Float32Array;
   /** Prompt ids after the soft tokens. */
   suffixIds: number[];
 }
@@ -22,6 +22,11 @@ export interface GenerationResult {
   stepLogits?: Float32Array[];
   prefillMs: number;
   decodeMs: number;
+  /**
+   * With hooks.attention and a decoder that exports it: the attention each prompt position received, summed over
+   * the generated tokens (each the last query's weights, averaged over heads and layers), [prompt length].
+   */
+  promptAttention?: Float32Array;
 }
 
 export interface GenerationHooks {
@@ -32,6 +37,8 @@ export interface GenerationHooks {
   kvCache?: boolean;
   /** Checked every step: an aborted signal stops generation with JOB_CANCELLED. */
   signal?: AbortSignal;
+  /** Sum the decoder's attention over the prompt while generating (GenerationResult.promptAttention). */
+  attention?: boolean;
 }
 
 /** The decoder: input embeddings in, tokens out, with a KV cache across steps. */
@@ -62,6 +69,11 @@ export class Decoder {
     return this.spec.window;
   }
 
+  /** Whether the package's decoder exports its attention (evidence by attention). */
+  get hasAttention(): boolean {
+    return this.spec.attentionOutput !== undefined;
+  }
+
   /** Token embeddings, [ids.length, hiddenSize]. */
   embed(ids: readonly number[]): Float32Array {
     const d = this.spec.hiddenSize;
@@ -75,20 +87,31 @@ export class Decoder {
 
   async generate(input: GenerationInput, params: GenerationParams, hooks: GenerationHooks = {}): Promise<GenerationResult> {
     const d = this.spec.hiddenSize;
-    const softCount = input.softTokens.length / d;
-    if (!Number.isInteger(softCount)) throw new AppError('INTERNAL', 'soft tokens are not a whole number of rows (this is a bug)');
-    const promptLength = input.prefixIds.length + softCount + input.suffixIds.length;
+    const contextCount = input.context.length / d;
+    if (!Number.isInteger(contextCount)) throw new AppError('INTERNAL', 'the context is not a whole number of rows (this is a bug)');
+    const promptLength = input.prefixIds.length + contextCount + input.suffixIds.length;
     if (promptLength + params.maxNewTokens > this.spec.window) {
       throw new AppError(
         'CONTEXT_TOO_LONG',
-        `the prompt needs ${promptLength} positions (${softCount} soft tokens) plus ${params.maxNewTokens} new tokens; the decoder window is ${this.spec.window}`,
-        { promptLength, softTokens: softCount, maxNewTokens: params.maxNewTokens, window: this.spec.window },
+        `the prompt needs ${promptLength} positions (${contextCount} for the document) plus ${params.maxNewTokens} new tokens; the decoder window is ${this.spec.window}`,
+        { promptLength, contextPositions: contextCount, maxNewTokens: params.maxNewTokens, window: this.spec.window },
       );
     }
     const prompt = new Float32Array(promptLength * d);
     prompt.set(this.embed(input.prefixIds), 0);
-    prompt.set(input.softTokens, input.prefixIds.length * d);
-    prompt.set(this.embed(input.suffixIds), (input.prefixIds.length + softCount) * d);
+    prompt.set(input.context, input.prefixIds.length * d);
+    prompt.set(this.embed(input.suffixIds), (input.prefixIds.length + contextCount) * d);
+    const attentionName = hooks.attention ? this.spec.attentionOutput : undefined;
+    const promptAttention = attentionName ? new Float32Array(promptLength) : undefined;
+    const addAttention = (o: ort.InferenceSession.ReturnType) => {
+      if (!attentionName || !promptAttention) return;
+      const a = o[attentionName];
+      if (!a || a.dims.length !== 2 || (a.dims[1] ?? 0) < promptLength) {
+        throw new AppError('MODEL_MISMATCH', `decoder output ${attentionName} has dims [${a?.dims.join(', ') ?? 'none'}]; expected [1, >= ${promptLength}]`);
+      }
+      const data = this.spec.dtype === 'f32' ? (a.data as Float32Array) : fromF16(a.data as Uint16Array);
+      for (let i = 0; i < promptLength; i++) promptAttention[i]! += data[i]!;
+    };
 
     const useCache = hooks.kvCache ?? true;
     const rng = createRng(params.seed);
@@ -103,6 +126,7 @@ export class Decoder {
     const t1 = performance.now();
     for (;;) {
       if (hooks.signal?.aborted) throw new AppError('JOB_CANCELLED', 'generation stopped: the job was cancelled');
+      addAttention(out);
       let logits = this.logitsOf(out);
       if (hooks.keepLogits) stepLogits.push(logits);
       if (tokens.length < params.minNewTokens) {
@@ -131,7 +155,15 @@ export class Decoder {
       }
     }
     const text = stream.finish(tokens);
-    return { tokens, text, finishReason, ...(hooks.keepLogits ? { stepLogits } : {}), prefillMs, decodeMs: performance.now() - t1 };
+    return {
+      tokens,
+      text,
+      finishReason,
+      ...(hooks.keepLogits ? { stepLogits } : {}),
+      ...(promptAttention ? { promptAttention } : {}),
+      prefillMs,
+      decodeMs: performance.now() - t1,
+    };
   }
 
   /** One decoder call for a single sequence: `seq` new positions after `past` cached ones. */

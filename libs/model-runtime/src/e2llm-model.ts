@@ -3,13 +3,16 @@ import {
   chunkText,
   type Chunk,
   type Config,
+  type Evidence,
+  type ExpansionLimit,
   type GenerationParams,
   type Task,
   type Timings,
   type Usage,
   type FinishReason,
 } from '@lib/shared';
-import { Decoder, type GenerationHooks } from './decoder.js';
+import { Decoder, type GenerationHooks, type GenerationResult } from './decoder.js';
+import { bm25Scores, buildEvidence, rankByScore, type ChunkScores, type TextChunk } from './evidence.js';
 import { ChunkEncoder, SoftTokenAdapter } from './encoder.js';
 import { loadModelPackage, type ModelPackage } from './model-package.js';
 import { promptParts } from './prompt.js';
@@ -18,7 +21,8 @@ import { TextTokenizer } from './tokenizer.js';
 export type RuntimeSettings = Pick<
   Config,
   'modelPath' | 'executionProviders' | 'intraOpThreads' | 'graphOptimization' | 'encoderMaxBatchTokens' | 'encoderMaxBatchSize'
->;
+> &
+  Partial<Pick<Config, 'evidenceScorer'>>;
 
 /** A chunk with the encoder ids it was measured with, so it is tokenized once. */
 export interface EncodableChunk extends Chunk {
@@ -30,6 +34,34 @@ export interface AskResult {
   finishReason: FinishReason;
   usage: Usage;
   timings: Timings;
+  evidence: Evidence[];
+  /** The chunks and every scorer's scores over them (not part of the printed result; the evaluation reads them). */
+  grounding: { chunks: readonly TextChunk[]; scores: ChunkScores };
+}
+
+/** What the grounded decode needs besides the soft tokens: the chunks' texts and offsets (null when lost). */
+export interface GroundedInput {
+  /** The document's chunks in order, one per soft token; null when the text is not available. */
+  chunks: readonly TextChunk[] | null;
+  /** One soft token per chunk, [chunks, hiddenSize]. */
+  softTokens: Float32Array;
+  task: Task;
+  params: GenerationParams;
+  /** Sorted page start offsets of a PDF's extracted text, for evidence pages. */
+  pageStarts?: readonly number[];
+}
+
+export interface GroundedResult {
+  gen: GenerationResult;
+  evidence: Evidence[];
+  /** Every scorer's scores over the chunks (the evaluation measures each). */
+  scores: ChunkScores;
+  expansion: Pick<Usage, 'expansionRequested' | 'expandedChunks' | 'expandedTokens' | 'expansionLimitedBy'>;
+  /** Context positions other than expanded tokens. */
+  softTokens: number;
+  promptTokens: number;
+  scoringMs: number;
+  expandMs: number;
 }
 
 /**
@@ -40,6 +72,7 @@ export class E2llmModel {
   private constructor(
     readonly pkg: ModelPackage,
     private readonly parts: { encoder?: ChunkEncoder; adapter?: SoftTokenAdapter; decoder?: Decoder },
+    private readonly evidenceScorer: NonNullable<RuntimeSettings['evidenceScorer']>,
   ) {}
 
   /**
@@ -58,7 +91,7 @@ export class E2llmModel {
       parts.adapter = await SoftTokenAdapter.open(pkg.files.adapter, m.adapter, settings);
       parts.decoder = await Decoder.open(pkg.files.decoder, pkg.files.embeddings, decTok, m.decoder, settings);
     }
-    return new E2llmModel(pkg, parts);
+    return new E2llmModel(pkg, parts, settings.evidenceScorer ?? 'bm25');
   }
 
   get encoder(): ChunkEncoder {
@@ -115,8 +148,7 @@ export class E2llmModel {
     const t0 = performance.now();
     const chunks = this.chunk(text);
     const chunkMs = performance.now() - t0;
-    const prompt = this.promptIds(task);
-    this.checkBudget(chunks.length, prompt, params.maxNewTokens);
+    this.checkBudget(chunks.length, this.promptIds(task), params.maxNewTokens);
 
     const t1 = performance.now();
     const embeddings = await this.encoder.encode(chunks.map((c) => c.ids));
@@ -125,19 +157,118 @@ export class E2llmModel {
     const softTokens = await this.adapter.run(embeddings, chunks.length);
     const adapterMs = performance.now() - t2;
 
-    const gen = await this.decoder.generate({ ...prompt, softTokens }, params, hooks);
+    const g = await this.generateGrounded({ chunks, softTokens, task, params }, hooks);
     return {
-      answer: gen.text,
-      finishReason: gen.finishReason,
+      answer: g.gen.text,
+      finishReason: g.gen.finishReason,
       usage: {
         chars: text.length,
         chunks: chunks.length,
         encoderTokens: chunks.reduce((a, c) => a + c.ids.length, 0),
-        softTokens: chunks.length,
-        promptTokens: prompt.prefixIds.length + prompt.suffixIds.length,
-        generatedTokens: gen.tokens.length,
+        softTokens: g.softTokens,
+        promptTokens: g.promptTokens,
+        generatedTokens: g.gen.tokens.length,
+        ...g.expansion,
       },
-      timings: { chunkMs, encodeMs, adapterMs, prefillMs: gen.prefillMs, decodeMs: gen.decodeMs, totalMs: performance.now() - t0 },
+      timings: {
+        chunkMs,
+        encodeMs,
+        adapterMs,
+        scoringMs: g.scoringMs,
+        expandMs: g.expandMs,
+        prefillMs: g.gen.prefillMs,
+        decodeMs: g.gen.decodeMs,
+        totalMs: performance.now() - t0,
+      },
+      evidence: g.evidence,
+      grounding: { chunks, scores: g.scores },
+    };
+  }
+
+  /**
+   * The decode every path shares (e2llm ask, the decoder worker, the evaluation): score the chunks against the
+   * question, give the decoder the best `params.expand.chunks` of them as raw tokens in their place (those that fit
+   * the window), generate, and list the evidence the answer rests on.
+   */
+  async generateGrounded(input: GroundedInput, hooks: GenerationHooks = {}): Promise<GroundedResult> {
+    const { chunks, softTokens, task, params } = input;
+    const d = this.pkg.manifest.decoder.hiddenSize;
+    const n = softTokens.length / d;
+    if (chunks && chunks.length !== n) throw new AppError('INTERNAL', `${chunks.length} chunk texts for ${n} soft tokens (this is a bug)`);
+    const prompt = this.promptIds(task);
+    const query = task.type === 'qa' ? task.question : task.type === 'instruct' ? task.instruction : null;
+
+    const t0 = performance.now();
+    const scores: ChunkScores = {};
+    if (chunks && query !== null) scores.bm25 = bm25Scores(query, chunks);
+    const scoringMs = performance.now() - t0;
+
+    const t1 = performance.now();
+    const requested = params.expand.chunks;
+    const chosen = new Map<number, number[]>();
+    let limitedBy: ExpansionLimit | undefined;
+    if (requested > 0) {
+      if (!chunks) limitedBy = 'source_missing';
+      else if (!scores.bm25) limitedBy = 'no_query';
+      else {
+        const ranked = rankByScore(scores.bm25);
+        let free = this.decoder.window - (prompt.prefixIds.length + n + prompt.suffixIds.length + params.maxNewTokens);
+        for (const i of ranked) {
+          if (chosen.size === requested) break;
+          const ids = this.decoder.tokenizer.encode(chunks[i]!.text);
+          if (ids.length - 1 <= free) {
+            chosen.set(i, ids);
+            free -= ids.length - 1;
+          } else limitedBy = 'window';
+        }
+        if (!limitedBy && chosen.size < Math.min(requested, n)) limitedBy = 'no_match';
+      }
+    }
+    const expandedTokens = [...chosen.values()].reduce((a, ids) => a + ids.length, 0);
+    const positions = n - chosen.size + expandedTokens;
+    const context = new Float32Array(positions * d);
+    // each chunk's first position in the context and how many it takes
+    const place: { at: number; len: number }[] = [];
+    let at = 0;
+    for (let i = 0; i < n; i++) {
+      const ids = chosen.get(i);
+      if (ids) {
+        context.set(this.decoder.embed(ids), at * d);
+        place.push({ at, len: ids.length });
+        at += ids.length;
+      } else {
+        context.set(softTokens.subarray(i * d, (i + 1) * d), at * d);
+        place.push({ at, len: 1 });
+        at += 1;
+      }
+    }
+    const expandMs = performance.now() - t1;
+
+    const gen = await this.decoder.generate({ ...prompt, context }, params, { ...hooks, attention: hooks.attention ?? this.decoder.hasAttention });
+    if (gen.promptAttention) {
+      const a = gen.promptAttention;
+      const off = prompt.prefixIds.length;
+      scores.attention = Float64Array.from(place, ({ at: p, len }) => {
+        let sum = 0;
+        for (let k = 0; k < len; k++) sum += a[off + p + k]!;
+        return sum;
+      });
+    }
+    const evidence = chunks ? buildEvidence(chunks, scores, this.evidenceScorer, new Set(chosen.keys()), input.pageStarts) : [];
+    return {
+      gen,
+      evidence,
+      scores,
+      expansion: {
+        expansionRequested: requested,
+        expandedChunks: chosen.size,
+        expandedTokens,
+        ...(limitedBy ? { expansionLimitedBy: limitedBy } : {}),
+      },
+      softTokens: n - chosen.size,
+      promptTokens: prompt.prefixIds.length + prompt.suffixIds.length,
+      scoringMs,
+      expandMs,
     };
   }
 
@@ -150,7 +281,7 @@ export class E2llmModel {
     const prompt = this.promptIds(task);
     const docIds = this.decoder.tokenizer.encode(text);
     const chunkMs = performance.now() - t0;
-    const gen = await this.decoder.generate({ ...prompt, softTokens: this.decoder.embed(docIds) }, params, hooks);
+    const gen = await this.decoder.generate({ ...prompt, context: this.decoder.embed(docIds) }, params, hooks);
     return {
       answer: gen.text,
       finishReason: gen.finishReason,
@@ -161,8 +292,13 @@ export class E2llmModel {
         softTokens: 0,
         promptTokens: prompt.prefixIds.length + docIds.length + prompt.suffixIds.length,
         generatedTokens: gen.tokens.length,
+        expansionRequested: 0,
+        expandedChunks: 0,
+        expandedTokens: 0,
       },
-      timings: { chunkMs, encodeMs: 0, adapterMs: 0, prefillMs: gen.prefillMs, decodeMs: gen.decodeMs, totalMs: performance.now() - t0 },
+      timings: { chunkMs, encodeMs: 0, adapterMs: 0, scoringMs: 0, expandMs: 0, prefillMs: gen.prefillMs, decodeMs: gen.decodeMs, totalMs: performance.now() - t0 },
+      evidence: [],
+      grounding: { chunks: [], scores: {} },
     };
   }
 

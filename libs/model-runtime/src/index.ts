@@ -6,3 +6,4 @@ export * from './decoder.js';
 export * from './sampling.js';
 export * from './prompt.js';
 export * from './e2llm-model.js';
+export * from './evidence.js';

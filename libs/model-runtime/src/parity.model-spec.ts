@@ -62,7 +62,7 @@ describe('runtime parity with the PyTorch golden outputs', () => {
 
   for (const kvCache of [true, false]) {
     it(`generates the golden 32 greedy tokens ${kvCache ? 'with' : 'without'} the KV cache, logits within tolerance`, async () => {
-      const input = { prefixIds: golden.prefixIds, suffixIds: golden.suffixIds, softTokens: new Float32Array(golden.softTokens.flat()) };
+      const input = { prefixIds: golden.prefixIds, suffixIds: golden.suffixIds, context: new Float32Array(golden.softTokens.flat()) };
       const result = await model.decoder.generate(input, greedy32, { keepLogits: true, kvCache });
       expect(result.tokens).toEqual(kvCache ? golden.greedyTokens : golden.greedyTokensNoCache);
       expect(result.finishReason).toBe('length');

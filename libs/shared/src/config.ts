@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { AppError } from './errors.js';
 import { ENCODE_CHILD_MAX_CHUNKS } from './jobs/pipeline.jobs.js';
+import { EVIDENCE_SCORERS } from './task.js';
 
 /**
  * The one configuration schema. Every setting has an environment variable, a default, a one-line doc and a secret
@@ -52,6 +53,11 @@ export const SETTINGS = {
   maxDocumentChars: setting('MAX_DOCUMENT_CHARS', int(1, 1 << 30).default(4_000_000), 'The most characters one document may have.'),
   maxQuestionChars: setting('MAX_QUESTION_CHARS', int(1, 1 << 20).default(4000), 'The most characters a question or instruction may have.'),
   maxNewTokensLimit: setting('MAX_NEW_TOKENS_LIMIT', int(1, 1 << 16).default(1024), 'The largest maxNewTokens a request may ask for.'),
+  evidenceScorer: setting(
+    'EVIDENCE_SCORER',
+    z.enum(EVIDENCE_SCORERS).default('bm25'),
+    'How evidence is ranked: bm25 (the question against chunk texts), attention (the decoder\'s attention while it answers; needs a package whose decoder exports it), or fusion (reciprocal rank of both). docs/evaluation.md measures each.',
+  ),
   softPromptDtype: setting('SOFT_PROMPT_DTYPE', z.enum(['f32', 'f16']).default('f32'), 'Number format of stored soft prompts (f16 halves storage; f32 keeps answers bit-identical to e2llm ask).'),
 
   port: setting('PORT', int(0, 65535).default(8080), 'HTTP port of the API.'),

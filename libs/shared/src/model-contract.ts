@@ -68,6 +68,11 @@ export const DecoderManifest = z.object({
   padTokenId: TokenId,
   /** dtype of inputs_embeds, the KV cache and logits. */
   dtype: z.enum(['f32', 'f16']),
+  /**
+   * Name of an extra decoder output: the last position's attention over every position (past and new), averaged
+   * over heads and layers, f32 [batch, past+seq]. Evidence by attention reads it; packages without it still load.
+   */
+  attentionOutput: z.string().min(1).optional(),
 });
 
 export const PromptManifest = z.object({

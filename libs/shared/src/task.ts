@@ -12,7 +12,31 @@ export const Task = z.discriminatedUnion('type', [
 ]);
 export type Task = z.infer<typeof Task>;
 
-export const GENERATION_DEFAULTS = { maxNewTokens: 128, minNewTokens: 0, temperature: 0, topP: 1, topK: 0, seed: 0, stop: [] as string[] };
+/**
+ * Selective expansion: the most evidence chunks a job may have read as raw tokens (each takes up to the encoder's
+ * chunk limit in decoder positions), and how many by default. The default is the smallest that reaches the
+ * goals of docs/evaluation.md (niah_multivalue and niah_multiquery need one chunk per value or key asked for).
+ */
+export const EXPAND_MAX_CHUNKS = 16;
+export const EXPAND_DEFAULT_CHUNKS = 4;
+
+export const GENERATION_DEFAULTS = {
+  maxNewTokens: 128,
+  minNewTokens: 0,
+  temperature: 0,
+  topP: 1,
+  topK: 0,
+  seed: 0,
+  stop: [] as string[],
+  expand: { chunks: EXPAND_DEFAULT_CHUNKS },
+};
+
+export const ExpandParams = z
+  .object({
+    /** The best-scored evidence chunks given to the decoder as their own tokens in their place (0: none). */
+    chunks: z.number().int().min(0).max(EXPAND_MAX_CHUNKS).default(EXPAND_DEFAULT_CHUNKS),
+  })
+  .strict();
 
 export const GenerationParams = z.object({
   /** The most tokens to generate. */
@@ -29,28 +53,70 @@ export const GenerationParams = z.object({
   seed: z.number().int().min(0).max(2 ** 32 - 1).default(GENERATION_DEFAULTS.seed),
   /** Generation stops before the first of these strings. */
   stop: z.array(z.string().min(1).max(64)).max(8).default(GENERATION_DEFAULTS.stop),
+  /** Selective expansion of the chunks the question points at (see ExpandParams). */
+  expand: ExpandParams.default(GENERATION_DEFAULTS.expand),
 });
 export type GenerationParams = z.output<typeof GenerationParams>;
 
 export type FinishReason = 'eos' | 'stop' | 'length';
+
+/** Why fewer chunks were expanded than asked for. */
+export const EXPANSION_LIMITS = ['window', 'no_query', 'no_match', 'source_missing'] as const;
+export type ExpansionLimit = (typeof EXPANSION_LIMITS)[number];
 
 export interface Usage {
   chars: number;
   chunks: number;
   /** Encoder tokens over all chunks, special tokens included. */
   encoderTokens: number;
-  /** One per chunk. */
+  /** One per chunk that was not expanded. */
   softTokens: number;
-  /** Tokens of the prompt text around the soft tokens (BOS included). */
+  /** Tokens of the prompt text around the document (BOS included). */
   promptTokens: number;
   generatedTokens: number;
+  /** Chunks the job asked to expand (generation.expand.chunks). */
+  expansionRequested: number;
+  /** Chunks read as raw tokens in their place. */
+  expandedChunks: number;
+  /** Decoder positions the expanded chunks took (their tokens). */
+  expandedTokens: number;
+  /**
+   * Set when fewer chunks were expanded than asked: `window` (the rest did not fit the decoder window), `no_query`
+   * (the task has no question to score chunks against), `no_match` (no chunk shares a word with the question),
+   * `source_missing` (the stored text is gone: answered from the soft tokens alone, with no evidence).
+   */
+  expansionLimitedBy?: ExpansionLimit;
 }
 
 export interface Timings {
   chunkMs: number;
   encodeMs: number;
   adapterMs: number;
+  /** Scoring the chunks against the question (evidence and the choice of what to expand). */
+  scoringMs: number;
+  /** Tokenizing and embedding the expanded chunks; their share of the prefill is in prefillMs. */
+  expandMs: number;
   prefillMs: number;
   decodeMs: number;
   totalMs: number;
 }
+
+/** The scorers that rank evidence: lexical (BM25 of the question against chunk texts), the decoder's attention. */
+export const EVIDENCE_SCORERS = ['bm25', 'attention', 'fusion'] as const;
+export type EvidenceScorer = (typeof EVIDENCE_SCORERS)[number];
+
+/** A chunk an answer rests on. */
+export const Evidence = z.object({
+  chunkIndex: z.number().int().nonnegative(),
+  /** UTF-16 offsets of the chunk in the document's extracted text. */
+  charStart: z.number().int().nonnegative(),
+  charEnd: z.number().int().nonnegative(),
+  /** 1-based page of charStart, for documents extracted from PDF. */
+  page: z.number().int().positive().optional(),
+  /** The ranking scorer's score (higher ranks first; comparable within one answer only). */
+  score: z.number(),
+  /** Whether the decoder read this chunk as raw tokens. */
+  expanded: z.boolean(),
+  text: z.string(),
+});
+export type Evidence = z.infer<typeof Evidence>;

@@ -14,8 +14,11 @@ haystacks are text the model never saw in training.
 """
 from __future__ import annotations
 
+import argparse
+import gzip
+import json
 import re
-from typing import List, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from ..tokenizer import unique_corpus_bytes
 
@@ -46,3 +49,32 @@ def sentences(text: str) -> List[str]:
     """Rough sentence / line split, keeping every character (concatenation gives back ``text``)."""
     out = [m.group(0) for m in _SENT_RE.finditer(text) if m.group(0)]
     return out
+
+
+def write_corpus(path: str, docs: Sequence[str]) -> None:
+    """The training documents as one gzipped JSON list, for a run on a machine whose installed files differ."""
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        json.dump(list(docs), f, ensure_ascii=False)
+
+
+def read_corpus(path: str) -> List[str]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        docs = json.load(f)
+    if not isinstance(docs, list) or not all(isinstance(d, str) for d in docs):
+        raise ValueError(f"{path}: not a list of documents")
+    return docs
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    ap = argparse.ArgumentParser(prog="training.e2llm.data.corpus", description="snapshot: write this machine's "
+                                 "training documents to a file that `training.train --docs` reads elsewhere")
+    ap.add_argument("command", choices=["snapshot"])
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    train, _ = load_documents()
+    write_corpus(a.out, train)
+    print(f"{a.out}: {len(train)} documents, {sum(map(len, train))} characters")
+
+
+if __name__ == "__main__":
+    main()

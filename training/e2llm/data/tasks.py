@@ -16,11 +16,13 @@ All randomness comes from the ``random.Random`` passed in, so a seed fixes the s
 from __future__ import annotations
 
 import random
+import re
 import string
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
 from ..export import TEMPLATES, chunk_text
+from . import expansion
 
 NEEDLE = "One of the special magic {type} for {key} is: {value}."
 QUESTION = "What is the special magic {type} for {key} mentioned in the provided text?"
@@ -70,6 +72,12 @@ class Sample:
     # the haystack the document was built on ("noise" | "prose"; "" when the document is not a haystack with
     # inserted sentences): training pads such documents with more chunks of the same kind
     hay: str = ""
+    # what the answer rests on (strings found in the chunks that hold it) and sentences of the answer's kind that it
+    # does not rest on: the selective-expansion policy reads both (data/expansion.py)
+    evidence: List[str] = field(default_factory=list)
+    distractors: List[str] = field(default_factory=list)
+    # chunk indices the decoder reads as raw tokens in place of their soft tokens (sorted; empty: none)
+    expand: List[int] = field(default_factory=list)
 
     def prompt(self):
         prefix, suffix = TEMPLATES[self.template].split("<|context|>")
@@ -86,6 +94,14 @@ def rand_number(rng: random.Random) -> str:
 
 def rand_word_key(rng: random.Random) -> str:
     return f"{rng.choice(ADJECTIVES)}-{rng.choice(NOUNS)}"
+
+
+def rand_corpus_key(rng: random.Random, docs: Sequence[str]) -> str:
+    """A key of two words drawn from the prose (RULER draws its keys from a word list the model never saw): key
+    matching has to work on any words, not on the generators' own vocabulary."""
+    words = _WORD.findall(rng.choice(docs)[:20000])
+    words = [w.lower() for w in words if 3 <= len(w) <= 10 and w.isalpha()] or NOUNS
+    return f"{rng.choice(words)}-{rng.choice(words)}"
 
 
 def rand_uuid(rng: random.Random) -> str:
@@ -177,33 +193,63 @@ def _n_chars(rng, n_chunks, chunk_chars):
     return max(1, int(n * chunk_chars * 0.8) - 60)
 
 
-def gen_niah_single(rng, docs, n_chunks, chunk_chars):
+DISTRACTOR_NUMBER_SENTENCES = (
+    "The {noun} register lists entry {value}.", "Reference {value} was filed under {noun}.",
+    "See section {value} of the {noun} notes.", "The {noun} account number is {value}.",
+    "Build {value} fixed the {noun} problem.", "Call {value} to reach the {noun} desk.",
+)
+
+
+def gen_niah_single(rng, docs, n_chunks, chunk_chars, distract=False):
+    """``distract``: other keys' needles of the same value type (and, for numbers, other sentences holding a value
+    of the same shape) elsewhere in the document, so that matching the key is the only way to the answer."""
     hay = rng.choice(["noise", "prose", "prose"])
     vtype = rng.choice(["numbers", "numbers", "uuids"]) if hay == "prose" else "numbers"
-    key = rand_word_key(rng)
+    new_key = (lambda: rand_corpus_key(rng, docs)) if distract and rng.random() < 0.5 else (lambda: rand_word_key(rng))
+    key = new_key()
     value = rand_value(rng, vtype)
-    chunks = _doc_chunks(rng, docs, _n_chars(rng, n_chunks, chunk_chars), chunk_chars, hay,
-                         [NEEDLE.format(type=vtype, key=key, value=value)])
-    return Sample("niah_single", "qa", chunks, " " + value, {"question": QUESTION.format(type=vtype, key=key)}, hay)
+    needle = NEEDLE.format(type=vtype, key=key, value=value)
+    others: List[str] = []
+    if distract:
+        for _ in range(rng.randint(1, 3)):
+            k = new_key()
+            if k != key:
+                others.append(NEEDLE.format(type=vtype, key=k, value=rand_value(rng, vtype)))
+        if vtype == "numbers":
+            for _ in range(rng.randint(0, 2)):
+                others.append(rng.choice(DISTRACTOR_NUMBER_SENTENCES).format(noun=rng.choice(NOUNS), value=rand_number(rng)))
+    sents = [needle] + others
+    rng.shuffle(sents)
+    chunks = _doc_chunks(rng, docs, _n_chars(rng, n_chunks, chunk_chars), chunk_chars, hay, sents)
+    return Sample("niah_single", "qa", chunks, " " + value, {"question": QUESTION.format(type=vtype, key=key)}, hay,
+                  evidence=[value], distractors=others)
 
 
-def gen_niah_multikey(rng, docs, n_chunks, chunk_chars):
+def gen_niah_multikey(rng, docs, n_chunks, chunk_chars, dense=False):
+    """2-4 needles of different keys in prose; ``dense``: the haystack is made of other keys' needles alone (RULER's
+    niah_multikey_2/3), so a chunk holds several needles and only its key tells the answer's apart."""
     vtype = "numbers"
-    uuid_keys = rng.random() < 0.25
+    uuid_keys = rng.random() < (0.4 if dense else 0.25)
     if uuid_keys:
         vtype = "uuids"
-    k = rng.randint(2, 4)
+    n_chars = _n_chars(rng, n_chunks, chunk_chars)
+    k = max(2, n_chars // (100 if uuid_keys else 60)) if dense else rng.randint(2, 4)
+    corpus_keys = dense and rng.random() < 0.5
     keys, vals = [], []
     while len(keys) < k:
-        key = rand_uuid(rng) if uuid_keys else rand_word_key(rng)
+        key = rand_uuid(rng) if uuid_keys else rand_corpus_key(rng, docs) if corpus_keys else rand_word_key(rng)
         if key not in keys:
             keys.append(key)
             vals.append(rand_value(rng, vtype))
     needles = [NEEDLE.format(type=vtype, key=a, value=b) for a, b in zip(keys, vals)]
     rng.shuffle(needles)
     q = rng.randrange(k)
-    chunks = _doc_chunks(rng, docs, _n_chars(rng, n_chunks, chunk_chars), chunk_chars, "prose", needles)
-    return Sample("niah_multikey", "qa", chunks, " " + vals[q], {"question": QUESTION.format(type=vtype, key=keys[q])}, "prose")
+    if dense:
+        chunks = chunk_text(" ".join(needles) + "\n", chunk_chars)
+    else:
+        chunks = _doc_chunks(rng, docs, n_chars, chunk_chars, "prose", needles)
+    return Sample("niah_multikey", "qa", chunks, " " + vals[q], {"question": QUESTION.format(type=vtype, key=keys[q])},
+                  "" if dense else "prose", evidence=[vals[q]], distractors=[n for n in needles if vals[q] not in n])
 
 
 def gen_niah_multivalue(rng, docs, n_chunks, chunk_chars):
@@ -213,7 +259,7 @@ def gen_niah_multivalue(rng, docs, n_chunks, chunk_chars):
     # insert_sentences keeps the order, so the answer lists values in document order
     chunks = _doc_chunks(rng, docs, _n_chars(rng, n_chunks, chunk_chars), chunk_chars, "prose", needles)
     return Sample("niah_multivalue", "qa", chunks, " " + ", ".join(vals),
-                  {"question": QUESTION_MV.format(type="numbers", key=key)}, "prose")
+                  {"question": QUESTION_MV.format(type="numbers", key=key)}, "prose", evidence=vals)
 
 
 def gen_niah_multiquery(rng, docs, n_chunks, chunk_chars):
@@ -226,7 +272,7 @@ def gen_niah_multiquery(rng, docs, n_chunks, chunk_chars):
     needles = [NEEDLE.format(type="numbers", key=a, value=b) for a, b in zip(keys, vals)]
     chunks = _doc_chunks(rng, docs, _n_chars(rng, n_chunks, chunk_chars), chunk_chars, "prose", needles)
     return Sample("niah_multiquery", "qa", chunks, " " + ", ".join(vals),
-                  {"question": QUESTION_MQ.format(type="numbers", keys=", ".join(keys))}, "prose")
+                  {"question": QUESTION_MQ.format(type="numbers", keys=", ".join(keys))}, "prose", evidence=vals)
 
 
 def _var_name(rng):
@@ -244,7 +290,8 @@ def gen_vt(rng, docs, n_chunks, chunk_chars):
     stmts = [f"VAR {names[0]} = {value}."] + [f"VAR {names[i]} = VAR {names[i - 1]}." for i in range(1, len(names))]
     chunks = _doc_chunks(rng, docs, _n_chars(rng, n_chunks, chunk_chars), chunk_chars, "noise", stmts)
     return Sample("vt", "instruct", chunks, " " + " ".join(names),
-                  {"instruction": f"Find all variables that are assigned the value {value} in the text above."}, "noise")
+                  {"instruction": f"Find all variables that are assigned the value {value} in the text above."}, "noise",
+                  evidence=[f"VAR {n} =" for n in names])
 
 
 def _pseudo_words(rng, n):
@@ -300,14 +347,16 @@ def gen_qa(rng, docs, n_chunks, chunk_chars):
     name = rng.choice(FIRST_NAMES) + " " + rng.choice(NOUNS).capitalize()
     attr = rng.choice(sorted(FACT_ATTRS))
     val = rng.choice(FACT_ATTRS[attr])
-    facts = [f"The {attr} of {name} is {val}."]
+    fact = f"The {attr} of {name} is {val}."
+    facts = [fact]
     # a distractor fact about someone else
     other = rng.choice(FIRST_NAMES) + " " + rng.choice(NOUNS).capitalize()
     if other != name:
         facts.append(f"The {attr} of {other} is {rng.choice(FACT_ATTRS[attr])}.")
     rng.shuffle(facts)
     chunks = _doc_chunks(rng, docs, _n_chars(rng, n_chunks, chunk_chars), chunk_chars, "prose", facts)
-    return Sample("qa", "qa", chunks, " " + val, {"question": f"What is the {attr} of {name}?"}, "prose")
+    return Sample("qa", "qa", chunks, " " + val, {"question": f"What is the {attr} of {name}?"}, "prose",
+                  evidence=[fact[:-1]], distractors=facts[1:] if facts[0] == fact else facts[:1])
 
 
 def gen_summary(rng, docs, n_chunks, chunk_chars):
@@ -318,6 +367,58 @@ def gen_summary(rng, docs, n_chunks, chunk_chars):
         if 8 <= len(first) <= 120:
             break
     return Sample("summary", "summarize", chunk_text(text, chunk_chars), " " + first)
+
+
+STOPWORDS = frozenset(("the a an and or of to in on for by with as at from that this these those is are was were be been "
+                       "it its you your we our they their he she his her not no any all each such which who whom what "
+                       "when where how why may must shall can will would should could do does did if then than so also "
+                       "there here into under over about other same more most only own").split())
+WH = ("What", "Which", "Who", "When", "Where", "How", "Why", "Under what conditions", "What does the document say about")
+AUX = ("", "", "does", "may", "is", "can", "must", "do", "are", "should")
+# a sentence that starts with a letter or digit and ends with its full stop inside the chunk
+_SENTENCE_IN_CHUNK = re.compile(r"[A-Za-z0-9][^.!?]*?[.!?](?=\s|$)", re.S)
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]+")
+
+
+def lookup_question(rng: random.Random, sentence: str) -> Optional[str]:
+    """A question a reader could ask of the sentence: a question word, perhaps an auxiliary, and a few of the
+    sentence's words (its content words always, some of its function words, in the sentence's order or not, a plural
+    turned singular or the other way), so what ties question to sentence is lexical overlap, not one template."""
+    words = _WORD.findall(sentence)
+    content = [w for w in words if w.lower() not in STOPWORDS and len(w) > 2]
+    if len(content) < 3:
+        return None
+    k = rng.randint(2, min(5, len(content)))
+    start = rng.randrange(len(content) - k + 1)
+    picked = content[start: start + k] if rng.random() < 0.6 else rng.sample(content, k)
+    picked = [w[:-1] if w.endswith("s") and len(w) > 4 and rng.random() < 0.3 else
+              (w + "s" if rng.random() < 0.1 else w) for w in picked]
+    extra = [w for w in words if w.lower() in STOPWORDS and rng.random() < 0.3][:2]
+    body = picked + extra
+    if rng.random() < 0.5:
+        rng.shuffle(body)
+    wh, aux = rng.choice(WH), rng.choice(AUX)
+    lower = [w if w.isupper() or w[:1].isupper() and rng.random() < 0.5 else w.lower() for w in body]
+    return " ".join(x for x in (wh, aux, " ".join(lower)) if x) + "?"
+
+
+def gen_lookup(rng, docs, n_chunks, chunk_chars):
+    """Grounded reading of real prose: a question made from one sentence's words, answered by restating that sentence
+    as the document has it. Only given with the sentence's chunk expanded (sample_task): from a soft token alone the
+    decoder cannot restate a sentence, and learning to try would teach it to make sentences up."""
+    for _ in range(20):
+        text = prose_haystack(rng, docs, _n_chars(rng, n_chunks, chunk_chars))
+        chunks = chunk_text(text, chunk_chars)
+        j = rng.randrange(len(chunks))
+        cands = [m.group(0).strip() for m in _SENTENCE_IN_CHUNK.finditer(chunks[j])]
+        cands = [c for c in cands if 40 <= len(c) <= 220 and len(_WORD.findall(c)) >= 6]
+        if not cands:
+            continue
+        sent = rng.choice(cands)
+        q = lookup_question(rng, sent)
+        if q:
+            return Sample("lookup", "qa", chunks, " " + sent, {"question": q}, "prose", evidence=[sent])
+    return gen_qa(rng, docs, n_chunks, chunk_chars)
 
 
 GENERATORS: Dict[str, Callable] = {
@@ -331,13 +432,35 @@ GENERATORS: Dict[str, Callable] = {
     "fwe": gen_fwe,
     "qa": gen_qa,
     "summary": gen_summary,
+    "lookup": gen_lookup,
 }
 
 
 def sample_task(rng: random.Random, docs: Sequence[str], mix: Dict[str, float], n_chunks: int, chunk_chars: int,
-                max_recon_chars: Optional[int] = None) -> Sample:
+                max_recon_chars: Optional[int] = None, expand: Optional[Dict[str, float]] = None) -> Sample:
+    """One sample of a task drawn from ``mix``; ``expand`` (a stage's selective-expansion policy, data/expansion.py)
+    also picks the chunks the decoder reads raw. Without it the random stream is the one earlier runs drew."""
     names = sorted(mix)
     name = rng.choices(names, weights=[mix[n] for n in names], k=1)[0]
     if name == "reconstruct":
         return gen_reconstruct(rng, docs, n_chunks, chunk_chars, max_recon_chars)
-    return GENERATORS[name](rng, docs, n_chunks, chunk_chars)
+    if not expand:
+        return GENERATORS[name](rng, docs, n_chunks, chunk_chars)
+    pol = expansion.policy(expand)
+    if name == "niah_single" and pol["p"] and rng.random() < pol["p"] * pol["distract_p"]:
+        # distractors only where the sample will be expanded: the frozen compressed path cannot tell keys apart,
+        # and a soft-only sample with distractors would teach it to guess among values
+        s = gen_niah_single(rng, docs, n_chunks, chunk_chars, distract=True)
+        s.expand = expansion.choose_expansion(rng, s.chunks, s.task, s.evidence, s.distractors, dict(pol, p=1.0, raw_doc_p=0.0))
+        return s
+    if name == "lookup":
+        s = gen_lookup(rng, docs, n_chunks, chunk_chars)
+        s.expand = expansion.choose_expansion(rng, s.chunks, s.task, s.evidence, s.distractors, dict(pol, p=1.0, raw_doc_p=0.0, miss_p=0.0))
+        return s
+    if name == "niah_multikey" and pol["p"] and rng.random() < pol["p"] * pol["distract_p"]:
+        s = gen_niah_multikey(rng, docs, n_chunks, chunk_chars, dense=True)
+        s.expand = expansion.choose_expansion(rng, s.chunks, s.task, s.evidence, s.distractors, dict(pol, p=1.0, raw_doc_p=0.0))
+        return s
+    s = GENERATORS[name](rng, docs, n_chunks, chunk_chars)
+    s.expand = expansion.choose_expansion(rng, s.chunks, s.task, s.evidence, s.distractors, pol)
+    return s

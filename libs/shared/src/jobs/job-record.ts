@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { ErrorCode } from '../errors.js';
-import { GenerationParams, Task, type FinishReason, type Timings, type Usage } from '../task.js';
+import { GenerationParams, Task, type Evidence, type FinishReason, type Timings, type Usage } from '../task.js';
 
 /** The closed set of job states. */
 export const JOB_STATUSES = ['queued', 'encoding', 'decoding', 'succeeded', 'failed', 'cancelled'] as const;
@@ -29,6 +29,8 @@ export interface JobResult {
   finishReason: FinishReason;
   usage: Usage;
   timings: Timings & { queueMs: number };
+  /** The chunks the answer rests on, best first. */
+  evidence: Evidence[];
 }
 
 /** A job as stored and as the API shows it (tenant and internal keys are not shown). */
