@@ -52,6 +52,10 @@ describe('jobs end to end (API, BullMQ flow, workers, S3)', () => {
     const local = await model.ask(sample, Task.parse(task), GenerationParams.parse({ maxNewTokens: 24 }));
     expect(done.result.text).toBe(local.answer);
     expect(done.result.usage).toEqual(local.usage);
+    // Grounding: the same chunks expanded and the same evidence, read from the stored source by the decoder worker.
+    expect(local.usage.expandedChunks).toBe(GenerationParams.parse({}).expand.chunks);
+    expect(done.result.evidence).toEqual(local.evidence);
+    expect(done.result.evidence[0]).toMatchObject({ expanded: true, text: sample.slice(done.result.evidence[0].charStart, done.result.evidence[0].charEnd) });
     expect(done.progress).toEqual({ chunksTotal: local.usage.chunks, chunksEncoded: local.usage.chunks, chunksCached: 0 });
     expect(done.result.finishReason).toBe(local.finishReason);
   });
@@ -202,6 +206,13 @@ describe('documents asked many questions', () => {
     expect(again.status).toBe('succeeded');
     expect(again.result.text).toBe(local.answer);
     expect(again.result.usage).toEqual(local.usage);
+    expect(again.result.evidence).toEqual(local.evidence);
+    expect(again.progress.chunksEncoded).toBe(0);
+    // Expansion off: the compressed path alone, still with evidence.
+    const off = { maxNewTokens: 12, expand: { chunks: 0 } };
+    const localOff = await model.ask(text, Task.parse(task), GenerationParams.parse(off));
+    const unexpanded = await waitFor((await http.post(`/v1/documents/${doc.body.id}/jobs`).send({ task, generation: off }).expect(202)).body.id);
+    expect(unexpanded.result).toMatchObject({ text: localOff.answer, usage: { expandedChunks: 0, expansionRequested: 0 }, evidence: localOff.evidence });
     expect(again.chars).toBe(text.length);
     // A document stored before chunk references were kept (none stored) is cut from its source, as before.
     await blobs.delete(documentChunksKey(doc.body.id));
@@ -227,6 +238,9 @@ describe('bad input: a 4xx with a stable code in one error shape', () => {
     ['a qa task without a question', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'qa' } }), 400, 'INPUT_INVALID'],
     ['an unknown task type', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'poem' } }), 400, 'INPUT_INVALID'],
     ['generation out of range', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, generation: { temperature: 9 } }), 400, 'INPUT_INVALID'],
+    ['a negative expansion', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, generation: { expand: { chunks: -1 } } }), 400, 'INPUT_INVALID'],
+    ['a fractional expansion', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, generation: { expand: { chunks: 1.5 } } }), 400, 'INPUT_INVALID'],
+    ['an expansion over the cap', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, generation: { expand: { chunks: 99 } } }), 400, 'INPUT_INVALID'],
     ['too many new tokens', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, generation: { maxNewTokens: 100000 } }), 400, 'INPUT_INVALID'],
     ['an unknown field', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, priority: 'high' }), 400, 'INPUT_INVALID'],
     ['a question over the limit', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'qa', question: 'q'.repeat(5000) } }), 400, 'QUESTION_TOO_LONG'],

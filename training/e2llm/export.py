@@ -89,19 +89,35 @@ def load_model(checkpoint: Optional[str], seed: int) -> Tuple[E2LLM, Optional[di
     return model.eval(), None
 
 
+ATTENTION_OUTPUT = "attention"
+
+
 class _DecoderWrapper(torch.nn.Module):
+    """The decoder as exported: logits, the presents, and the attention output (the manifest's
+    ``decoder.attentionOutput``): the last position's attention over every position, averaged over heads and
+    layers, which evidence by attention sums while the answer is generated."""
+
     def __init__(self, decoder):
         super().__init__()
         self.decoder = decoder
 
     def forward(self, inputs_embeds, attention_mask, position_ids, *past):
-        return self.decoder(inputs_embeds, attention_mask, position_ids, *past)
+        attn = [layer.self_attn for layer in self.decoder.layers]
+        for a in attn:
+            a.keep_last_probs = True
+        try:
+            out = self.decoder(inputs_embeds, attention_mask, position_ids, *past)
+            return (*out, torch.stack([a.last_probs for a in attn]).mean(dim=0))
+        finally:
+            for a in attn:
+                a.keep_last_probs, a.last_probs = False, None
 
 
-def decoder_io_names(layers: int) -> Tuple[List[str], List[str]]:
+def decoder_io_names(layers: int, attention: bool = False) -> Tuple[List[str], List[str]]:
+    """Input and output names of decoder.onnx; ``attention`` adds the attention output (last)."""
     past = [f"past_key_values.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
     present = [f"present.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
-    return ["inputs_embeds", "attention_mask", "position_ids", *past], ["logits", *present]
+    return ["inputs_embeds", "attention_mask", "position_ids", *past], ["logits", *present] + ([ATTENTION_OUTPUT] if attention else [])
 
 
 def export_onnx(model: E2LLM, out: str) -> None:
@@ -131,13 +147,14 @@ def export_onnx(model: E2LLM, out: str) -> None:
         am[1, 0] = 0
         pos = torch.arange(P, P + S).unsqueeze(0).repeat(B, 1)
         past = [torch.randn(B, dec_cfg.kv_heads, P, dec_cfg.head_size) for _ in range(2 * dec_cfg.layers)]
-        in_names, out_names = decoder_io_names(dec_cfg.layers)
+        in_names, out_names = decoder_io_names(dec_cfg.layers, attention=True)
         axes = {"inputs_embeds": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "past_plus_seq"},
                 "position_ids": {0: "batch", 1: "seq"}, "logits": {0: "batch"}}
         for n in in_names[3:]:
             axes[n] = {0: "batch", 2: "past"}
-        for n in out_names[1:]:
+        for n in out_names[1:-1]:
             axes[n] = {0: "batch", 2: "past_plus_seq"}
+        axes[ATTENTION_OUTPUT] = {0: "batch", 1: "past_plus_seq"}
         torch.onnx.export(
             _DecoderWrapper(model.decoder), (x, am, pos, *past), os.path.join(out, "decoder.onnx"),
             input_names=in_names, output_names=out_names, dynamic_axes=axes,
@@ -169,6 +186,7 @@ def manifest(model: E2LLM) -> dict:
             "hiddenSize": d.hidden, "layers": d.layers, "heads": d.heads, "kvHeads": d.kv_heads,
             "headSize": d.head_size, "vocabSize": d.vocab_size, "window": d.window,
             "bosTokenId": BOS_ID, "eosTokenIds": [EOS_ID], "padTokenId": PAD_ID, "dtype": "f32",
+            "attentionOutput": ATTENTION_OUTPUT,
         },
         "prompt": {
             "placeholder": PLACEHOLDER,

@@ -282,6 +282,9 @@ class DecoderAttention(nn.Module):
         self.k_proj = nn.Linear(cfg.hidden, cfg.kv_heads * cfg.head_size, bias=False)
         self.v_proj = nn.Linear(cfg.hidden, cfg.kv_heads * cfg.head_size, bias=False)
         self.o_proj = nn.Linear(cfg.heads * cfg.head_size, cfg.hidden, bias=False)
+        # set by the exporter of the attention output: keep the last query's weights, averaged over heads ([B, P+S])
+        self.keep_last_probs = False
+        self.last_probs: Optional[torch.Tensor] = None
 
     def forward(self, x, cos, sin, bias, past_k, past_v):
         B, S = x.shape[0], x.shape[1]
@@ -295,7 +298,10 @@ class DecoderAttention(nn.Module):
         qg = q.reshape(B, self.kv_heads, self.group, S, self.head_size)
         scores = torch.matmul(qg, k.unsqueeze(2).transpose(-1, -2)) * (1.0 / math.sqrt(self.head_size))
         scores = scores + bias.unsqueeze(1)  # bias [B, 1, S, T] -> [B, 1, 1, S, T]
-        out = torch.matmul(torch.softmax(scores, dim=-1), v.unsqueeze(2))  # [B, KV, G, S, d]
+        probs = torch.softmax(scores, dim=-1)
+        if self.keep_last_probs:
+            self.last_probs = probs[:, :, :, -1, :].mean(dim=(1, 2))
+        out = torch.matmul(probs, v.unsqueeze(2))  # [B, KV, G, S, d]
         out = out.reshape(B, self.heads, S, self.head_size).transpose(1, 2).reshape(B, S, self.heads * self.head_size)
         return self.o_proj(out), k, v
 

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from training.e2llm import export as ex
+from training.e2llm.data import expansion
 
 from . import checkpoint as ck
 from .export import _special_ids, templates, tokenize
@@ -64,25 +65,37 @@ def read_records(paths: Sequence[str]) -> List[dict]:
 
 
 class Example:
-    def __init__(self, chunk_ids: List[List[int]], prefix: List[int], suffix: List[int], target: List[int], kind: str):
+    def __init__(self, chunk_ids: List[List[int]], prefix: List[int], suffix: List[int], target: List[int], kind: str,
+                 raw_ids: Optional[List[List[int]]] = None, expand: Sequence[int] = ()):
         self.chunk_ids, self.prefix, self.suffix, self.target, self.kind = chunk_ids, prefix, suffix, target, kind
+        # the chunks' decoder token ids, and which chunks the decoder reads raw in place of their soft tokens
+        self.raw_ids, self.expand = raw_ids or [], list(expand)
 
 
 def build_examples(records: List[dict], enc_tok: str, dec_tok: str, man_ids: dict, tpl: Dict[str, str],
-                   chunk_chars: int, max_chunk_tokens: int, max_target_tokens: int) -> List[Example]:
-    """Tokenise everything in two node calls."""
+                   chunk_chars: int, max_chunk_tokens: int, max_target_tokens: int,
+                   expand: Optional[dict] = None, seed: int = 0) -> List[Example]:
+    """Tokenise everything in two node calls. ``expand`` (the selective-expansion policy of
+    ``training.e2llm.data.expansion``, the same recipe the tiny model trains with) picks, per instruction example,
+    the chunks the decoder reads as raw tokens: the chunks holding the answer and a few others, or the whole
+    document."""
+    pol = expansion.policy(expand) if expand else None
+    rng = random.Random(seed)
     enc_texts: List[str] = []
     dec_texts: List[str] = []
     plans = []
     for r in records:
         chunks = ex.chunk_text(r["text"], chunk_chars)
-        jobs = [("reconstruct", ex.split_template(tpl["reconstruct"]), r["text"])]
+        jobs = [("reconstruct", ex.split_template(tpl["reconstruct"]), r["text"], [])]
         if r.get("question") and r.get("answer"):
-            jobs.append(("qa", ex.split_template(tpl["qa"], question=r["question"]), r["answer"]))
+            chosen = expansion.choose_expansion(rng, chunks, "qa", [r["answer"]], [], pol) if pol else []
+            jobs.append(("qa", ex.split_template(tpl["qa"], question=r["question"]), r["answer"], chosen))
         plans.append((len(enc_texts), len(chunks), len(dec_texts), jobs))
         enc_texts += chunks
-        for _, (pre, suf), target in jobs:
+        for _, (pre, suf), target, _ in jobs:
             dec_texts += [pre, suf, target]
+        if pol:
+            dec_texts += chunks
     enc_ids = tokenize(enc_tok, enc_texts)
     dec_ids = tokenize(dec_tok, dec_texts)
     if enc_ids is None or dec_ids is None:
@@ -92,9 +105,10 @@ def build_examples(records: List[dict], enc_tok: str, dec_tok: str, man_ids: dic
     out = []
     for e0, n, d0, jobs in plans:
         chunk_ids = [(cls + enc_ids[e0 + i])[:max_chunk_tokens] for i in range(n)]
-        for j, (kind, _, _) in enumerate(jobs):
+        raw = dec_ids[d0 + 3 * len(jobs): d0 + 3 * len(jobs) + n] if pol else None
+        for j, (kind, _, _, chosen) in enumerate(jobs):
             pre, suf, tgt = dec_ids[d0 + 3 * j: d0 + 3 * j + 3]
-            out.append(Example(chunk_ids, bos + pre, suf, tgt[:max_target_tokens] + [man_ids["eos"]], kind))
+            out.append(Example(chunk_ids, bos + pre, suf, tgt[:max_target_tokens] + [man_ids["eos"]], kind, raw, chosen))
     return out
 
 
@@ -103,7 +117,11 @@ def example_loss(m: HFE2LLM, e: Example, pad_id: int, device) -> torch.Tensor:
     soft = m.soft_tokens(ids.to(device), mask.to(device))
     E = m.decoder.embed_tokens.weight
     t = lambda xs: torch.tensor(xs, dtype=torch.long, device=device)
-    embeds = torch.cat([E[t(e.prefix)], soft.to(E.dtype), E[t(e.suffix)], E[t(e.target[:-1])]], dim=0).unsqueeze(0)
+    soft = soft.to(E.dtype)
+    if e.expand:  # expanded chunks: their own token embeddings in their place
+        chosen = set(e.expand)
+        soft = torch.cat([E[t(e.raw_ids[i])] if i in chosen else soft[i: i + 1] for i in range(soft.shape[0])], dim=0)
+    embeds = torch.cat([E[t(e.prefix)], soft, E[t(e.suffix)], E[t(e.target[:-1])]], dim=0).unsqueeze(0)
     L = embeds.shape[1]
     logits = m.decoder.all_logits(embeds, torch.ones(1, L, dtype=torch.long, device=device),
                                   torch.arange(L, device=device).unsqueeze(0))[0]
@@ -115,7 +133,7 @@ def finetune(encoder: str, decoder: str, out: str, steps: int = 200, lr: float =
              lora_alpha: float = 16.0, batch: int = 4, data: Sequence[str] = (), pooling: Optional[str] = None,
              template: str = "auto", seed: int = 0, device: str = "cpu", bf16: bool = False,
              max_chunk_tokens: int = 512, max_target_tokens: int = 256, chunk_chars: int = ex.CHUNK_CHARS,
-             synthetic: int = 256, log_every: int = 10, log=print) -> dict:
+             synthetic: int = 256, log_every: int = 10, expand: Optional[dict] = None, log=print) -> dict:
     torch.manual_seed(seed)
     os.makedirs(out, exist_ok=True)
     enc = load_encoder(encoder, "cls" if pooling == "pma" else pooling)
@@ -157,8 +175,9 @@ def finetune(encoder: str, decoder: str, out: str, steps: int = 200, lr: float =
     records = read_records(data) if data else synthetic_records(synthetic, seed)
     examples = build_examples(records, ck.tokenizer_path(encoder), ck.tokenizer_path(decoder),
                               {"cls": cls, "bos": bos, "eos": eos[0]}, templates(template), chunk_chars,
-                              max_chunk_tokens, max_target_tokens)
-    log(f"{len(records)} records -> {len(examples)} examples (reconstruction + instruction)")
+                              max_chunk_tokens, max_target_tokens, expand, seed)
+    n_exp = sum(1 for e in examples if e.expand)
+    log(f"{len(records)} records -> {len(examples)} examples (reconstruction + instruction), {n_exp} with expanded chunks")
     opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.0)
     rng = random.Random(seed)
     history = []
@@ -216,11 +235,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--bf16", action="store_true", help="frozen weights in bf16 + autocast (CUDA)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--expand", default=None, help="selective-expansion policy as JSON, e.g. '{\"p\": 0.6, \"raw_doc_p\": 0.1}' "
+                    "(training.e2llm.data.expansion; default: none)")
     a = ap.parse_args(argv)
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "2"))))
     finetune(a.encoder, a.decoder, a.out, a.steps, a.lr, a.lora_rank, a.lora_alpha, a.batch, a.data, a.pooling,
              a.template, a.seed, a.device, a.bf16, a.max_chunk_tokens, a.max_target_tokens,
-             synthetic=a.synthetic, log_every=a.log_every)
+             synthetic=a.synthetic, log_every=a.log_every, expand=json.loads(a.expand) if a.expand else None)
 
 
 if __name__ == "__main__":

@@ -176,6 +176,33 @@ class HFExportTest(unittest.TestCase):
         self.assertNotIn("freshly", err)
         self.run_package(out, 1e-5)
 
+    def test_finetune_with_expansion(self):
+        """The selective-expansion recipe on real-checkpoint layouts: instruction examples read the answer's chunk as
+        the decoder's own tokens in its place, and the loss is taken through that sequence."""
+        if not HAVE_NODE:
+            self.skipTest("finetune tokenises with node + @huggingface/tokenizers")
+        import random
+        from training.e2llm import export as ex
+        from training.hf.export import _special_ids, templates
+        from training.hf import checkpoint as ck
+        recs = [{"text": " ".join(f"Filler sentence number {i} of the record." for i in range(30)) +
+                 " The code of the onyx item is 417. " + " ".join(f"More text {i}." for i in range(20)),
+                 "question": "What is the code of the onyx item?", "answer": "417"}]
+        cls, _, bos, eos, _ = _special_ids(self.bert, self.qwen, ck.read_json(self.bert, "tokenizer.json") or {},
+                                           ck.read_json(self.qwen, "tokenizer.json") or {}, "auto")
+        exs = finetune.build_examples(recs, ck.tokenizer_path(self.bert), ck.tokenizer_path(self.qwen),
+                                      {"cls": cls, "bos": bos, "eos": eos[0]}, templates("plain"), 128, 64, 16,
+                                      expand={"p": 1.0, "max_extra": 0}, seed=random.Random(0).randint(0, 9))
+        qa = [e for e in exs if e.kind == "qa"][0]
+        chunks = ex.chunk_text(recs[0]["text"], 128)
+        self.assertEqual(qa.expand, [i for i, c in enumerate(chunks) if "417" in c])
+        self.assertEqual(len(qa.raw_ids), len(chunks))
+        self.assertEqual([e.expand for e in exs if e.kind == "reconstruct"], [[]])
+        s = finetune.finetune(self.bert, self.qwen, os.path.join(self.tmp.name, "ft-expand"), steps=2, batch=2,
+                              lora_rank=2, lora_alpha=4.0, synthetic=4, lr=1e-3, log=lambda *a: None,
+                              expand={"p": 1.0, "raw_doc_p": 0.5})
+        self.assertTrue(all(h["qa"] is None or h["qa"] > 0 for h in s["history"]))
+
 
 if __name__ == "__main__":
     unittest.main()

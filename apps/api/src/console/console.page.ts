@@ -73,7 +73,7 @@ function showJob(job) {
   $('job-id').textContent = job.id;
   setStatus(job.status);
   showProgress(job.progress);
-  if (job.result) setAnswer(job.result.text, true);
+  if (job.result) { setAnswer(job.result.text, true); showEvidence(job.result.evidence || []); }
   if (job.error) $('job-error').textContent = job.error.code + ': ' + job.error.message;
 }
 function setStatus(status) {
@@ -87,6 +87,21 @@ function showProgress(p) {
   $('progress').max = Math.max(1, p.chunksTotal);
   $('progress').value = done;
   $('chunks').textContent = done + ' / ' + p.chunksTotal + ' chunks (' + p.chunksEncoded + ' encoded, ' + p.chunksCached + ' cached)';
+}
+/** The chunks the answer rests on, best first: where they are in the text and what they say. */
+function showEvidence(list) {
+  const items = list.map((e) => {
+    const li = document.createElement('li');
+    const where = document.createElement('div');
+    where.className = 'muted';
+    where.textContent = 'chunk ' + e.chunkIndex + ', characters ' + e.charStart + '-' + e.charEnd + (e.page ? ', page ' + e.page : '') + (e.expanded ? ', read as text' : '') + ', score ' + e.score.toFixed(3);
+    const text = document.createElement('pre');
+    text.textContent = e.text;
+    li.append(where, text);
+    return li;
+  });
+  $('evidence').replaceChildren(...items);
+  $('evidence-section').hidden = items.length === 0;
 }
 function setAnswer(text, final) {
   $('answer').textContent = text;
@@ -170,6 +185,7 @@ async function submit(ev) {
     const job = await api('POST', '/v1/jobs', body);
     $('job-error').textContent = '';
     setAnswer('', false);
+    showEvidence([]);
     showJob(job);
     $('cancel').disabled = false;
     loadJobs();
@@ -203,7 +219,7 @@ async function loadJobs() {
         if (i === 1) td.className = 'status ' + j.status;
         tr.appendChild(td);
       });
-      tr.addEventListener('click', () => { setAnswer('', false); $('job-error').textContent = ''; showJob(j); if (!TERMINAL.includes(j.status)) follow(j.id); });
+      tr.addEventListener('click', () => { setAnswer('', false); showEvidence([]); $('job-error').textContent = ''; showJob(j); if (!TERMINAL.includes(j.status)) follow(j.id); });
       return tr;
     });
     $('jobs-body').replaceChildren(...rows);
@@ -286,6 +302,10 @@ export const CONSOLE_HTML = `<!doctype html>
   <div id="chunks" class="muted"></div>
   <label for="answer">Answer</label>
   <pre id="answer" data-state="empty"></pre>
+  <div id="evidence-section" hidden>
+    <label for="evidence">Evidence: the chunks the answer rests on, best first</label>
+    <ol id="evidence"></ol>
+  </div>
   <div id="job-error" class="error"></div>
   <button id="cancel" type="button" class="secondary" disabled>Cancel</button>
 </section>

@@ -1,6 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { z } from 'zod';
-import { ERROR_CODES, JOB_STATUSES } from '@lib/shared';
+import { ERROR_CODES, Evidence, JOB_STATUSES } from '@lib/shared';
 import { CreateDocumentJson, CreateJobJson, JobOptions } from '../jobs/job-requests.js';
 
 const schema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' });
@@ -17,7 +17,17 @@ const Job = {
     id: { type: 'string' },
     status: { type: 'string', enum: [...JOB_STATUSES] },
     progress: { type: 'object', properties: { chunksTotal: { type: 'integer' }, chunksEncoded: { type: 'integer' }, chunksCached: { type: 'integer' } } },
-    result: { nullable: true, type: 'object', properties: { text: { type: 'string' }, finishReason: { type: 'string', enum: ['eos', 'stop', 'length'] }, usage: { type: 'object' }, timings: { type: 'object' } } },
+    result: {
+      nullable: true,
+      type: 'object',
+      properties: {
+        text: { type: 'string' },
+        finishReason: { type: 'string', enum: ['eos', 'stop', 'length'] },
+        usage: { type: 'object' },
+        timings: { type: 'object' },
+        evidence: { type: 'array', description: 'the chunks the answer rests on, best first', items: schema(Evidence) },
+      },
+    },
     error: { nullable: true, type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
     createdAt: { type: 'string', format: 'date-time' },
     startedAt: { type: 'string', format: 'date-time', nullable: true },
