@@ -75,12 +75,12 @@ describe('web console in headless Chromium', () => {
     await page.waitForSelector('#answer[data-state="done"]', { timeout: 10_000 });
     const jobId = (await page.textContent('#job-id'))!.trim();
     expect(jobId).toMatch(/^job_/);
-    const job = (await (await fetch(`${stack.api.url}/v1/jobs/${jobId}`)).json()) as { status: string; progress: { chunksTotal: number; chunksEncoded: number; chunksCached: number }; result: { text: string } };
+    const job = (await (await fetch(`${stack.api.url}/v1/jobs/${jobId}`)).json()) as { status: string; progress: { chunksTotal: number; chunksEncoded: number; chunksCached: number }; result: { text: string; evidence: { text: string }[] } };
     expect(job.status).toBe('succeeded');
     expect(await page.textContent('#answer')).toBe(job.result.text);
     // The evidence the answer rests on, best first, as the API gives it.
     expect(job.result.evidence.length).toBeGreaterThan(0);
-    expect(await page.locator('#evidence li pre').allTextContents()).toEqual(job.result.evidence.map((e: { text: string }) => e.text));
+    expect(await page.locator('#evidence li pre').allTextContents()).toEqual(job.result.evidence.map((e) => e.text));
     expect(await page.isVisible('#evidence-section')).toBe(true);
     expect(job.progress.chunksTotal).toBeGreaterThan(1);
     expect(await page.textContent('#chunks')).toContain(`${job.progress.chunksTotal} / ${job.progress.chunksTotal} chunks`);

@@ -70,7 +70,8 @@ describe('jobs end to end (API, BullMQ flow, workers, S3)', () => {
   });
 
   it('a PDF job succeeds with the answer e2llm ask gives for its text', async () => {
-    const pdf = makePdf(['The northern lighthouse keeper was named Ada Lovelace.', 'She kept the lamp burning for forty years.']);
+    const filler = Array.from({ length: 8 }, (_, i) => `Page ${i + 1} of the harbour survey lists the tides and the moorings.`);
+    const pdf = makePdf([...filler, 'The northern lighthouse keeper was named Ada Lovelace.', 'She kept the lamp burning for forty years.']);
     const task = { type: 'qa', question: 'Who kept the lighthouse?' };
     const created = await http
       .post('/v1/jobs')
@@ -83,6 +84,12 @@ describe('jobs end to end (API, BullMQ flow, workers, S3)', () => {
     const text = await extractText(pdf, 'pdf', { maxChars: 1e6, maxPdfPages: 10, maxDocxUncompressedBytes: 1e7, timeoutMs: 10_000 });
     const local = await model.ask(text, Task.parse(task), GenerationParams.parse({ maxNewTokens: 12 }));
     expect(done.result.text).toBe(local.answer);
+    // Evidence names the page its chunk starts on (pages end with form feeds in the extracted text).
+    expect(done.result.evidence).toEqual(local.evidence);
+    const top = done.result.evidence[0];
+    expect(top.text).toContain('lighthouse keeper');
+    expect(top.page).toBe(text.slice(0, top.charStart).split('\f').length);
+    expect(top.page).toBeGreaterThan(5);
   });
 
   it('a DOCX upload is read too', async () => {

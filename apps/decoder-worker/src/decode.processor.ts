@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { mapLimit, type BlobStore } from '@lib/blob-store';
 import { metrics, parsePayload, type JobStore, type Pipeline } from '@lib/job-store';
 import type { E2llmModel, TextChunk } from '@lib/model-runtime';
-import { AppError, DecodeJob, EncodeChunks, IndexDocument, chunkHash, decodeSoftPrompt, encodeSoftPrompt, resultKey, softPromptKey, type Config, type JobResult } from '@lib/shared';
+import { AppError, DecodeJob, EncodeChunks, IndexDocument, chunkHash, pageStarts, decodeSoftPrompt, encodeSoftPrompt, resultKey, softPromptKey, type Config, type JobResult } from '@lib/shared';
 import { ByteLru } from './byte-lru.js';
 
 /**
@@ -61,7 +61,7 @@ export class DecodeProcessor {
     const softTokens = await this.model.adapter.run(embeddings, keys.length);
     const adapterMs = performance.now() - t1;
     // The chunk texts, for evidence and expansion, from the stored source: nothing is uploaded or encoded again.
-    const chunks = await this.chunkTexts(record.sourceKey, pieces, log);
+    const { chunks, pages } = await this.chunkTexts(record.sourceKey, pieces, log);
 
     // Cancellation is polled, not pushed: a cancelled job stops within one poll interval of generation.
     const abort = new AbortController();
@@ -71,7 +71,7 @@ export class DecodeProcessor {
     let grounded;
     try {
       grounded = await this.model.generateGrounded(
-        { chunks, softTokens, task: record.task, params: record.generation },
+        { chunks, softTokens, task: record.task, params: record.generation, pageStarts: pages },
         {
           signal: abort.signal,
           onText: (delta) => void this.store.publish(p.jobId, { type: 'text', delta }).catch(() => undefined),
@@ -179,16 +179,21 @@ export class DecodeProcessor {
    * Each piece's text from the stored source, as the encoder cut it. A source that has gone (expired, deleted) leaves
    * the job to be answered from its soft tokens alone: usage says `source_missing` and the evidence is empty.
    */
-  private async chunkTexts(sourceKey: string, pieces: { ref: number; span: [number, number] }[], log: Logger): Promise<TextChunk[] | null> {
+  private async chunkTexts(
+    sourceKey: string,
+    pieces: { ref: number; span: [number, number] }[],
+    log: Logger,
+  ): Promise<{ chunks: TextChunk[] | null; pages?: number[] }> {
     let source: string;
     try {
       source = (await this.blobs.get(sourceKey)).toString('utf8');
     } catch (err) {
       if (!(err instanceof AppError) || err.code !== 'NOT_FOUND') throw err;
       log.warn({ sourceKey }, 'the source is missing: answering without expansion or evidence');
-      return null;
+      return { chunks: null };
     }
-    return pieces.map((p, index) => ({ index, start: p.span[0], end: p.span[1], text: source.slice(p.span[0], p.span[1]) }));
+    const chunks = pieces.map((p, index) => ({ index, start: p.span[0], end: p.span[1], text: source.slice(p.span[0], p.span[1]) }));
+    return { chunks, pages: pageStarts(source) };
   }
 
   /** The encode children's results. */

@@ -180,9 +180,9 @@ describe('extractText: pdf', () => {
     expect(pdf.subarray(0, 5)).toEqual(utf8('%PDF-'));
   });
 
-  it('joins pages with blank lines', async () => {
+  it('ends each page with a form feed on a line of its own', async () => {
     expect(await extractText(makePdf(['Page one', 'Page two', 'Page three']), 'pdf', LIMITS)).toBe(
-      'Page one\n\nPage two\n\nPage three',
+      'Page one\n\f\nPage two\n\f\nPage three',
     );
   });
 
@@ -205,7 +205,7 @@ describe('extractText: pdf', () => {
   it('more pages than maxPdfPages -> INPUT_TOO_LARGE', async () => {
     const err = await expectCode(extractText(makePdf(['a', 'b', 'c']), 'pdf', { ...LIMITS, maxPdfPages: 2 }), 'INPUT_TOO_LARGE');
     expect(err.details).toEqual({ pages: 3, limit: 2 });
-    expect(await extractText(makePdf(['a', 'b']), 'pdf', { ...LIMITS, maxPdfPages: 2 })).toBe('a\n\nb');
+    expect(await extractText(makePdf(['a', 'b']), 'pdf', { ...LIMITS, maxPdfPages: 2 })).toBe('a\n\f\nb');
   });
 
   it('text longer than maxChars -> INPUT_TOO_LARGE', async () => {
@@ -217,10 +217,12 @@ describe('extractText: pdf', () => {
     await expectCode(extractText(makePdf(['', '']), 'pdf', LIMITS), 'INPUT_EMPTY');
   });
 
-  it('skips empty pages when joining', async () => {
-    expect(await extractText(makePdf(['one', '', 'three']), 'pdf', LIMITS)).toBe('one\n\nthree');
-    const sparse = makePdf(['one', '', '', '', '', '', 'three']);
-    expect(await extractText(sparse, 'pdf', { ...LIMITS, maxChars: 'one\n\nthree'.length })).toBe('one\n\nthree');
+  it('keeps empty pages as page breaks, so page numbers stay right', async () => {
+    expect(await extractText(makePdf(['one', '', 'three']), 'pdf', LIMITS)).toBe('one\n\f\n\n\f\nthree');
+    const sparse = makePdf(['one', '', '', 'four']);
+    const text = 'one\n\f\n\n\f\n\n\f\nfour';
+    expect(await extractText(sparse, 'pdf', { ...LIMITS, maxChars: text.length })).toBe(text);
+    await expectCode(extractText(sparse, 'pdf', { ...LIMITS, maxChars: text.length - 1 }), 'INPUT_TOO_LARGE');
   });
 
   it('parsing past timeoutMs -> DOCUMENT_UNREADABLE', async () => {

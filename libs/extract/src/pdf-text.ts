@@ -6,6 +6,7 @@ import { shortReason } from './short-reason.js';
 
 type PdfDocument = Awaited<ReturnType<typeof getDocumentProxy>>;
 
+const PAGE_BREAK = '\n\f\n';
 const PDF_MAGIC = [0x25, 0x50, 0x44, 0x46, 0x2d]; // %PDF-
 /** Readers (Acrobat, pdf.js) accept the header anywhere in the first 1024 bytes; some producers put junk before it. */
 const HEADER_SEARCH = 1024;
@@ -20,8 +21,10 @@ export function hasPdfHeader(bytes: Uint8Array): boolean {
 }
 
 /**
- * The text of each page (pdf.js text items, a line break where pdf.js sees a line end), pages joined with blank
- * lines. The page count is checked before any page is read, and reading stops as soon as the text passes maxChars.
+ * The text of each page (pdf.js text items, a line break where pdf.js sees a line end), pages separated by a form
+ * feed on a line of its own (as pdftotext marks a page end), empty pages included, so a text offset's page is the
+ * number of form feeds before it plus one (pageStarts in @lib/shared). The page count is checked before any page is
+ * read, and reading stops as soon as the text passes maxChars.
  */
 export async function pdfToText(bytes: Uint8Array, limits: ExtractLimits): Promise<string> {
   if (!hasPdfHeader(bytes)) {
@@ -53,16 +56,15 @@ export async function pdfToText(bytes: Uint8Array, limits: ExtractLimits): Promi
           const text = await pageText(doc, n);
           await yieldToEventLoop();
           deadline.check();
-          if (text === '') continue;
           pages.push(text);
-          chars += (pages.length > 1 ? 2 : 0) + text.length; // the length of pages.join('\n\n')
+          chars += (pages.length > 1 ? PAGE_BREAK.length : 0) + text.length; // the length of pages.join(PAGE_BREAK)
           if (chars > limits.maxChars) {
             throw new AppError('INPUT_TOO_LARGE', `the document has more than ${limits.maxChars} characters; the limit is ${limits.maxChars}`, {
               limit: limits.maxChars,
             });
           }
         }
-        const joined = pages.join('\n\n');
+        const joined = pages.join(PAGE_BREAK);
         if (joined.trim() === '') {
           throw new AppError('INPUT_EMPTY', 'the PDF has no text to extract (a scanned PDF holds only images of text)');
         }

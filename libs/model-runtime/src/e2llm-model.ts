@@ -1,6 +1,7 @@
 import {
   AppError,
   chunkText,
+  pageStarts,
   type Chunk,
   type Config,
   type Evidence,
@@ -157,7 +158,7 @@ export class E2llmModel {
     const softTokens = await this.adapter.run(embeddings, chunks.length);
     const adapterMs = performance.now() - t2;
 
-    const g = await this.generateGrounded({ chunks, softTokens, task, params }, hooks);
+    const g = await this.generateGrounded({ chunks, softTokens, task, params, pageStarts: pageStarts(text) }, hooks);
     return {
       answer: g.gen.text,
       finishReason: g.gen.finishReason,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AppError, type ErrorCode } from './errors.js';
-import { decodeDocument, validateDocumentText, validateQuestion } from './text-input.js';
+import { decodeDocument, pageStarts, validateDocumentText, validateQuestion } from './text-input.js';
 import { codeOf } from '../test/error-code.js';
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -147,5 +147,12 @@ describe('validateQuestion', () => {
 
   it('passes CJK and emoji', () => {
     expect(validateQuestion(' 这是什么？🙂 ', 100)).toBe('这是什么？🙂');
+  });
+});
+
+describe('pageStarts', () => {
+  it('gives the start of each page of a text with form feeds, and nothing for a text without', () => {
+    expect(pageStarts('one\n\f\ntwo\n\f\n\n\f\nfour')).toEqual([0, 5, 11, 14]);
+    expect(pageStarts('no pages here')).toBeUndefined();
   });
 });

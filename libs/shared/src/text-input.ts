@@ -50,3 +50,18 @@ export function validateQuestion(question: string, maxChars: number, what = 'que
   }
   return q;
 }
+
+/**
+ * The start offsets of a text's pages when it marks page ends with form feeds (extracted PDFs, paginated plain text
+ * such as RFCs), else undefined: page n starts after the (n-1)th form feed.
+ */
+export function pageStarts(text: string): number[] | undefined {
+  let at = text.indexOf('\f');
+  if (at < 0) return undefined;
+  const starts = [0];
+  while (at >= 0) {
+    starts.push(at + 1);
+    at = text.indexOf('\f', at + 1);
+  }
+  return starts;
+}
