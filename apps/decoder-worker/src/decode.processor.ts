@@ -1,8 +1,8 @@
 import type { Job } from 'bullmq';
-import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import { mapLimit, type BlobStore } from '@lib/blob-store';
-import { metrics, parsePayload, type JobStore, type Pipeline } from '@lib/job-store';
+import type { z } from 'zod';
+import { metrics, type JobStore, type Pipeline } from '@lib/job-store';
 import type { E2llmModel, TextChunk } from '@lib/model-runtime';
 import { AppError, DecodeJob, EncodeChunks, IndexDocument, chunkHash, pageStarts, decodeSoftPrompt, encodeSoftPrompt, resultKey, softPromptKey, type Config, type JobResult } from '@lib/shared';
 import { ByteLru } from './byte-lru.js';
@@ -31,11 +31,10 @@ export class DecodeProcessor {
    */
   private readonly recent: ByteLru<Float32Array>;
 
-  decodeJob = async (job: Job, log: Logger): Promise<{ resultKey: string }> => {
-    const p = parsePayload(DecodeJob, job.data);
+  decodeJob = async (p: z.output<typeof DecodeJob.payload>, job: Job, log: Logger): Promise<{ resultKey: string }> => {
     const record = await this.store.getJob(p.jobId);
-    if (!record) throw new UnrecoverableError(`NOT_FOUND: job ${p.jobId} no longer exists`);
-    if (record.status === 'cancelled') throw new UnrecoverableError('JOB_CANCELLED: the job was cancelled');
+    if (!record) throw new AppError('NOT_FOUND', `job ${p.jobId} no longer exists`);
+    if (record.status === 'cancelled') throw new AppError('JOB_CANCELLED', 'the job was cancelled');
     await this.store.transition(p.jobId, 'decoding');
 
     const tGather = performance.now();
@@ -139,8 +138,7 @@ export class DecodeProcessor {
     await (await this.encoder)?.release();
   }
 
-  indexDocument = async (job: Job): Promise<{ chunks: number }> => {
-    const p = parsePayload(IndexDocument, job.data);
+  indexDocument = async (p: z.output<typeof IndexDocument.payload>, job: Job): Promise<{ chunks: number }> => {
     const chunks = (await this.childResults(job)).reduce((a, c) => a + c.keys.length, 0);
     await this.store.setDocumentStatus(p.documentId, 'ready');
     return { chunks };

@@ -1,9 +1,9 @@
 import type { Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
-import { createQueueWorker, createRedis, JobStore, Pipeline, serveMetrics, TRACER } from '@lib/job-store';
+import { createQueueWorker, createRedis, handle, JobStore, Pipeline, serveMetrics, TRACER } from '@lib/job-store';
 import { E2llmModel } from '@lib/model-runtime';
-import { QueueName, type Config } from '@lib/shared';
+import { DecodeJob, DeliverWebhook, IndexDocument, QueueName, type Config } from '@lib/shared';
 import { DecodeProcessor } from './decode.processor.js';
 import { WebhookProcessor } from './webhook.processor.js';
 
@@ -30,21 +30,20 @@ export async function startDecoderWorker(config: Config, deps: { logger?: Logger
     createQueueWorker({
       ...common,
       queue: QueueName.Decode,
-      handlers: { 'decode-job': decode.decodeJob, 'index-document': decode.indexDocument },
+      handlers: [handle(DecodeJob, decode.decodeJob), handle(IndexDocument, decode.indexDocument)],
       concurrency: config.decoderConcurrency,
       lockDurationMs: config.workerLockMs,
       stalledIntervalMs: config.workerStalledIntervalMs,
       onFinalFailure: async (job, error) => {
         const data = job.data as { jobId?: string; documentId?: string };
-        const e = { code: error.code as never, message: error.message };
-        if (data.jobId) await pipeline.finishJob(data.jobId, 'failed', { error: e });
-        if (data.documentId) await store.setDocumentStatus(data.documentId, 'failed', e);
+        if (data.jobId) await pipeline.finishJob(data.jobId, 'failed', { error });
+        if (data.documentId) await store.setDocumentStatus(data.documentId, 'failed', error);
       },
     }),
     createQueueWorker({
       ...common,
       queue: QueueName.Webhook,
-      handlers: { 'deliver-webhook': webhooks.deliverWebhook },
+      handlers: [handle(DeliverWebhook, webhooks.deliverWebhook)],
       concurrency: 8,
       lockDurationMs: Math.max(config.workerLockMs, config.webhookTimeoutMs * 2),
       stalledIntervalMs: config.workerStalledIntervalMs,

@@ -1,7 +1,7 @@
 import type { Job } from 'bullmq';
-import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
-import { metrics, parsePayload, type JobStore } from '@lib/job-store';
+import type { z } from 'zod';
+import { metrics, type JobStore } from '@lib/job-store';
 import { deliverWebhook } from '@lib/webhooks';
 import { AppError, DeliverWebhook, toPublicJob, type Config } from '@lib/shared';
 
@@ -13,11 +13,10 @@ export class WebhookProcessor {
     private readonly config: Pick<Config, 'webhookSecret' | 'webhookTimeoutMs' | 'webhookAllowLoopback' | 'webhookAllowPrivate'>,
   ) {}
 
-  deliverWebhook = async (job: Job, log: Logger): Promise<{ status: number }> => {
-    const p = parsePayload(DeliverWebhook, job.data);
+  deliverWebhook = async (p: z.output<typeof DeliverWebhook.payload>, job: Job, log: Logger): Promise<{ status: number }> => {
     const record = await this.store.getJob(p.jobId);
-    if (!record?.webhook) throw new UnrecoverableError(`NOT_FOUND: job ${p.jobId} or its webhook no longer exists`);
-    if (!this.config.webhookSecret) throw new UnrecoverableError('CONFIG_INVALID: WEBHOOK_SECRET is not set');
+    if (!record?.webhook) throw new AppError('NOT_FOUND', `job ${p.jobId} or its webhook no longer exists`);
+    if (!this.config.webhookSecret) throw new AppError('CONFIG_INVALID', 'WEBHOOK_SECRET is not set');
     const outcome = await deliverWebhook({
       url: record.webhook.url,
       secret: this.config.webhookSecret,

@@ -1,12 +1,11 @@
 import type { Job } from 'bullmq';
-import { UnrecoverableError } from 'bullmq';
 import type { Logger } from 'pino';
 import type { BlobStore } from '@lib/blob-store';
 import { mapLimit } from '@lib/blob-store';
 import type { JobStore } from '@lib/job-store';
-import { metrics, parsePayload, recordCacheLookups } from '@lib/job-store';
+import { metrics, recordCacheLookups } from '@lib/job-store';
 import type { E2llmModel, EncodableChunk } from '@lib/model-runtime';
-import { ENCODER_BATCH_COST_TOKENS, EncodeChunks, chunkHash, encodeSoftPrompt, planPaddedBatches, softPromptKey, type Config } from '@lib/shared';
+import { AppError, ENCODER_BATCH_COST_TOKENS, EncodeChunks, chunkHash, encodeSoftPrompt, planPaddedBatches, softPromptKey, type Config } from '@lib/shared';
 import type { z } from 'zod';
 
 type EncodeResult = z.output<typeof EncodeChunks.result>;
@@ -28,12 +27,11 @@ export class EncodeProcessor {
     private readonly config: Pick<Config, 'softPromptDtype' | 'blobFetchConcurrency' | 'encoderMaxBatchTokens' | 'encoderMaxBatchSize'>,
   ) {}
 
-  encodeChunks = async (job: Job, log: Logger): Promise<EncodeResult> => {
-    const p = parsePayload(EncodeChunks, job.data);
+  encodeChunks = async (p: z.output<typeof EncodeChunks.payload>, job: Job, log: Logger): Promise<EncodeResult> => {
     if (p.owner.kind === 'job') {
       const record = await this.store.getJob(p.owner.id);
-      if (!record) throw new UnrecoverableError(`NOT_FOUND: job ${p.owner.id} no longer exists`);
-      if (record.status === 'cancelled') throw new UnrecoverableError('JOB_CANCELLED: the job was cancelled');
+      if (!record) throw new AppError('NOT_FOUND', `job ${p.owner.id} no longer exists`);
+      if (record.status === 'cancelled') throw new AppError('JOB_CANCELLED', 'the job was cancelled');
       await this.store.transition(p.owner.id, 'encoding');
     }
     const t0 = performance.now();

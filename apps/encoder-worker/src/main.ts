@@ -2,9 +2,9 @@ import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
-import { createQueueWorker, createRedis, JobStore, Pipeline, serveMetrics, TRACER } from '@lib/job-store';
+import { createQueueWorker, createRedis, handle, JobStore, Pipeline, serveMetrics, TRACER } from '@lib/job-store';
 import { E2llmModel } from '@lib/model-runtime';
-import { QueueName, type Config } from '@lib/shared';
+import { EncodeChunks, QueueName, type Config } from '@lib/shared';
 import { EncodeProcessor } from './encode.processor.js';
 
 export interface EncoderWorkerHandle {
@@ -26,7 +26,7 @@ export async function startEncoderWorker(config: Config, deps: { logger?: Logger
   const processor = new EncodeProcessor(model, blobs, store, config);
   const worker = createQueueWorker({
     queue: QueueName.Encode,
-    handlers: { 'encode-chunks': processor.encodeChunks },
+    handlers: [handle(EncodeChunks, processor.encodeChunks)],
     connection: redis,
     prefix: config.redisPrefix,
     concurrency: config.encoderConcurrency,
@@ -36,8 +36,8 @@ export async function startEncoderWorker(config: Config, deps: { logger?: Logger
     logger,
     onFinalFailure: async (job, error) => {
       const owner = (job.data as { owner?: { kind: string; id: string } }).owner;
-      if (owner?.kind === 'job') await pipeline.finishJob(owner.id, 'failed', { error: { code: error.code as never, message: error.message } });
-      if (owner?.kind === 'document') await store.setDocumentStatus(owner.id, 'failed', { code: error.code as never, message: error.message });
+      if (owner?.kind === 'job') await pipeline.finishJob(owner.id, 'failed', { error });
+      if (owner?.kind === 'document') await store.setDocumentStatus(owner.id, 'failed', error);
     },
   });
   const metricsServer = config.metricsPort > 0 ? await serveMetrics(config.metricsPort) : null;

@@ -5,6 +5,8 @@ import {
   AppError,
   DecodeJob,
   DeliverWebhook,
+  decodeJobId,
+  type ErrorCode,
   EncodeChunks,
   IndexDocument,
   QueueName,
@@ -31,9 +33,27 @@ export function bullPrefix(prefix: string): string {
 export function parsePayload<P extends z.ZodType>(def: JobDefinition<P, z.ZodType>, data: unknown): z.output<P> {
   const parsed = def.payload.safeParse(data);
   if (!parsed.success) {
-    throw new UnrecoverableError(`INPUT_INVALID: bad ${def.name} payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new AppError('INPUT_INVALID', `bad ${def.name} payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
   return parsed.data;
+}
+
+/** What a failed step leaves for the job record: a stable code, a message, whether BullMQ retries it. */
+export interface StepFailure {
+  code: ErrorCode;
+  message: string;
+  retryable: boolean;
+}
+
+/**
+ * The error a worker hands BullMQ for a step that must not be retried: BullMQ's UnrecoverableError, carrying the
+ * failure as a value, so the failure handler reads the code instead of parsing it back out of message text.
+ */
+export class FinalStepError extends UnrecoverableError {
+  constructor(readonly failure: StepFailure) {
+    super(failure.message);
+    this.name = 'FinalStepError';
+  }
 }
 
 export function jobOptions(def: JobDefinition<z.ZodType, z.ZodType>, payload: unknown): JobsOptions {
@@ -106,7 +126,7 @@ export class Pipeline {
     const changed = await this.finishJob(jobId, 'cancelled', { error: { code: 'JOB_CANCELLED', message: 'the job was cancelled' } });
     if (changed) {
       // A parent waiting for its children is removed with them; running steps see the cancelled status and stop.
-      await this.queues[QueueName.Decode].remove(DecodeJob.jobId({ v: 1, jobId, tenant: 'x' }), { removeChildren: true }).catch(() => 0);
+      await this.queues[QueueName.Decode].remove(decodeJobId(jobId), { removeChildren: true }).catch(() => 0);
     }
     return changed;
   }
@@ -117,21 +137,19 @@ export class Pipeline {
 }
 
 /** Maps a failure to what the job record shows, and whether BullMQ will try again. */
-export function describeFailure(err: unknown, attemptsMade: number, attempts: number): { error: { code: AppError['code']; message: string }; final: boolean } {
+export function describeFailure(err: unknown, attemptsMade: number, attempts: number): { error: { code: ErrorCode; message: string }; final: boolean } {
+  if (err instanceof FinalStepError) return { error: { code: err.failure.code, message: err.failure.message }, final: true };
   if (err instanceof AppError) {
     return { error: { code: err.code, message: err.message }, final: !err.retryable || attemptsMade + 1 >= attempts };
   }
-  if (err instanceof UnrecoverableError) {
-    const m = /^([A-Z_]+): (.*)$/s.exec(err.message);
-    return { error: { code: (m?.[1] as AppError['code']) ?? 'INTERNAL', message: m?.[2] ?? err.message }, final: true };
-  }
   const message = err instanceof Error ? err.message : String(err);
-  return { error: { code: 'INTERNAL', message }, final: attemptsMade + 1 >= attempts };
+  // Anything else unrecoverable (BullMQ's own, e.g. a job stalled too often) has no code of ours.
+  return { error: { code: 'INTERNAL', message }, final: err instanceof UnrecoverableError || attemptsMade + 1 >= attempts };
 }
 
-/** Rethrows for BullMQ: non-retryable AppErrors become UnrecoverableError so no retry is wasted on them. */
+/** Rethrows for BullMQ: non-retryable AppErrors become FinalStepError so no retry is wasted on them. */
 export function toBullError(err: unknown): Error {
-  if (err instanceof AppError && !err.retryable) return new UnrecoverableError(`${err.code}: ${err.message}`);
+  if (err instanceof AppError && !err.retryable) return new FinalStepError({ code: err.code, message: err.message, retryable: false });
   return err instanceof Error ? err : new Error(String(err));
 }
 

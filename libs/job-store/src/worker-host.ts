@@ -1,17 +1,47 @@
 import { Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { QueueName } from '@lib/shared';
+import type { z } from 'zod';
+import { AppError, JOB_DEFINITIONS, type ErrorCode, type JobDefinition, type QueueName } from '@lib/shared';
 import { metrics } from './metrics.js';
 import { endSpan, SpanKind, startSpan } from './tracing.js';
-import { bullPrefix, describeFailure, toBullError } from './pipeline.js';
+import { bullPrefix, describeFailure, parsePayload, toBullError } from './pipeline.js';
 
-export type JobHandler = (job: Job, log: Logger) => Promise<unknown>;
+/** One job kind's handler: its definition (queue, name, payload schema) and the step that runs the parsed payload. */
+export interface JobHandler {
+  def: JobDefinition<z.ZodType, z.ZodType>;
+  run: (job: Job, log: Logger) => Promise<unknown>;
+}
+
+/** Binds a step to its job definition: the host parses the payload with the definition's schema before the step. */
+export function handle<P extends z.ZodType, R extends z.ZodType>(
+  def: JobDefinition<P, R>,
+  step: (data: z.output<P>, job: Job, log: Logger) => Promise<z.input<R>>,
+): JobHandler {
+  return { def: def as unknown as JobDefinition<z.ZodType, z.ZodType>, run: async (job, log) => step(parsePayload(def, job.data), job, log) };
+}
+
+/**
+ * Refuses a handler set that does not cover its queue exactly: every job definition of the queue has one handler,
+ * none has two, and none belongs to another queue (a job nobody handles would wait forever).
+ */
+export function checkHandlers(queue: QueueName, handlers: readonly JobHandler[], definitions: readonly { queue: QueueName; name: string }[] = JOB_DEFINITIONS): Map<string, JobHandler> {
+  const byName = new Map<string, JobHandler>();
+  const problems: string[] = [];
+  for (const h of handlers) {
+    if (h.def.queue !== queue) problems.push(`${h.def.name} belongs to queue ${h.def.queue}`);
+    else if (byName.has(h.def.name)) problems.push(`${h.def.name} has two handlers`);
+    else byName.set(h.def.name, h);
+  }
+  for (const d of definitions) if (d.queue === queue && !byName.has(d.name)) problems.push(`${d.name} has no handler`);
+  if (problems.length > 0) throw new AppError('CONFIG_INVALID', `the ${queue} worker's handlers do not match its job definitions: ${problems.join('; ')}`);
+  return byName;
+}
 
 export interface QueueWorkerOptions {
   queue: QueueName;
-  /** One handler per job name on this queue; a job with no handler fails, it is never completed unhandled. */
-  handlers: Record<string, JobHandler>;
+  /** Exactly one handler per job definition of this queue (checked when the worker is created). */
+  handlers: readonly JobHandler[];
   connection: Redis;
   prefix: string;
   concurrency: number;
@@ -25,7 +55,7 @@ export interface QueueWorkerOptions {
   /** Tracer name of the app, so each app's spans are told apart within one trace. */
   tracer: string;
   /** Called once when a job has failed for good (retries spent, unrecoverable, or stalled too often). */
-  onFinalFailure?: (job: Job, error: { code: string; message: string }) => Promise<void>;
+  onFinalFailure?: (job: Job, error: { code: ErrorCode; message: string }) => Promise<void>;
 }
 
 /**
@@ -34,10 +64,11 @@ export interface QueueWorkerOptions {
  * created paused: the caller runs it only after its model has warmed up.
  */
 export function createQueueWorker(o: QueueWorkerOptions): Worker {
+  const handlers = checkHandlers(o.queue, o.handlers);
   const worker = new Worker(
     o.queue,
     async (job) => {
-      const handler = o.handlers[job.name];
+      const handler = handlers.get(job.name);
       if (!handler) throw toBullError(new Error(`no handler for job ${job.name} on queue ${o.queue} (this is a bug)`));
       const data = (job.data ?? {}) as { traceparent?: string; tenant?: string; jobId?: string; owner?: { id: string } };
       const span = startSpan(o.tracer, job.name, data.traceparent, SpanKind.CONSUMER, { 'messaging.destination.name': o.queue, 'messaging.message.id': job.id ?? '' });
@@ -54,7 +85,7 @@ export function createQueueWorker(o: QueueWorkerOptions): Worker {
       const t0 = performance.now();
       log.info('job started');
       try {
-        const result = await handler(job, log);
+        const result = await handler.run(job, log);
         log.info({ ms: Math.round(performance.now() - t0) }, 'job done');
         endSpan(span);
         return result;

@@ -50,13 +50,18 @@ export const EncodeChunks = defineJob({
   retry: { attempts: 5, backoff: { type: 'exponential', delay: 1000 } },
 });
 
+/** A job's decode parent id: what cancel removes, from the job id alone. */
+export function decodeJobId(jobId: string): string {
+  return [jobId, 'dec'].join(JOB_ID_SEPARATOR);
+}
+
 export const DecodeJob = defineJob({
   queue: QueueName.Decode,
   name: 'decode-job',
   version: 1,
   payload: z.object({ v: z.literal(1), jobId: Id, tenant: Id, traceparent: Traceparent }),
   result: z.object({ resultKey: z.string() }),
-  jobId: (p) => [p.jobId, 'dec'].join(JOB_ID_SEPARATOR),
+  jobId: (p) => decodeJobId(p.jobId),
   retry: { attempts: 3, backoff: { type: 'exponential', delay: 2000 } },
 });
 
@@ -80,3 +85,6 @@ export const DeliverWebhook = defineJob({
   jobId: (p) => p.eventId,
   retry: { attempts: 10, backoff: { type: 'exponential', delay: 2000 } },
 });
+
+/** Every job kind of the pipeline: a worker for a queue must handle exactly the ones on that queue. */
+export const JOB_DEFINITIONS = [EncodeChunks, DecodeJob, IndexDocument, DeliverWebhook] as const;
