@@ -41,7 +41,7 @@ from .export import TEMPLATES, load_checkpoint, load_model
 from .modules import E2LLM, E2LLMConfig, build_model, pad_batch
 from .tokenizer import BOS_ID, CLS_ID, EOS_ID, PAD_ID, ByteLevelBPETokenizer
 from .data.corpus import load_documents, read_corpus
-from .data.expansion import chunks_holding
+from .data.expansion import chunks_holding, policy as expansion_policy
 from .data.tasks import GENERATORS, Sample, sample_task
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -72,14 +72,37 @@ DEFAULTS = {
     "log_every": 20,
     "stages": [{"until": 1.0, "chunk_chars": 512, "max_chunks": 4, "batch_size": 8,
                 "mix": {"reconstruct": 1.0, "niah_single": 1.0}}],
+    "rescale_adapter": True,     # at step 0, scale the adapter output to the token embeddings' RMS
+    "max_steps": None,           # stop after this many steps (tests)
+    "docs_file": None,           # training documents from a corpus snapshot (--docs) instead of this machine's files
+    "run_dir": None,             # run directory (default training/runs/<name>)
 }
+STAGE_KEYS = {"until", "chunk_chars", "max_chunks", "batch_size", "mix", "pad_chunks", "train_encoder", "expand"}
+STAGE_REQUIRED = {"until", "chunk_chars", "max_chunks", "batch_size", "mix"}
+
+
+def check_config(cfg: dict) -> dict:
+    """Refuses unknown keys (a misspelt one would otherwise pass silently and train with the default), stages
+    without their required keys, unknown tasks in a mix and unknown expansion settings."""
+    problems = [f"unknown key {k!r}" for k in sorted(cfg) if k not in DEFAULTS and not k.startswith("_")]
+    for i, st in enumerate(cfg["stages"]):
+        problems += [f"stage {i}: unknown key {k!r}" for k in sorted(set(st) - STAGE_KEYS)]
+        problems += [f"stage {i}: missing {k!r}" for k in sorted(STAGE_REQUIRED - set(st))]
+        problems += [f"stage {i}: unknown task {t!r} in mix" for t in sorted(st.get("mix", {})) if t not in GENERATORS]
+        try:
+            expansion_policy(st.get("expand"))
+        except ValueError as e:
+            problems.append(f"stage {i}: {e}")
+    if problems:
+        raise ValueError("bad training config: " + "; ".join(problems))
+    return cfg
 
 
 def load_config(path: str, overrides: Optional[dict] = None) -> dict:
     with open(path, encoding="utf-8") as f:
         cfg = dict(DEFAULTS, **json.load(f))
     cfg.update(overrides or {})
-    return cfg
+    return check_config(cfg)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -416,6 +439,7 @@ def mean_pairwise_cos(x: torch.Tensor) -> float:
 
 
 def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quiet: bool = False) -> dict:
+    check_config(cfg)
     torch.set_num_threads(int(cfg["threads"]))
     device = pick_device(cfg["device"])
     run_dir = cfg.get("run_dir") or os.path.join(ROOT, "training", "runs", cfg["name"])
@@ -459,7 +483,7 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
             if os.path.exists(os.path.join(run_dir, n)):
                 os.remove(os.path.join(run_dir, n))
     docs = cfg.get("_docs") or (read_corpus(cfg["docs_file"]) if cfg.get("docs_file") else load_documents()[0])
-    if state["step"] == 0 and cfg.get("rescale_adapter", True):
+    if state["step"] == 0 and cfg["rescale_adapter"]:
         st0 = cfg["stages"][0]
         f = rescale_adapter_output(model, ids, [sample_task(random.Random(cfg["seed"] + 1), docs, st0["mix"],
                                    st0["max_chunks"], st0["chunk_chars"]) for _ in range(8)], device)

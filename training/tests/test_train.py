@@ -64,5 +64,24 @@ class TrainSmokeTest(unittest.TestCase):
                 torch.set_num_threads(threads)
 
 
+class ConfigTest(unittest.TestCase):
+    def test_every_shipped_config_loads(self):
+        folder = os.path.join(ROOT, "training", "configs")
+        for name in sorted(os.listdir(folder)):
+            T.load_config(os.path.join(folder, name))
+
+    def test_misspelt_keys_are_refused(self):
+        base = dict(T.DEFAULTS)
+        with self.assertRaisesRegex(ValueError, "unknown key 'learning_rate'"):
+            T.check_config(dict(base, learning_rate=1e-3))
+        bad_stage = [{"until": 1.0, "chunk_chars": 64, "max_chunks": 1, "batch_size": 2, "mix": {"niah_singel": 1.0},
+                      "expand": {"p": 0.5, "rawdoc_p": 0.1}, "pad_chunk": [1, 2]}]
+        with self.assertRaises(ValueError) as e:
+            T.check_config(dict(base, stages=bad_stage))
+        msg = str(e.exception)
+        for part in ("unknown key 'pad_chunk'", "unknown task 'niah_singel'", "rawdoc_p"):
+            self.assertIn(part, msg)
+
+
 if __name__ == "__main__":
     unittest.main()
