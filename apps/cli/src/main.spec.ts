@@ -41,17 +41,29 @@ beforeAll(async () => {
 });
 
 describe('e2llm ask', () => {
-  it('answers with --json: answer, usage and timings', async () => {
+  it('answers with --json: answer, usage, timings and evidence', async () => {
     const r = await cli(['ask', SAMPLE, '--question', 'What may you do with copies?', '--max-new-tokens', '8', '--json']);
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(typeof out.answer).toBe('string');
-    expect(out.usage).toMatchObject({ chars: 35149, softTokens: out.usage.chunks, generatedTokens: expect.any(Number) });
+    expect(out.usage).toMatchObject({ chars: 35149, softTokens: out.usage.chunks - 4, expandedChunks: 4, expansionRequested: 4, generatedTokens: expect.any(Number) });
+    expect(out.evidence.filter((e: { expanded: boolean }) => e.expanded)).toHaveLength(4);
+    expect(out.evidence[0]).toMatchObject({ chunkIndex: expect.any(Number), charStart: expect.any(Number), text: expect.any(String) });
     expect(out.usage.chunks).toBeGreaterThan(60);
     expect(out.usage.encoderTokens).toBeGreaterThan(out.usage.chunks);
     expect(out.usage.promptTokens).toBeGreaterThan(0);
     expect(out.usage.generatedTokens).toBeLessThanOrEqual(8);
-    for (const k of ['chunkMs', 'encodeMs', 'adapterMs', 'prefillMs', 'decodeMs', 'totalMs']) expect(out.timings[k]).toBeGreaterThanOrEqual(0);
+    for (const k of ['chunkMs', 'encodeMs', 'adapterMs', 'scoringMs', 'expandMs', 'prefillMs', 'decodeMs', 'totalMs']) expect(out.timings[k]).toBeGreaterThanOrEqual(0);
+  });
+
+  it('takes --expand, and refuses a bad one with INPUT_INVALID', async () => {
+    const off = JSON.parse((await cli(['ask', SAMPLE, '-q', 'Who may convey copies?', '--max-new-tokens', '2', '--expand', '0', '--json'])).stdout);
+    expect(off.usage).toMatchObject({ expandedChunks: 0, softTokens: off.usage.chunks });
+    for (const bad of ['-1', '2.5', '17', 'x']) {
+      const r = await cli(['ask', SAMPLE, '-q', 'Who?', '--expand', bad, '--json']);
+      expect(r.code).toBe(2);
+      expect(JSON.parse(r.stdout).error.code).toBe('INPUT_INVALID');
+    }
   });
 
   it('is reproducible with a seed when sampling', async () => {

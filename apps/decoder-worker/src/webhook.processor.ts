@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { metrics, type JobStore } from '@lib/job-store';
 import { deliverWebhook } from '@lib/webhooks';
-import { AppError, DeliverWebhook, toPublicJob, type Config } from '@lib/shared';
+import { AppError, DeliverWebhook, toPublicJob, webhookBody, type Config } from '@lib/shared';
 
 
 /** Delivers one signed webhook; the URL and the secret are read at send time, never carried in the payload. */
@@ -21,7 +21,7 @@ export class WebhookProcessor {
       url: record.webhook.url,
       secret: this.config.webhookSecret,
       messageId: p.eventId,
-      payload: { type: `job.${record.status}`, timestamp: new Date().toISOString(), data: toPublicJob(record) },
+      payload: webhookBody(toPublicJob(record)),
       timeoutMs: this.config.webhookTimeoutMs,
       policy: { allowLoopback: this.config.webhookAllowLoopback, allowPrivate: this.config.webhookAllowPrivate },
     }).catch((err: unknown) => {

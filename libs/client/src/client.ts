@@ -4,8 +4,11 @@ import {
   TERMINAL_STATUSES,
   type ErrorCode,
   type GenerationParams,
+  type JobListPage,
+  type JobOptionsInput,
   type JobProgress,
   type JobStatus,
+  type JobStreamEvent,
   type Metadata,
   type PublicDocument,
   type PublicJob,
@@ -25,36 +28,15 @@ export interface E2llmClientOptions {
 /** The document of a request: text, or the bytes of a file (.txt .md .html .pdf .docx) with its name. */
 export type DocumentInput = { text: string } | { file: Uint8Array | Blob; filename: string; contentType?: string };
 
-/** What a job asks of its document, as POST /v1/jobs and POST /v1/documents/:id/jobs take it. */
-export interface JobOptions {
-  task: Task;
-  /** Overrides of the generation defaults; the server fills in the rest. */
-  generation?: Partial<GenerationParams>;
-  /** Signed POSTs of each terminal status (the server needs WEBHOOK_SECRET). */
-  webhook?: WebhookSpec;
-  metadata?: Metadata;
-  /** Makes retries safe: the same key and body return the same job; another body is CONFLICT. */
-  idempotencyKey?: string;
-}
+/** What a job asks of its document, as POST /v1/jobs and POST /v1/documents/:id/jobs take it (the contract's
+ * JobOptions), and the Idempotency-Key header: the same key and body return the same job; another body is CONFLICT. */
+export type JobOptions = JobOptionsInput & { idempotencyKey?: string };
 
 export type CreateJobRequest = DocumentInput & JobOptions;
 export type CreateDocumentRequest = DocumentInput & { metadata?: Metadata };
 
-export interface JobList {
-  object: 'list';
-  data: PublicJob[];
-  nextCursor: string | null;
-  hasMore: boolean;
-}
-
-/**
- * A server-sent event of GET /v1/jobs/:id/events. `status` carries the whole job when the server sends a snapshot
- * (the first event and the terminal one, result included); between them it carries only the new status.
- */
-export type JobStreamEvent =
-  | { type: 'status'; status: JobStatus; job: PublicJob | null; error?: { code: ErrorCode; message: string } }
-  | { type: 'progress'; progress: JobProgress }
-  | { type: 'text'; delta: string };
+/** GET /v1/jobs's page (the contract's type). */
+export type JobList = JobListPage;
 
 export interface WaitOptions {
   /** Poll interval (default 500 ms). */

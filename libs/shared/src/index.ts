@@ -13,3 +13,4 @@ export * from './jobs/pipeline.jobs.js';
 export * from './jobs/document-chunks.js';
 export * from './jobs/job-record.js';
 export * from './jobs/public-view.js';
+export * from './jobs/http-contract.js';

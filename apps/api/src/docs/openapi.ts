@@ -1,7 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { z } from 'zod';
-import { ERROR_CODES, Evidence, JOB_STATUSES } from '@lib/shared';
-import { CreateDocumentJson, CreateJobJson, JobOptions } from '../jobs/job-requests.js';
+import { CreateDocumentJson, CreateJobJson, ERROR_CODES, Evidence, JOB_STATUSES, JobOptions } from '@lib/shared';
 
 const schema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' });
 

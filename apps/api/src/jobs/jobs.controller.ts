@@ -2,13 +2,12 @@ import { Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Re
 import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
 import type { JobStore } from '@lib/job-store';
-import { toPublicJob, type Config, type JobEvent } from '@lib/shared';
+import { jobListPage, ListQuery, toPublicJob, type Config, type JobEvent, type JobListPage } from '@lib/shared';
 import { parseWith, readBody } from '../common/request-body.js';
 import { CONFIG, REDIS, STORE } from '../tokens.js';
 import { AdmissionService } from '../auth/admission.service.js';
 import { traced } from '../common/traced.js';
 import { TenantGuard, TenantId } from '../auth/tenant.guard.js';
-import { ListQuery } from './job-requests.js';
 import { JobsService } from './jobs.service.js';
 
 @Controller('v1/jobs')
@@ -38,7 +37,7 @@ export class JobsController {
   async list(@TenantId() tenant: string, @Query() query: unknown) {
     const q = parseWith(ListQuery, query, 'query');
     const page = await this.jobs.listJobs(tenant, q.limit, q.after);
-    return { object: 'list', data: page.data.map(toPublicJob), nextCursor: page.nextCursor, hasMore: page.nextCursor !== null };
+    return jobListPage(page.data.map(toPublicJob), page.nextCursor);
   }
 
   @Get(':id')

@@ -7,8 +7,11 @@ import { ID_PATTERN, newId, type JobStore, type Pipeline } from '@lib/job-store'
 import {
   AppError,
   DocumentChunks,
+  CreateDocumentJson,
+  CreateJobJson,
   ENCODE_CHILD_MAX_CHUNKS,
   GenerationParams,
+  JobOptions,
   chunkText,
   documentChunksKey,
   groupEncodeChildren,
@@ -26,7 +29,6 @@ import { checkWebhookUrl } from '@lib/webhooks';
 import type { z } from 'zod';
 import { parseWith, type ParsedBody } from '../common/request-body.js';
 import { BLOBS, CONFIG, LOGGER, MODEL_INFO, PIPELINE, STORE } from '../tokens.js';
-import { CreateDocumentJson, CreateJobJson, JobOptions } from './job-requests.js';
 
 /**
  * The API's job logic: validate, store the source, cut chunks (characters only: the API never runs a model),
