@@ -10,6 +10,8 @@ import { makeDocx, makePdf } from '@lib/extract/testing';
 import { E2llmModel } from '@lib/model-runtime';
 import { createBlobStore } from '@lib/blob-store';
 import { DocumentChunks, GenerationParams, Task, documentChunksKey } from '@lib/shared';
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import formats from 'ajv-formats';
 import { startStack, type Stack } from './stack.js';
 
 const SAMPLE = fileURLToPath(new URL('../../samples/gpl-3.0.txt', import.meta.url));
@@ -19,10 +21,23 @@ let http: ReturnType<typeof request>;
 let model: E2llmModel;
 let sample: string;
 
+/**
+ * The contract test: every job, list page and error body this suite receives is checked against the OpenAPI document
+ * the API serves (generated from the zod schemas in libs/shared), with a JSON Schema 2020-12 validator.
+ */
+const contract: Record<'Job' | 'JobList' | 'Error', ValidateFunction> = {} as never;
+const checked = { Job: 0, JobList: 0, Error: 0 };
+function conforms(kind: keyof typeof contract, body: unknown): void {
+  const validate = contract[kind];
+  if (!validate(body)) throw new Error(`${kind} response breaks the OpenAPI contract: ${JSON.stringify(validate.errors?.slice(0, 3))}\n${JSON.stringify(body).slice(0, 500)}`);
+  checked[kind]++;
+}
+
 async function waitFor(id: string, until: (job: any) => boolean = (j) => ['succeeded', 'failed', 'cancelled'].includes(j.status), timeoutMs = 60_000) {
   const t0 = Date.now();
   for (;;) {
     const res = await http.get(`/v1/jobs/${id}`).expect(200);
+    conforms('Job', res.body);
     if (until(res.body)) return res.body;
     if (Date.now() - t0 > timeoutMs) throw new Error(`job ${id} still ${res.body.status}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -34,6 +49,11 @@ beforeAll(async () => {
   http = request(stack.api.url);
   model = await E2llmModel.load(stack.config);
   sample = await readFile(SAMPLE, 'utf8');
+  const doc = (await http.get('/docs/openapi.json').expect(200)).body;
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  // ajv-formats is CommonJS: under NodeNext its default import is the module object.
+  (formats as unknown as { default: (a: Ajv2020) => void }).default(ajv);
+  for (const kind of ['Job', 'JobList', 'Error'] as const) contract[kind] = ajv.compile(doc.components.schemas[kind]);
 }, 120_000);
 
 afterAll(async () => {
@@ -262,6 +282,7 @@ describe('bad input: a 4xx with a stable code in one error shape', () => {
       const res = await send();
       expect(res.status).toBe(status);
       expect(res.body).toEqual({ error: { code, message: expect.any(String), ...(res.body.error?.details ? { details: expect.anything() } : {}) } });
+      conforms('Error', res.body);
     });
   }
 
@@ -269,8 +290,12 @@ describe('bad input: a 4xx with a stable code in one error shape', () => {
     await http.get('/healthz').expect(200, { status: 'ok' });
     const ready = await http.get('/readyz').expect(200);
     expect(ready.body.checks).toEqual({ redis: { ok: true }, blobStore: { ok: true }, model: { ok: true } });
-    const docs = await http.get('/docs').expect(200);
-    expect(docs.body.openapi).toMatch(/^3\./);
+    const docs = await http.get('/docs/openapi.json').expect(200);
+    expect(docs.body.openapi).toBe('3.1.0');
     expect(Object.keys(docs.body.paths)).toEqual(expect.arrayContaining(['/v1/jobs', '/v1/jobs/{id}', '/v1/documents/{id}/jobs']));
+    // The list page, and the count of responses the contract test checked over the whole suite.
+    conforms('JobList', (await http.get('/v1/jobs?limit=5').expect(200)).body);
+    expect(checked.Job).toBeGreaterThan(20);
+    expect(checked.Error).toBeGreaterThan(15);
   });
 });

@@ -1,39 +1,24 @@
 import { Controller, Get } from '@nestjs/common';
 import { z } from 'zod';
-import { CreateDocumentJson, CreateJobJson, ERROR_CODES, Evidence, JOB_STATUSES, JobOptions } from '@lib/shared';
+import { CreateDocumentJson, CreateJobJson, ERROR_CODES, JobListPageSchema, JobOptions, PublicJobSchema } from '@lib/shared';
 
-const schema = (s: z.ZodType) => z.toJSONSchema(s, { target: 'openapi-3.0', io: 'input', unrepresentable: 'any' });
+/** A request schema (what a client may send: defaults not yet applied) and a response schema (what it receives). */
+const schema = (s: z.ZodType) => strip(z.toJSONSchema(s, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' }));
+const response = (s: z.ZodType) => strip(z.toJSONSchema(s, { target: 'draft-2020-12', io: 'output', unrepresentable: 'any' }));
+/** OpenAPI 3.1 schema objects are JSON Schema 2020-12 without the $schema line. */
+function strip(s: Record<string, unknown>): Record<string, unknown> {
+  const { $schema: _drop, ...rest } = s;
+  return rest;
+}
 
 const ErrorBody = {
   type: 'object',
   required: ['error'],
   properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string', enum: Object.keys(ERROR_CODES) }, message: { type: 'string' }, details: { type: 'object' } } } },
 };
-const Job = {
-  type: 'object',
-  properties: {
-    object: { const: 'job' },
-    id: { type: 'string' },
-    status: { type: 'string', enum: [...JOB_STATUSES] },
-    progress: { type: 'object', properties: { chunksTotal: { type: 'integer' }, chunksEncoded: { type: 'integer' }, chunksCached: { type: 'integer' } } },
-    result: {
-      nullable: true,
-      type: 'object',
-      properties: {
-        text: { type: 'string' },
-        finishReason: { type: 'string', enum: ['eos', 'stop', 'length'] },
-        usage: { type: 'object' },
-        timings: { type: 'object' },
-        evidence: { type: 'array', description: 'the chunks the answer rests on, best first', items: schema(Evidence) },
-      },
-    },
-    error: { nullable: true, type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } },
-    createdAt: { type: 'string', format: 'date-time' },
-    startedAt: { type: 'string', format: 'date-time', nullable: true },
-    finishedAt: { type: 'string', format: 'date-time', nullable: true },
-    expiresAt: { type: 'string', format: 'date-time' },
-  },
-};
+/** The job as every response shows it, generated from the contract's schema (libs/shared http-contract.ts). */
+const Job = response(PublicJobSchema);
+const JobList = response(JobListPageSchema);
 const errors = Object.fromEntries(
   [...new Set(Object.values(ERROR_CODES).map((c) => c.status))].map((status) => [String(status), { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]),
 );
@@ -51,7 +36,7 @@ const multipart = (options: z.ZodType) => ({
 
 /** The OpenAPI document, built from the same zod schemas the API validates requests with. */
 export const OPENAPI = {
-  openapi: '3.0.3',
+  openapi: '3.1.0',
   info: { title: 'E2LLM serving API', version: '1.0.0', description: 'Long-document question answering and summaries with E2LLM soft prompts.' },
   paths: {
     '/v1/jobs': {
@@ -64,7 +49,7 @@ export const OPENAPI = {
       get: {
         summary: 'List jobs, newest first',
         parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100 } }, { name: 'after', in: 'query', schema: { type: 'string' } }],
-        responses: { '200': { description: 'a page of jobs' }, ...errors },
+        responses: { '200': { description: 'a page of jobs', content: { 'application/json': { schema: { $ref: '#/components/schemas/JobList' } } } }, ...errors },
       },
     },
     '/v1/jobs/{id}': { get: { summary: 'Status, progress and result', parameters: [idParam], responses: { ...jobResponse('200'), ...errors } } },
@@ -84,13 +69,18 @@ export const OPENAPI = {
     '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
     '/readyz': { get: { summary: 'Readiness: Redis, blob store, model', responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } } } },
   },
-  components: { schemas: { Error: ErrorBody, Job } },
+  components: { schemas: { Error: ErrorBody, Job, JobList } },
 };
 
 @Controller()
 export class DocsController {
   @Get('docs')
   docs() {
+    return OPENAPI;
+  }
+
+  @Get('docs/openapi.json')
+  openapi() {
     return OPENAPI;
   }
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import type { ErrorCode } from '../errors.js';
-import { GenerationParams, Task } from '../task.js';
-import { Metadata, WebhookSpec, type JobProgress, type JobStatus } from './job-record.js';
+import { ERROR_CODES, type ErrorCode } from '../errors.js';
+import { EXPANSION_LIMITS, Evidence, GenerationParams, Task } from '../task.js';
+import { JOB_STATUSES, Metadata, WebhookSpec, type JobProgress, type JobStatus } from './job-record.js';
 import type { PublicJob } from './public-view.js';
 
 /*
@@ -66,3 +66,68 @@ export interface WebhookBody {
 export function webhookBody(job: PublicJob, now: Date = new Date()): WebhookBody {
   return { type: `job.${job.status}`, timestamp: now.toISOString(), data: job };
 }
+
+const Count = z.number().int().nonnegative();
+const Ms = z.number().nonnegative();
+const Time = z.string().datetime();
+
+export const UsageSchema = z
+  .object({
+    chars: Count,
+    chunks: Count,
+    encoderTokens: Count,
+    softTokens: Count,
+    promptTokens: Count,
+    generatedTokens: Count,
+    expansionRequested: Count,
+    expandedChunks: Count,
+    expandedTokens: Count,
+    expansionLimitedBy: z.enum(EXPANSION_LIMITS).optional(),
+  })
+  .strict();
+
+export const TimingsSchema = z
+  .object({ chunkMs: Ms, encodeMs: Ms, adapterMs: Ms, scoringMs: Ms, expandMs: Ms, prefillMs: Ms, decodeMs: Ms, totalMs: Ms, queueMs: Ms })
+  .strict();
+
+export const JobResultSchema = z
+  .object({
+    text: z.string(),
+    finishReason: z.enum(['eos', 'stop', 'length']),
+    usage: UsageSchema,
+    timings: TimingsSchema,
+    /** The chunks the answer rests on, best first. */
+    evidence: z.array(Evidence.strict()),
+  })
+  .strict();
+
+/** A job as GET /v1/jobs/:id, the list, the SSE snapshots and the webhook body show it. */
+export const PublicJobSchema = z
+  .object({
+    object: z.literal('job'),
+    id: z.string(),
+    status: z.enum(JOB_STATUSES),
+    task: Task,
+    generation: GenerationParams,
+    webhook: WebhookSpec.nullable(),
+    metadata: Metadata,
+    documentId: z.string().nullable(),
+    chars: Count,
+    progress: z.object({ chunksTotal: Count, chunksEncoded: Count, chunksCached: Count }).strict(),
+    createdAt: Time,
+    startedAt: Time.nullable(),
+    finishedAt: Time.nullable(),
+    expiresAt: Time,
+    result: JobResultSchema.nullable(),
+    error: z.object({ code: z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]), message: z.string() }).strict().nullable(),
+  })
+  .strict();
+
+export const JobListPageSchema = z
+  .object({ object: z.literal('list'), data: z.array(PublicJobSchema), nextCursor: z.string().nullable(), hasMore: z.boolean() })
+  .strict();
+
+// The schemas and the types the code builds responses with must describe the same thing (checked by tsc).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const publicJobMatches: Same<z.output<typeof PublicJobSchema>, PublicJob> = true;
+void publicJobMatches;
