@@ -3,8 +3,8 @@
 // the full-context baseline and the raw-onnxruntime reference; the E2LLM path is the public API.
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
-import { E2llmModel, planBatches } from '@lib/model-runtime';
-import { GenerationParams, loadConfig } from '@lib/shared';
+import { E2llmModel } from '@lib/model-runtime';
+import { ENCODER_BATCH_COST_TOKENS, GenerationParams, loadConfig, planPaddedBatches } from '@lib/shared';
 
 const [kind, argJson] = process.argv.slice(2);
 const args = JSON.parse(argJson ?? '{}');
@@ -85,7 +85,7 @@ const kinds = {
     const results = [];
     for (const limits of args.settings) {
       enc.limits = limits;
-      const batches = planBatches(chunkIds.map((c) => c.length), limits);
+      const batches = planPaddedBatches(chunkIds.map((c) => c.length), { ...limits, batchCostTokens: ENCODER_BATCH_COST_TOKENS });
       const feeds = batches.map((b) => {
         const rows = b.map((i) => chunkIds[i]);
         const longest = Math.max(...rows.map((r) => r.length));

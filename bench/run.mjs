@@ -290,14 +290,14 @@ async function pipeline(docs) {
  * (planPaddedBatches over the child's chunks, tokenized).
  */
 export async function encoderPadding(path) {
-  const { E2llmModel, planBatches } = await import('@lib/model-runtime');
+  const { E2llmModel } = await import('@lib/model-runtime');
   const { ENCODER_BATCH_COST_TOKENS, chunkText, groupEncodeChildren, planPaddedBatches } = await import('@lib/shared');
   const model = await E2llmModel.load(config, { encoder: true });
   const text = readFileSync(path, 'utf8');
   const lens = model.chunk(text).map((c) => c.ids.length);
   const limits = { maxBatchTokens: config.encoderMaxBatchTokens, maxBatchSize: config.encoderMaxBatchSize };
   const cost = (ls, batches) => batches.map((b) => b.length * Math.max(...b.map((i) => ls[i])));
-  const whole = cost(lens, planBatches(lens, limits));
+  const whole = cost(lens, planPaddedBatches(lens, { ...limits, batchCostTokens: ENCODER_BATCH_COST_TOKENS }));
   const { chunkChars, overlapChars } = model.pkg.manifest.prompt.chunking;
   const groups = groupEncodeChildren(chunkText(text, { chunkChars, overlapChars }), { maxChunks: config.encodeJobMaxChunks, maxTokens: config.encoderMaxBatchTokens * 2, chunkMaxTokens: model.pkg.manifest.encoder.maxTokens });
   const children = [];

@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import { AppError, TENSORS, type ModelManifest } from '@lib/shared';
+import { AppError, ENCODER_BATCH_COST_TOKENS, TENSORS, planPaddedBatches, type ModelManifest } from '@lib/shared';
 import { expectDims, int64Tensor, openSession, run, type SessionSettings } from './sessions.js';
 import type { TextTokenizer } from './tokenizer.js';
 
@@ -7,30 +7,6 @@ export interface BatchLimits {
   /** Batch size x longest sequence (padded tokens) may not exceed this, as TEI's max-batch-tokens. */
   maxBatchTokens: number;
   maxBatchSize: number;
-}
-
-/**
- * Groups sequences into batches by a padded-token budget. Sorting by length first keeps similar lengths together, so
- * little of each batch is padding. Returns indices into `lengths`; every index appears exactly once.
- */
-export function planBatches(lengths: readonly number[], limits: BatchLimits): number[][] {
-  const order = lengths.map((_, i) => i).sort((a, b) => lengths[b]! - lengths[a]! || a - b);
-  const batches: number[][] = [];
-  let batch: number[] = [];
-  let longest = 0;
-  for (const i of order) {
-    const len = lengths[i]!;
-    const width = Math.max(longest, len);
-    if (batch.length > 0 && ((batch.length + 1) * width > limits.maxBatchTokens || batch.length >= limits.maxBatchSize)) {
-      batches.push(batch);
-      batch = [];
-      longest = 0;
-    }
-    batch.push(i);
-    longest = Math.max(longest, len);
-  }
-  if (batch.length > 0) batches.push(batch);
-  return batches;
 }
 
 /** The text encoder: chunk ids in, one vector per chunk out. */
@@ -58,7 +34,7 @@ export class ChunkEncoder {
   }
 
   /**
-   * Encodes chunks (as ids from tokenize) in token-budget batches; returns [n, width] in the input order.
+   * Encodes chunks (as ids from tokenize) in padded-token-budget batches; returns [n, width] in the input order.
    */
   async encode(chunkIds: readonly number[][], onBatch?: (done: number) => void): Promise<Float32Array> {
     const width = this.spec.width;
@@ -69,7 +45,8 @@ export class ChunkEncoder {
     }
     const out = new Float32Array(chunkIds.length * width);
     let done = 0;
-    for (const batch of planBatches(chunkIds.map((c) => c.length), this.limits)) {
+    // The one batch planner (libs/shared batch-plan.ts), as the encoder worker plans its children.
+    for (const batch of planPaddedBatches(chunkIds.map((c) => c.length), { ...this.limits, batchCostTokens: ENCODER_BATCH_COST_TOKENS })) {
       const vectors = await this.runBatch(batch.map((i) => chunkIds[i]!));
       batch.forEach((i, row) => out.set(vectors.subarray(row * width, (row + 1) * width), i * width));
       done += batch.length;

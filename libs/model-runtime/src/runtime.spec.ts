@@ -1,30 +1,6 @@
-import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { planBatches } from './encoder.js';
 import { promptParts } from './prompt.js';
 import { argmax, createRng, pickToken } from './sampling.js';
-
-describe('planBatches (token budget)', () => {
-  it('puts every index in exactly one batch, each within the budget and the batch size', () => {
-    fc.assert(
-      fc.property(fc.array(fc.integer({ min: 1, max: 256 }), { maxLength: 300 }), fc.integer({ min: 256, max: 8192 }), fc.integer({ min: 1, max: 64 }), (lengths, maxBatchTokens, maxBatchSize) => {
-        const batches = planBatches(lengths, { maxBatchTokens, maxBatchSize });
-        expect(batches.flat().sort((a, b) => a - b)).toEqual(lengths.map((_, i) => i));
-        for (const b of batches) {
-          expect(b.length).toBeLessThanOrEqual(maxBatchSize);
-          const padded = b.length * Math.max(...b.map((i) => lengths[i]!));
-          if (b.length > 1) expect(padded).toBeLessThanOrEqual(maxBatchTokens);
-        }
-      }),
-    );
-  });
-
-  it('fills batches longest first, up to the padded-token budget', () => {
-    const lengths = [10, 200, 12, 190, 11, 205];
-    const batches = planBatches(lengths, { maxBatchTokens: 600, maxBatchSize: 8 });
-    expect(batches.map((b) => b.map((i) => lengths[i]))).toEqual([[205, 200], [190, 12, 11], [10]]);
-  });
-});
 
 describe('sampling', () => {
   const logits = Float32Array.from([0.1, 2.5, 2.4, -1, 0]);
