@@ -96,4 +96,20 @@ describe('web console in headless Chromium', () => {
     expect(pageErrors).toEqual([]);
     await page.close();
   });
+
+  it('renders the API reference at /docs from the generated document, under its CSP', async () => {
+    const page = await browser.newPage();
+    const problems: string[] = [];
+    page.on('pageerror', (e) => problems.push(e.message));
+    // A browser asks for /favicon.ico by itself; any other failed request is a problem.
+    page.on('response', (r) => r.status() >= 400 && !r.url().endsWith('/favicon.ico') && problems.push(`${r.status()} ${r.url()}`));
+    await page.goto(`${stack.api.url}/docs`);
+    await page.waitForSelector('.swagger-ui .info .title', { timeout: 20_000 });
+    expect(await page.textContent('.swagger-ui .info .title')).toContain('E2LLM serving API');
+    await page.waitForSelector('.opblock-summary-path', { timeout: 10_000 });
+    const paths = await page.locator('.opblock-summary-path').allTextContents();
+    expect(paths.map((p) => p.replace(/\u200b/g, ''))).toEqual(expect.arrayContaining(['/v1/jobs', '/v1/jobs/{id}']));
+    expect(problems).toEqual([]);
+    await page.close();
+  });
 });

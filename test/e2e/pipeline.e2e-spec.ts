@@ -292,6 +292,14 @@ describe('bad input: a 4xx with a stable code in one error shape', () => {
     expect(ready.body.checks).toEqual({ redis: { ok: true }, blobStore: { ok: true }, model: { ok: true } });
     const docs = await http.get('/docs/openapi.json').expect(200);
     expect(docs.body.openapi).toBe('3.1.0');
+    // The rendered reference: a page over the generated document, its scripts served from the package.
+    const page = await http.get('/docs').expect(200).expect('content-type', /text\/html/);
+    expect(page.text).toContain('/docs/assets/swagger-ui-bundle.js');
+    expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+    const bundle = await http.get('/docs/assets/swagger-ui-bundle.js').expect(200).expect('content-type', /javascript/);
+    expect(bundle.text.length).toBeGreaterThan(100_000);
+    expect((await http.get('/docs/assets/init.js').expect(200)).text).toContain("url: '/docs/openapi.json'");
+    await http.get('/docs/assets/..%2Fpackage.json').expect(404);
     expect(Object.keys(docs.body.paths)).toEqual(expect.arrayContaining(['/v1/jobs', '/v1/jobs/{id}', '/v1/documents/{id}/jobs']));
     // The list page, and the count of responses the contract test checked over the whole suite.
     conforms('JobList', (await http.get('/v1/jobs?limit=5').expect(200)).body);

@@ -1,6 +1,10 @@
-import { Controller, Get } from '@nestjs/common';
+import { createReadStream } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { Controller, Get, Header, Param, Res, StreamableFile } from '@nestjs/common';
+import type { Response } from 'express';
 import { z } from 'zod';
-import { CreateDocumentJson, CreateJobJson, ERROR_CODES, JobListPageSchema, JobOptions, PublicJobSchema } from '@lib/shared';
+import { AppError, CreateDocumentJson, CreateJobJson, ERROR_CODES, JobListPageSchema, JobOptions, PublicJobSchema } from '@lib/shared';
 
 /** A request schema (what a client may send: defaults not yet applied) and a response schema (what it receives). */
 const schema = (s: z.ZodType) => strip(z.toJSONSchema(s, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' }));
@@ -72,15 +76,46 @@ export const OPENAPI = {
   components: { schemas: { Error: ErrorBody, Job, JobList } },
 };
 
+/** Swagger UI's files, served from the npm package: the page fetches nothing from a CDN. */
+const SWAGGER_UI = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
+const ASSETS: Record<string, string> = { 'swagger-ui.css': 'text/css; charset=utf-8', 'swagger-ui-bundle.js': 'text/javascript; charset=utf-8' };
+const INIT_JS = "window.ui = SwaggerUIBundle({ url: '/docs/openapi.json', dom_id: '#reference', deepLinking: true });\n";
+const DOCS_HTML = `<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>E2LLM API reference</title><link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head>
+<body><div id="reference"></div><script src="/docs/assets/swagger-ui-bundle.js"></script><script src="/docs/assets/init.js"></script></body>
+</html>
+`;
+/** Scripts and styles from this origin only (Swagger UI sets inline styles on its elements). */
+const DOCS_CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 @Controller()
 export class DocsController {
+  /** The rendered API reference (Swagger UI) over the generated document. */
   @Get('docs')
-  docs() {
-    return OPENAPI;
+  @Header('Content-Type', 'text/html; charset=utf-8')
+  @Header('Content-Security-Policy', DOCS_CSP)
+  @Header('X-Content-Type-Options', 'nosniff')
+  docs(): string {
+    return DOCS_HTML;
   }
 
   @Get('docs/openapi.json')
   openapi() {
     return OPENAPI;
+  }
+
+  @Get('docs/assets/:name')
+  @Header('X-Content-Type-Options', 'nosniff')
+  @Header('Cache-Control', 'public, max-age=3600')
+  asset(@Param('name') name: string, @Res({ passthrough: true }) res: Response): StreamableFile | string {
+    if (name === 'init.js') {
+      res.type('text/javascript; charset=utf-8');
+      return INIT_JS;
+    }
+    const type = ASSETS[name];
+    if (!type) throw new AppError('NOT_FOUND', `no such asset: ${name}`);
+    res.type(type);
+    return new StreamableFile(createReadStream(join(SWAGGER_UI, name)));
   }
 }
