@@ -9,7 +9,7 @@ import { extractText } from '@lib/extract';
 import { makeDocx, makePdf } from '@lib/extract/testing';
 import { E2llmModel } from '@lib/model-runtime';
 import { createBlobStore } from '@lib/blob-store';
-import { DocumentChunks, GenerationParams, Task, documentChunksKey } from '@lib/shared';
+import { DocumentChunks, GenerationParams, Task, documentChunksKey, sourceKey } from '@lib/shared';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import formats from 'ajv-formats';
 import { startStack, type Stack } from './stack.js';
@@ -246,6 +246,18 @@ describe('documents asked many questions', () => {
     const legacy = await ask();
     expect(legacy.status).toBe('succeeded');
     expect(legacy.result.text).toBe(local.answer);
+    // The stored text gone (expired, deleted): the job still ends, with a readable failure or answered from its soft
+    // tokens and saying so; never a 5xx, never a job left waiting.
+    await blobs.delete(sourceKey(doc.body.id));
+    const created = await http.post(`/v1/documents/${doc.body.id}/jobs`).send({ task, generation });
+    expect(created.status).toBeLessThan(500);
+    if (created.status === 202) {
+      const lost = await waitFor(created.body.id);
+      if (lost.status === 'failed') expect(lost.error).toMatchObject({ code: 'NOT_FOUND', message: expect.stringMatching(/\S/) });
+      else expect(lost.result).toMatchObject({ usage: { expandedChunks: 0, expansionLimitedBy: 'source_missing' }, evidence: [] });
+    } else {
+      expect(created.body.error.code).toBe('NOT_FOUND');
+    }
     await blobs.close?.();
   });
 });
