@@ -1,6 +1,6 @@
 import { AppError } from '@lib/shared';
 import { describe, expect, it } from 'vitest';
-import { mapLimit } from './map-limit.js';
+import { mapLimit } from '../map-limit.js';
 import { MemoryBlobStore } from './memory-blob-store.js';
 
 async function codeOf(p: Promise<unknown>): Promise<string> {

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '@lib/shared';
-import { DEFAULT_CONTENT_TYPE, assertValidKey, toBuffer, type BlobStore, type PutOptions } from './blob-store.js';
+import { DEFAULT_CONTENT_TYPE, assertValidKey, toBuffer, type BlobStore, type PutOptions } from '../blob-store.js';
 
 export type BlobOperation = 'put' | 'get' | 'exists' | 'delete' | 'ping';
 
