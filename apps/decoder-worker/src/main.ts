@@ -1,7 +1,7 @@
 import type { Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
-import { createQueueWorker, createRedis, handle, JobStore, Pipeline, serveMetrics, TRACER } from '@lib/job-store';
+import { createQueueWorker, handle, startWorkerProcess, TRACER } from '@lib/job-store';
 import { E2llmModel } from '@lib/model-runtime';
 import { DecodeJob, DeliverWebhook, IndexDocument, QueueName, type Config } from '@lib/shared';
 import { DecodeProcessor } from './decode.processor.js';
@@ -20,51 +20,42 @@ export async function startDecoderWorker(config: Config, deps: { logger?: Logger
   const logger = deps.logger ?? pino({ level: config.logLevel, base: { app: 'decoder-worker' } });
   const model = await E2llmModel.load(config, { decoder: true });
   const blobs = deps.blobs ?? createBlobStore(config);
-  const redis = createRedis(config.redisUrl);
-  const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds);
-  const pipeline = new Pipeline(redis, config.redisPrefix, store, { attempts: config.webhookMaxAttempts, backoffMs: config.webhookBackoffMs });
-  const decode = new DecodeProcessor(model, blobs, store, pipeline, config, () => E2llmModel.load(config, { encoder: true }));
-  const webhooks = new WebhookProcessor(store, config);
-  const common = { connection: redis, prefix: config.redisPrefix, logger, tracer: TRACER.decoder };
-  const workers = [
-    createQueueWorker({
-      ...common,
-      queue: QueueName.Decode,
-      handlers: [handle(DecodeJob, decode.decodeJob), handle(IndexDocument, decode.indexDocument)],
-      concurrency: config.decoderConcurrency,
-      lockDurationMs: config.workerLockMs,
-      stalledIntervalMs: config.workerStalledIntervalMs,
-      onFinalFailure: async (job, error) => {
-        const data = job.data as { jobId?: string; documentId?: string };
-        if (data.jobId) await pipeline.finishJob(data.jobId, 'failed', { error });
-        if (data.documentId) await store.setDocumentStatus(data.documentId, 'failed', error);
-      },
-    }),
-    createQueueWorker({
-      ...common,
-      queue: QueueName.Webhook,
-      handlers: [handle(DeliverWebhook, webhooks.deliverWebhook)],
-      concurrency: 8,
-      lockDurationMs: Math.max(config.workerLockMs, config.webhookTimeoutMs * 2),
-      stalledIntervalMs: config.workerStalledIntervalMs,
-    }),
-  ];
-  const metricsServer = config.metricsPort > 0 ? await serveMetrics(config.metricsPort) : null;
-  for (const w of workers) void w.run();
+  let decode: DecodeProcessor | undefined;
+  const proc = await startWorkerProcess(
+    config,
+    logger,
+    ({ redis, store, pipeline }) => {
+      decode = new DecodeProcessor(model, blobs, store, pipeline, config, () => E2llmModel.load(config, { encoder: true }));
+      const webhooks = new WebhookProcessor(store, config);
+      const common = { connection: redis, prefix: config.redisPrefix, logger, tracer: TRACER.decoder, stalledIntervalMs: config.workerStalledIntervalMs };
+      return [
+        createQueueWorker({
+          ...common,
+          queue: QueueName.Decode,
+          handlers: [handle(DecodeJob, decode.decodeJob), handle(IndexDocument, decode.indexDocument)],
+          concurrency: config.decoderConcurrency,
+          lockDurationMs: config.workerLockMs,
+          onFinalFailure: async (job, error) => {
+            const data = job.data as { jobId?: string; documentId?: string };
+            if (data.jobId) await pipeline.finishJob(data.jobId, 'failed', { error });
+            if (data.documentId) await store.setDocumentStatus(data.documentId, 'failed', error);
+          },
+        }),
+        createQueueWorker({
+          ...common,
+          queue: QueueName.Webhook,
+          handlers: [handle(DeliverWebhook, webhooks.deliverWebhook)],
+          concurrency: 8,
+          lockDurationMs: Math.max(config.workerLockMs, config.webhookTimeoutMs * 2),
+        }),
+      ];
+    },
+    async () => {
+      await model.release();
+      await decode?.release();
+      await blobs.close?.();
+    },
+  );
   logger.info({ encoderId: model.encoderId, concurrency: config.decoderConcurrency }, 'decoder worker ready');
-  let closing: Promise<void> | undefined;
-  return {
-    workers,
-    // Idempotent: a second close (SIGTERM during shutdown, a test's cleanup) waits for the first.
-    close: () =>
-      (closing ??= (async () => {
-        await Promise.all(workers.map((w) => w.close()));
-        await metricsServer?.close();
-        await pipeline.close();
-        await model.release();
-        await decode.release();
-        await blobs.close?.();
-        redis.disconnect();
-      })()),
-  };
+  return proc;
 }

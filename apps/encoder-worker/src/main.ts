@@ -1,8 +1,7 @@
 import type { Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
-import { createQueueWorker, createRedis, handle, JobStore, Pipeline, serveMetrics, TRACER } from '@lib/job-store';
+import { createQueueWorker, handle, startWorkerProcess, TRACER } from '@lib/job-store';
 import { E2llmModel } from '@lib/model-runtime';
 import { EncodeChunks, QueueName, type Config } from '@lib/shared';
 import { EncodeProcessor } from './encode.processor.js';
@@ -20,41 +19,35 @@ export async function startEncoderWorker(config: Config, deps: { logger?: Logger
   const logger = deps.logger ?? pino({ level: config.logLevel, base: { app: 'encoder-worker' } });
   const model = await E2llmModel.load(config, { encoder: true });
   const blobs = deps.blobs ?? createBlobStore(config);
-  const redis: Redis = createRedis(config.redisUrl);
-  const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds);
-  const pipeline = new Pipeline(redis, config.redisPrefix, store);
-  const processor = new EncodeProcessor(model, blobs, store, config);
-  const worker = createQueueWorker({
-    queue: QueueName.Encode,
-    handlers: [handle(EncodeChunks, processor.encodeChunks)],
-    connection: redis,
-    prefix: config.redisPrefix,
-    concurrency: config.encoderConcurrency,
-    tracer: TRACER.encoder,
-    lockDurationMs: config.workerLockMs,
-    stalledIntervalMs: config.workerStalledIntervalMs,
+  const proc = await startWorkerProcess(
+    config,
     logger,
-    onFinalFailure: async (job, error) => {
-      const owner = (job.data as { owner?: { kind: string; id: string } }).owner;
-      if (owner?.kind === 'job') await pipeline.finishJob(owner.id, 'failed', { error });
-      if (owner?.kind === 'document') await store.setDocumentStatus(owner.id, 'failed', error);
+    ({ redis, store, pipeline }) => {
+      const processor = new EncodeProcessor(model, blobs, store, config);
+      return [
+        createQueueWorker({
+          queue: QueueName.Encode,
+          handlers: [handle(EncodeChunks, processor.encodeChunks)],
+          connection: redis,
+          prefix: config.redisPrefix,
+          concurrency: config.encoderConcurrency,
+          tracer: TRACER.encoder,
+          lockDurationMs: config.workerLockMs,
+          stalledIntervalMs: config.workerStalledIntervalMs,
+          logger,
+          onFinalFailure: async (job, error) => {
+            const owner = (job.data as { owner?: { kind: string; id: string } }).owner;
+            if (owner?.kind === 'job') await pipeline.finishJob(owner.id, 'failed', { error });
+            if (owner?.kind === 'document') await store.setDocumentStatus(owner.id, 'failed', error);
+          },
+        }),
+      ];
     },
-  });
-  const metricsServer = config.metricsPort > 0 ? await serveMetrics(config.metricsPort) : null;
-  void worker.run();
+    async () => {
+      await model.release();
+      await blobs.close?.();
+    },
+  );
   logger.info({ encoderId: model.encoderId, concurrency: config.encoderConcurrency }, 'encoder worker ready');
-  let closing: Promise<void> | undefined;
-  return {
-    worker,
-    // Idempotent: a second close (SIGTERM during shutdown, a test's cleanup) waits for the first.
-    close: () =>
-      (closing ??= (async () => {
-        await worker.close();
-        await metricsServer?.close();
-        await pipeline.close();
-        await model.release();
-        await blobs.close?.();
-        redis.disconnect();
-      })()),
-  };
+  return { worker: proc.workers[0]!, close: proc.close };
 }
