@@ -3,17 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { AppError } from '@lib/shared';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { codeOf } from '../test/code-of.js';
 import { LocalBlobStore } from './local-blob-store.js';
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(AppError);
-    return (err as AppError).code;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** Every file under dir, relative, sorted. */
 async function filesUnder(dir: string): Promise<string[]> {

@@ -3,18 +3,10 @@ import { Readable } from 'node:stream';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { AppError } from '@lib/shared';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { codeOf } from '../test/code-of.js';
 import { S3BlobStore, type S3BlobStoreOptions } from './s3-blob-store.js';
 import { startTestS3Server, type TestS3Server } from './testing/index.js';
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(AppError);
-    return (err as AppError).code;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** Fail fast: a dead server must surface as STORAGE_UNAVAILABLE in well under the test timeout. */
 const FAST: Partial<S3BlobStoreOptions> = { maxAttempts: 2, connectionTimeoutMs: 500, requestTimeoutMs: 5_000 };

@@ -1,17 +1,8 @@
-import { AppError } from '@lib/shared';
 import { describe, expect, it } from 'vitest';
+import { codeOf } from '../../test/code-of.js';
 import { mapLimit } from '../map-limit.js';
 import { MemoryBlobStore } from './memory-blob-store.js';
 
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(AppError);
-    return (err as AppError).code;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('MemoryBlobStore', () => {
   it('round-trips, copies buffers, and deletes idempotently', async () => {
