@@ -74,7 +74,8 @@ class ExportTest(unittest.TestCase):
         ins, outs = _io(os.path.join(self.out, "decoder.onnx"))
         exp_in = {"inputs_embeds": (F, ["batch", "seq", 256]), "attention_mask": (I64, ["batch", "past_plus_seq"]),
                   "position_ids": (I64, ["batch", "seq"])}
-        exp_out = {"logits": (F, ["batch", 1, 4096])}
+        # the attention output (manifest decoder.attentionOutput): the last query's weights over every position
+        exp_out = {"logits": (F, ["batch", 1, 4096]), "attention": (F, ["batch", "past_plus_seq"])}
         for i in range(4):
             for kv in ("key", "value"):
                 exp_in[f"past_key_values.{i}.{kv}"] = (F, ["batch", 2, "past", 64])

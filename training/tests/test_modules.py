@@ -69,6 +69,28 @@ class ModuleTest(unittest.TestCase):
         torch.testing.assert_close(full[0][1:], alone[0], atol=1e-5, rtol=1e-5)
 
     @torch.no_grad()
+    def test_exported_attention_output(self):
+        """The decoder as exported adds the last query's attention over every position (mean over heads and layers):
+        a distribution over past + new positions that puts nothing on padding, with logits and presents unchanged."""
+        from training.e2llm.export import _DecoderWrapper
+        dec = self.model.decoder
+        torch.manual_seed(2)
+        x = torch.randn(2, 6, 256)
+        am = torch.ones(2, 6, dtype=torch.long)
+        am[1, :2] = 0
+        pos = (torch.cumsum(am, 1) - 1).clamp(min=0)
+        plain = dec(x, am, pos, *dec.empty_past(2))
+        out = _DecoderWrapper(dec)(x, am, pos, *dec.empty_past(2))
+        self.assertEqual(len(out), len(plain) + 1)
+        for a, b in zip(out[:-1], plain):
+            torch.testing.assert_close(a, b, atol=0, rtol=0)
+        att = out[-1]
+        self.assertEqual(tuple(att.shape), (2, 6))
+        torch.testing.assert_close(att.sum(-1), torch.ones(2), atol=1e-5, rtol=0)
+        self.assertLess(float(att[1, :2].abs().max()), 1e-6)  # padded keys get nothing
+        self.assertTrue(all(not layer.self_attn.keep_last_probs for layer in dec.layers))  # the flag is reset
+
+    @torch.no_grad()
     def test_causality(self):
         dec = self.model.decoder
         x = torch.randn(1, 6, 256)
