@@ -1,6 +1,8 @@
-export * from './job-store.js';
-export * from './pipeline.js';
-export * from './worker-host.js';
-export * from './metrics.js';
-export * from './tracing.js';
-export * from './worker-process.js';
+// The job records (Redis hashes and their Lua transitions), the queue edge (BullMQ flows, typed handlers, the worker
+// process's start and drain) and observability (Prometheus metrics, OpenTelemetry spans), one folder each.
+export * from './records/job-store.js';
+export * from './queue/pipeline.js';
+export * from './queue/worker-host.js';
+export * from './queue/worker-process.js';
+export * from './observability/metrics.js';
+export * from './observability/tracing.js';

@@ -3,8 +3,8 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { AppError, JOB_DEFINITIONS, type ErrorCode, type JobDefinition, type QueueName } from '@lib/shared';
-import { metrics } from './metrics.js';
-import { endSpan, SpanKind, startSpan } from './tracing.js';
+import { metrics } from '../observability/metrics.js';
+import { endSpan, SpanKind, startSpan } from '../observability/tracing.js';
 import { bullPrefix, describeFailure, parsePayload, toBullError } from './pipeline.js';
 
 /** One job kind's handler: its definition (queue, name, payload schema) and the step that runs the parsed payload. */

@@ -17,7 +17,7 @@ import {
   type JobResult,
   type JobStatus,
 } from '@lib/shared';
-import type { JobStore } from './job-store.js';
+import type { JobStore } from '../records/job-store.js';
 
 /** A Redis connection for BullMQ: blocking commands need maxRetriesPerRequest null. */
 export function createRedis(url: string, options: RedisOptions = {}): Redis {

@@ -2,9 +2,9 @@ import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '@lib/shared';
-import { serveMetrics } from './metrics.js';
+import { serveMetrics } from '../observability/metrics.js';
 import { createRedis, Pipeline } from './pipeline.js';
-import { JobStore } from './job-store.js';
+import { JobStore } from '../records/job-store.js';
 
 /** What a worker process's queue workers are built from: one Redis connection, the job records and the pipeline. */
 export interface WorkerProcessDeps {
