@@ -1,0 +1,136 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GenerationParams, type JobRecord, type JobResult } from '@lib/shared';
+import { JobStore, newId } from './job-store.js';
+
+/** The job store against the machine's real Redis, under a key prefix of its own. */
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
+let redis: Redis;
+let store: JobStore;
+const prefix = `e2llm-spec-${randomUUID()}`;
+
+function job(tenant = 'tenant-a'): JobRecord {
+  const now = new Date().toISOString();
+  return {
+    id: newId('job'),
+    tenant,
+    status: 'queued',
+    task: { type: 'summarize' },
+    generation: GenerationParams.parse({}),
+    webhook: null,
+    metadata: {},
+    documentId: null,
+    sourceKey: 'sources/x',
+    chars: 10,
+    chunkMs: 1,
+    progress: { chunksTotal: 3, chunksEncoded: 0, chunksCached: 0 },
+    createdAt: now,
+    startedAt: null,
+    finishedAt: null,
+    expiresAt: now,
+    result: null,
+    error: null,
+  };
+}
+
+const result: JobResult = {
+  text: 'an answer',
+  finishReason: 'eos',
+  usage: { chars: 10, chunks: 3, encoderTokens: 9, softTokens: 2, promptTokens: 4, generatedTokens: 2, expansionRequested: 1, expandedChunks: 1, expandedTokens: 5 },
+  timings: { chunkMs: 0, encodeMs: 1, adapterMs: 1, scoringMs: 1, expandMs: 1, prefillMs: 1, decodeMs: 1, totalMs: 9, queueMs: 0 },
+  evidence: [{ chunkIndex: 1, charStart: 3, charEnd: 6, score: 2, expanded: true, text: 'abc' }],
+};
+
+beforeAll(async () => {
+  redis = new Redis(REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 2 });
+  store = new JobStore(redis, prefix, 600);
+});
+afterAll(async () => {
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+});
+
+describe('JobStore transitions (Lua)', () => {
+  it('moves forward, stamps the times, keeps the result and evidence, and never leaves a terminal state', async () => {
+    const j = job();
+    await store.createJob(j);
+    expect(await redis.sismember(store.activeKey(j.tenant), j.id)).toBe(1);
+    expect(await store.transition(j.id, 'encoding')).toBe(true);
+    expect(await store.transition(j.id, 'encoding')).toBe(false); // already there
+    expect((await store.getJob(j.id))!.startedAt).not.toBeNull();
+    expect(await store.transition(j.id, 'decoding')).toBe(true);
+    expect(await store.transition(j.id, 'encoding')).toBe(false); // never backwards
+    expect(await store.transition(j.id, 'succeeded', { result })).toBe(true);
+    const done = (await store.getJob(j.id))!;
+    expect(done).toMatchObject({ status: 'succeeded', result, error: null });
+    expect(done.finishedAt).not.toBeNull();
+    expect(await redis.sismember(store.activeKey(j.tenant), j.id)).toBe(0); // no longer counted as queued work
+    expect(await store.transition(j.id, 'failed', { error: { code: 'INTERNAL', message: 'late' } })).toBe(false);
+    expect(await store.transition(j.id, 'cancelled')).toBe(false);
+    expect((await store.getJob(j.id))!.status).toBe('succeeded');
+  });
+
+  it('records a failure with its code, and refuses an unknown job', async () => {
+    const j = job();
+    await store.createJob(j);
+    expect(await store.transition(j.id, 'failed', { error: { code: 'CONTEXT_TOO_LONG', message: 'too long' } })).toBe(true);
+    expect((await store.getJob(j.id))!.error).toEqual({ code: 'CONTEXT_TOO_LONG', message: 'too long' });
+    await expect(store.transition(newId('job'), 'encoding')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('counts progress and publishes it', async () => {
+    const j = job();
+    await store.createJob(j);
+    const sub = redis.duplicate();
+    const events: string[] = [];
+    await sub.subscribe(store.channel(j.id));
+    sub.on('message', (_, m) => events.push(m));
+    expect(await store.addProgress(j.id, 2, 0)).toEqual({ chunksTotal: 3, chunksEncoded: 2, chunksCached: 0 });
+    expect(await store.addProgress(j.id, 0, 1)).toEqual({ chunksTotal: 3, chunksEncoded: 2, chunksCached: 1 });
+    await store.transition(j.id, 'cancelled');
+    await new Promise((r) => setTimeout(r, 100));
+    sub.disconnect();
+    expect(events.map((e) => JSON.parse(e).type)).toEqual(['progress', 'progress', 'status']);
+  });
+});
+
+describe('JobStore idempotency keys', () => {
+  it('binds a key to the first job, returns it for the same body, refuses another body, and frees it on release', async () => {
+    const key = `k-${randomUUID()}`;
+    expect(await store.claimIdempotencyKey('t', key, 'body-1', 'job_a')).toEqual({ jobId: 'job_a', created: true });
+    expect(await store.claimIdempotencyKey('t', key, 'body-1', 'job_b')).toEqual({ jobId: 'job_a', created: false });
+    await expect(store.claimIdempotencyKey('t', key, 'body-2', 'job_c')).rejects.toMatchObject({ code: 'CONFLICT' });
+    // per tenant: another tenant's same key is its own
+    expect(await store.claimIdempotencyKey('u', key, 'body-2', 'job_d')).toEqual({ jobId: 'job_d', created: true });
+    await store.releaseIdempotencyKey('t', key);
+    expect(await store.claimIdempotencyKey('t', key, 'body-2', 'job_e')).toEqual({ jobId: 'job_e', created: true });
+  });
+
+  it('gives one winner among concurrent claims', async () => {
+    const key = `race-${randomUUID()}`;
+    const claims = await Promise.all(Array.from({ length: 20 }, (_, i) => store.claimIdempotencyKey('t', key, 'same', `job_${i}`)));
+    expect(claims.filter((c) => c.created)).toHaveLength(1);
+    expect(new Set(claims.map((c) => c.jobId)).size).toBe(1);
+  });
+});
+
+describe('JobStore listing', () => {
+  it("pages newest first per tenant, without another tenant's jobs", async () => {
+    const tenant = `list-${randomUUID().slice(0, 8)}`;
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const j = job(tenant);
+      ids.push(j.id);
+      await store.createJob(j);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await store.createJob(job('someone-else'));
+    const first = await store.listJobs(tenant, 3);
+    expect(first.data.map((j) => j.id)).toEqual(ids.slice(2).reverse());
+    const second = await store.listJobs(tenant, 3, first.nextCursor!);
+    expect(second.data.map((j) => j.id)).toEqual(ids.slice(0, 2).reverse());
+    expect(second.nextCursor).toBeNull();
+  });
+});
