@@ -73,7 +73,7 @@ describe('jobs end to end (API, BullMQ flow, workers, S3)', () => {
     expect(done.result.text).toBe(local.answer);
     expect(done.result.usage).toEqual(local.usage);
     // Grounding: the same chunks expanded and the same evidence, read from the stored source by the decoder worker.
-    expect(local.usage.expandedChunks).toBe(GenerationParams.parse({}).expand.chunks);
+    expect(local.usage.expandedChunks).toBeGreaterThan(0);
     expect(done.result.evidence).toEqual(local.evidence);
     expect(done.result.evidence[0]).toMatchObject({ expanded: true, text: sample.slice(done.result.evidence[0].charStart, done.result.evidence[0].charEnd) });
     expect(done.progress).toEqual({ chunksTotal: local.usage.chunks, chunksEncoded: local.usage.chunks, chunksCached: 0 });
@@ -279,6 +279,7 @@ describe('bad input: a 4xx with a stable code in one error shape', () => {
     ['generation out of range', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, generation: { temperature: 9 } }), 400, 'INPUT_INVALID'],
     ['a negative expansion', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, generation: { expand: { chunks: -1 } } }), 400, 'INPUT_INVALID'],
     ['a fractional expansion', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, generation: { expand: { chunks: 1.5 } } }), 400, 'INPUT_INVALID'],
+    ['a score ratio above 1', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, generation: { expand: { chunks: 2, minScoreRatio: 1.5 } } }), 400, 'INPUT_INVALID'],
     ['an expansion over the cap', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, generation: { expand: { chunks: 99 } } }), 400, 'INPUT_INVALID'],
     ['too many new tokens', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, generation: { maxNewTokens: 100000 } }), 400, 'INPUT_INVALID'],
     ['an unknown field', () => http.post('/v1/jobs').send({ text: 'hello', task: { type: 'summarize' }, priority: 'high' }), 400, 'INPUT_INVALID'],

@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { z } from 'zod';
 import { AppError, type GenerationParams, type Task } from '@lib/shared';
 
 /** node:util parseArgs for one command, strict, with its complaints as INPUT_INVALID. */
@@ -41,7 +42,7 @@ export function taskFromFlags(
 }
 
 /** The generation flags that were given, as numbers (undefined where absent); ranges are the schema's to check. */
-export function generationFlags(v: Record<string, unknown>): { [K in keyof GenerationParams]?: GenerationParams[K] } {
+export function generationFlags(v: Record<string, unknown>): z.input<typeof GenerationParams> {
   const num = (flag: string): number | undefined => {
     const raw = v[flag];
     if (raw === undefined) return undefined;

@@ -46,8 +46,9 @@ describe('e2llm ask', () => {
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout);
     expect(typeof out.answer).toBe('string');
-    expect(out.usage).toMatchObject({ chars: 35149, softTokens: out.usage.chunks - 4, expandedChunks: 4, expansionRequested: 4, generatedTokens: expect.any(Number) });
-    expect(out.evidence.filter((e: { expanded: boolean }) => e.expanded)).toHaveLength(4);
+    expect(out.usage).toMatchObject({ chars: 35149, softTokens: out.usage.chunks - out.usage.expandedChunks, expansionRequested: 4, generatedTokens: expect.any(Number) });
+    expect(out.usage.expandedChunks).toBeGreaterThan(0);
+    expect(out.evidence.filter((e: { expanded: boolean }) => e.expanded)).toHaveLength(out.usage.expandedChunks);
     expect(out.evidence[0]).toMatchObject({ chunkIndex: expect.any(Number), charStart: expect.any(Number), text: expect.any(String) });
     expect(out.usage.chunks).toBeGreaterThan(60);
     expect(out.usage.encoderTokens).toBeGreaterThan(out.usage.chunks);

@@ -213,9 +213,14 @@ export class E2llmModel {
       else if (!scores.bm25) limitedBy = 'no_query';
       else {
         const ranked = rankByScore(scores.bm25);
+        const floor = ranked.length > 0 ? scores.bm25[ranked[0]!]! * params.expand.minScoreRatio : 0;
         let free = this.decoder.window - (prompt.prefixIds.length + n + prompt.suffixIds.length + params.maxNewTokens);
         for (const i of ranked) {
           if (chosen.size === requested) break;
+          if (scores.bm25[i]! < floor) {
+            limitedBy ??= 'score';
+            break;
+          }
           const ids = this.decoder.tokenizer.encode(chunks[i]!.text);
           if (ids.length - 1 <= free) {
             chosen.set(i, ids);

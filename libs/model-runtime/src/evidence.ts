@@ -15,6 +15,23 @@ export interface TextChunk {
 export const EVIDENCE_LIST_SIZE = 5;
 
 const STOPWORDS = new Set(ENGLISH_STOPWORDS);
+/** A word, with its hyphenated or apostrophe'd compound kept together: "foggy-library", a UUID, "licensee's". */
+const WORD = /[\p{L}\p{N}]+(?:[-'_][\p{L}\p{N}]+)*/gu;
+
+/**
+ * Terms of a text: each word, and for a compound also its parts. The compound itself is what tells one key from
+ * another that shares a part ("foggy-library" and "lazy-library"; two UUIDs that share a group); the parts still
+ * match a question that writes them apart.
+ */
+function terms(text: string): string[] {
+  const out: string[] = [];
+  for (const m of text.matchAll(WORD)) {
+    const w = m[0];
+    out.push(w);
+    if (w.length > 1 && /[-'_]/.test(w)) out.push(...w.split(/[-'_]/));
+  }
+  return out;
+}
 
 /**
  * A term as both the index and the query see it: lowercased, English stopwords dropped, Porter-stemmed, so that
@@ -27,15 +44,15 @@ function indexTerm(term: string): string | null {
 }
 
 /**
- * BM25 of the query against each chunk's text, by MiniSearch's index (BM25+, its default tokenizer: Unicode
- * letters and digits), over stemmed terms without stopwords. A chunk that shares no term with the query scores 0.
+ * BM25 of the query against each chunk's text, by MiniSearch's index (BM25+), over stemmed terms without stopwords,
+ * compounds indexed whole and by their parts. A chunk that shares no term with the query scores 0.
  * The question's rare words (a key, a name) dominate through their inverse document frequency, which is what finds
  * a needle's chunk among chunks full of the question's common words.
  */
 export function bm25Scores(query: string, chunks: readonly TextChunk[]): Float64Array {
   const scores = new Float64Array(chunks.length);
   if (chunks.length === 0 || query.trim() === '') return scores;
-  const index = new MiniSearch<{ id: number; text: string }>({ fields: ['text'], idField: 'id', storeFields: [], processTerm: indexTerm });
+  const index = new MiniSearch<{ id: number; text: string }>({ fields: ['text'], idField: 'id', storeFields: [], tokenize: terms, processTerm: indexTerm });
   index.addAll(chunks.map((c, i) => ({ id: i, text: c.text })));
   for (const hit of index.search(query, { combineWith: 'OR', prefix: false, fuzzy: false })) scores[hit.id as number] = hit.score;
   return scores;

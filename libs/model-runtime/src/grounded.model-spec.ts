@@ -16,7 +16,7 @@ describe('generateGrounded', () => {
   afterAll(async () => model?.release());
 
   it("expands the chunks that match the question in their place and cites the licence's section 14 first", async () => {
-    const r = await model.ask(text, task, GenerationParams.parse({ maxNewTokens: 8, expand: { chunks: 3 } }));
+    const r = await model.ask(text, task, GenerationParams.parse({ maxNewTokens: 8, expand: { chunks: 3, minScoreRatio: 0 } }));
     expect(r.usage).toMatchObject({ expansionRequested: 3, expandedChunks: 3 });
     expect(r.usage.expansionLimitedBy).toBeUndefined();
     expect(r.usage.softTokens).toBe(r.usage.chunks - 3);
@@ -29,6 +29,17 @@ describe('generateGrounded', () => {
     expect(r.evidence.filter((e) => e.expanded)).toHaveLength(3);
   });
 
+  it('expands only the chunks that score near the best one by default', async () => {
+    const all = await model.ask(text, task, GenerationParams.parse({ maxNewTokens: 2, expand: { chunks: 16, minScoreRatio: 0 } }));
+    const near = await model.ask(text, task, GenerationParams.parse({ maxNewTokens: 2, expand: { chunks: 16 } }));
+    const scores = all.grounding.scores.bm25!;
+    const best = Math.max(...scores);
+    const expected = [...scores].filter((s) => s >= best * 0.5).length;
+    expect(near.usage).toMatchObject({ expandedChunks: expected, expansionLimitedBy: 'score' });
+    expect(expected).toBeLessThan(all.usage.expandedChunks);
+    expect(near.evidence.filter((e) => e.expanded).every((e) => e.score >= best * 0.5)).toBe(true);
+  });
+
   it('expands nothing when asked for none, and says why when it cannot expand', async () => {
     const off = await model.ask(text, task, GenerationParams.parse({ maxNewTokens: 2, expand: { chunks: 0 } }));
     expect(off.usage).toMatchObject({ expansionRequested: 0, expandedChunks: 0, expandedTokens: 0, softTokens: off.usage.chunks });
@@ -36,7 +47,7 @@ describe('generateGrounded', () => {
     const summary = await model.ask(text, { type: 'summarize' }, GenerationParams.parse({ maxNewTokens: 2 }));
     expect(summary.usage).toMatchObject({ expandedChunks: 0, expansionLimitedBy: 'no_query' });
     // The window: 4096 positions hold the soft tokens but only a few raw chunks beside 3,900 new tokens.
-    const tight = await model.ask(text, task, GenerationParams.parse({ maxNewTokens: 3800, expand: { chunks: 16 }, stop: ['\n'] }));
+    const tight = await model.ask(text, task, GenerationParams.parse({ maxNewTokens: 3800, expand: { chunks: 16, minScoreRatio: 0 }, stop: ['\n'] }));
     expect(tight.usage.expansionLimitedBy).toBe('window');
     expect(tight.usage.expandedChunks).toBeLessThan(16);
     expect(tight.usage.promptTokens + tight.usage.softTokens + tight.usage.expandedTokens + 3800).toBeLessThanOrEqual(model.decoder.window);

@@ -19,6 +19,13 @@ export type Task = z.infer<typeof Task>;
  */
 export const EXPAND_MAX_CHUNKS = 16;
 export const EXPAND_DEFAULT_CHUNKS = 4;
+/**
+ * A chunk is expanded only when its score is at least this share of the best chunk's: a question about one key
+ * expands that key's chunk, not the three other chunks that share its common words (more raw needles of other keys
+ * to choose among cost niah_multikey_1 70 points at 8k, docs/evaluation.md), while a question whose answer spans
+ * several chunks (all values of a key, several keys) scores them alike and expands them all.
+ */
+export const EXPAND_DEFAULT_MIN_SCORE_RATIO = 0.5;
 
 export const GENERATION_DEFAULTS = {
   maxNewTokens: 128,
@@ -28,13 +35,15 @@ export const GENERATION_DEFAULTS = {
   topK: 0,
   seed: 0,
   stop: [] as string[],
-  expand: { chunks: EXPAND_DEFAULT_CHUNKS },
+  expand: { chunks: EXPAND_DEFAULT_CHUNKS, minScoreRatio: EXPAND_DEFAULT_MIN_SCORE_RATIO },
 };
 
 export const ExpandParams = z
   .object({
     /** The best-scored evidence chunks given to the decoder as their own tokens in their place (0: none). */
     chunks: z.number().int().min(0).max(EXPAND_MAX_CHUNKS).default(EXPAND_DEFAULT_CHUNKS),
+    /** Expand only chunks scoring at least this share of the best one (0: the top `chunks`, whatever they score). */
+    minScoreRatio: z.number().min(0).max(1).default(EXPAND_DEFAULT_MIN_SCORE_RATIO),
   })
   .strict();
 
@@ -61,7 +70,7 @@ export type GenerationParams = z.output<typeof GenerationParams>;
 export type FinishReason = 'eos' | 'stop' | 'length';
 
 /** Why fewer chunks were expanded than asked for. */
-export const EXPANSION_LIMITS = ['window', 'no_query', 'no_match', 'source_missing'] as const;
+export const EXPANSION_LIMITS = ['window', 'no_query', 'no_match', 'score', 'source_missing'] as const;
 export type ExpansionLimit = (typeof EXPANSION_LIMITS)[number];
 
 export interface Usage {
@@ -82,7 +91,8 @@ export interface Usage {
   expandedTokens: number;
   /**
    * Set when fewer chunks were expanded than asked: `window` (the rest did not fit the decoder window), `no_query`
-   * (the task has no question to score chunks against), `no_match` (no chunk shares a word with the question),
+   * (the task has no question to score chunks against), `no_match` (fewer chunks share a word with the question),
+   * `score` (the rest scored under expand.minScoreRatio of the best),
    * `source_missing` (the stored text is gone: answered from the soft tokens alone, with no evidence).
    */
   expansionLimitedBy?: ExpansionLimit;
