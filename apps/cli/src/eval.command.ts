@@ -127,7 +127,7 @@ export async function evalCommand(argv: string[], io: CliIo): Promise<number> {
 }
 
 function runnerName(expand: number): string {
-  return `e2llm expand=${expand}`;
+  return `e2llm/expand=${expand}`;
 }
 
 function expandChunks(raw: string): number {
