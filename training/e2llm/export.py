@@ -92,7 +92,7 @@ def load_model(checkpoint: Optional[str], seed: int) -> Tuple[E2LLM, Optional[di
 ATTENTION_OUTPUT = "attention"
 
 
-class _DecoderWrapper(torch.nn.Module):
+class ExportedDecoder(torch.nn.Module):
     """The decoder as exported: logits, the presents, and the attention output (the manifest's
     ``decoder.attentionOutput``): the last position's attention over every position, averaged over heads and
     layers, which evidence by attention sums while the answer is generated."""
@@ -156,7 +156,7 @@ def export_onnx(model: E2LLM, out: str) -> None:
             axes[n] = {0: "batch", 2: "past_plus_seq"}
         axes[ATTENTION_OUTPUT] = {0: "batch", 1: "past_plus_seq"}
         torch.onnx.export(
-            _DecoderWrapper(model.decoder), (x, am, pos, *past), os.path.join(out, "decoder.onnx"),
+            ExportedDecoder(model.decoder), (x, am, pos, *past), os.path.join(out, "decoder.onnx"),
             input_names=in_names, output_names=out_names, dynamic_axes=axes,
             opset_version=OPSET, do_constant_folding=True,
         )
@@ -239,25 +239,26 @@ def greedy(model: E2LLM, embeds: torch.Tensor, steps: int):
     return tokens, nocache, step_logits
 
 
-class _Raw(str):
-    pass
+class RawJson(str):
+    """Text golden_json writes as it is (a pre-formatted float array)."""
 
 
-def _floats(x) -> _Raw:
+def golden_floats(x) -> RawJson:
+    """A float array as compact JSON with 8 significant digits (golden files of this exporter and training/hf's)."""
     a = np.asarray(x, dtype=np.float32).reshape(-1)
-    return _Raw("[" + ",".join("%.8g" % v for v in a.tolist()) + "]")
+    return RawJson("[" + ",".join("%.8g" % v for v in a.tolist()) + "]")
 
 
-def _dump(obj, indent: int = 0) -> str:
+def golden_json(obj, indent: int = 0) -> str:
     """Small JSON writer that inlines pre-formatted float arrays compactly."""
     pad = " " * indent
-    if isinstance(obj, _Raw):
+    if isinstance(obj, RawJson):
         return str(obj)
     if isinstance(obj, dict):
-        items = [f'{pad}  {json.dumps(k)}: {_dump(v, indent + 2)}' for k, v in obj.items()]
+        items = [f'{pad}  {json.dumps(k)}: {golden_json(v, indent + 2)}' for k, v in obj.items()]
         return "{\n" + ",\n".join(items) + "\n" + pad + "}"
-    if isinstance(obj, list) and obj and isinstance(obj[0], (_Raw, list)):
-        return "[\n" + ",\n".join(pad + "  " + _dump(v, indent + 2) for v in obj) + "\n" + pad + "]"
+    if isinstance(obj, list) and obj and isinstance(obj[0], (RawJson, list)):
+        return "[\n" + ",\n".join(pad + "  " + golden_json(v, indent + 2) for v in obj) + "\n" + pad + "]"
     return json.dumps(obj, ensure_ascii=False)
 
 
@@ -286,15 +287,15 @@ def golden(model: E2LLM, tok: ByteLevelBPETokenizer, sample_text: str, n_chunks:
     return {
         "chunks": chunks,
         "encoderInputIds": enc_ids,
-        "chunkEmbeddings": [_floats(r) for r in chunk_emb],
-        "softTokens": [_floats(r) for r in soft],
+        "chunkEmbeddings": [golden_floats(r) for r in chunk_emb],
+        "softTokens": [golden_floats(r) for r in soft],
         "task": task,
         "prefixIds": prefix_ids,
         "suffixIds": suffix_ids,
-        "prefillLogits": _floats(step_logits[0]),
+        "prefillLogits": golden_floats(step_logits[0]),
         "greedyTokens": tokens,
         "greedyTokensNoCache": nocache,
-        "stepLogits": [_floats(l) for l in step_logits],
+        "stepLogits": [golden_floats(l) for l in step_logits],
     }
 
 
@@ -333,7 +334,7 @@ def export_package(out: str, checkpoint: Optional[str] = None, seed: int = 0, to
         text = f.read()
     g = golden(model, tok, text)
     with open(os.path.join(out, "golden.json"), "w", encoding="utf-8") as f:
-        f.write(_dump(g) + "\n")
+        f.write(golden_json(g) + "\n")
     if check:
         check_onnx(out)
     return man

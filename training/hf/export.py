@@ -181,14 +181,14 @@ def golden(m: HFE2LLM, man: dict, enc_tok: str, dec_tok: str, text: str, steps: 
     tokens, nocache, step_logits = _greedy(m.decoder, embeds, steps)
     return {
         "chunks": chunks, "encoderInputIds": enc_ids,
-        "chunkEmbeddings": [ex._floats(r) for r in chunk_emb], "softTokens": [ex._floats(r) for r in soft],
+        "chunkEmbeddings": [ex.golden_floats(r) for r in chunk_emb], "softTokens": [ex.golden_floats(r) for r in soft],
         "task": {"type": "qa", "question": question}, "prefixIds": prefix_ids, "suffixIds": suffix_ids,
-        "prefillLogits": ex._floats(step_logits[0]), "greedyTokens": tokens, "greedyTokensNoCache": nocache,
-        "stepLogits": [ex._floats(l) for l in step_logits],
+        "prefillLogits": ex.golden_floats(step_logits[0]), "greedyTokens": tokens, "greedyTokensNoCache": nocache,
+        "stepLogits": [ex.golden_floats(l) for l in step_logits],
     }
 
 
-def _special_ids(enc_dir: str, dec_dir: str, enc_tok: dict, dec_tok: dict, bos: str):
+def special_ids(enc_dir: str, dec_dir: str, enc_tok: dict, dec_tok: dict, bos: str):
     ec = ck.read_config(enc_dir)
     cls = ck.token_id(enc_tok, "[CLS]", "<cls>", "<s>")
     epad = ec.get("pad_token_id")
@@ -258,7 +258,7 @@ def export_hf(encoder: str, decoder: str, out: str, adapter: Optional[str] = Non
     elif os.path.exists(os.path.join(out, "encoder-tokenizer.json")):
         os.remove(os.path.join(out, "encoder-tokenizer.json"))
     enc_tok, dec_tok = json.loads(enc_bytes), json.loads(dec_bytes)
-    cls, epad, bos_id, eos, dpad = _special_ids(encoder, decoder, enc_tok, dec_tok, bos)
+    cls, epad, bos_id, eos, dpad = special_ids(encoder, decoder, enc_tok, dec_tok, bos)
     if template == "auto":
         template = "chatml" if ck.token_id(dec_tok, "<|im_start|>") is not None else "plain"
     es, ds = enc.backbone.spec, dec.spec
@@ -296,7 +296,7 @@ def export_hf(encoder: str, decoder: str, out: str, adapter: Optional[str] = Non
     if g is not None:
         man["golden"] = "golden.json"
         with open(gpath, "w", encoding="utf-8") as f:
-            f.write(ex._dump(g) + "\n")
+            f.write(ex.golden_json(g) + "\n")
     elif os.path.exists(gpath):
         os.remove(gpath)
     with open(os.path.join(out, "manifest.json"), "w", encoding="utf-8") as f:

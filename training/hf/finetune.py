@@ -33,7 +33,7 @@ from training.e2llm import export as ex
 from training.e2llm.data import expansion
 
 from . import checkpoint as ck
-from .export import _special_ids, templates, tokenize
+from .export import special_ids, templates, tokenize
 from .lora import add_lora, save_lora
 from .models import HFE2LLM, PMA, build_adapter, load_decoder, load_encoder
 from .safetensors import save_file
@@ -169,7 +169,7 @@ def finetune(encoder: str, decoder: str, out: str, steps: int = 200, lr: float =
 
     enc_tok_j = ck.read_json(encoder, "tokenizer.json") or {}
     dec_tok_j = ck.read_json(decoder, "tokenizer.json") or {}
-    cls, epad, bos, eos, _ = _special_ids(encoder, decoder, enc_tok_j, dec_tok_j, "auto")
+    cls, epad, bos, eos, _ = special_ids(encoder, decoder, enc_tok_j, dec_tok_j, "auto")
     if template == "auto":
         template = "chatml" if ck.token_id(dec_tok_j, "<|im_start|>") is not None else "plain"
     records = read_records(data) if data else synthetic_records(synthetic, seed)

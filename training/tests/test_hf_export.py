@@ -183,12 +183,12 @@ class HFExportTest(unittest.TestCase):
             self.skipTest("finetune tokenises with node + @huggingface/tokenizers")
         import random
         from training.e2llm import export as ex
-        from training.hf.export import _special_ids, templates
+        from training.hf.export import special_ids, templates
         from training.hf import checkpoint as ck
         recs = [{"text": " ".join(f"Filler sentence number {i} of the record." for i in range(30)) +
                  " The code of the onyx item is 417. " + " ".join(f"More text {i}." for i in range(20)),
                  "question": "What is the code of the onyx item?", "answer": "417"}]
-        cls, _, bos, eos, _ = _special_ids(self.bert, self.qwen, ck.read_json(self.bert, "tokenizer.json") or {},
+        cls, _, bos, eos, _ = special_ids(self.bert, self.qwen, ck.read_json(self.bert, "tokenizer.json") or {},
                                            ck.read_json(self.qwen, "tokenizer.json") or {}, "auto")
         exs = finetune.build_examples(recs, ck.tokenizer_path(self.bert), ck.tokenizer_path(self.qwen),
                                       {"cls": cls, "bos": bos, "eos": eos[0]}, templates("plain"), 128, 64, 16,

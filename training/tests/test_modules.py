@@ -72,7 +72,7 @@ class ModuleTest(unittest.TestCase):
     def test_exported_attention_output(self):
         """The decoder as exported adds the last query's attention over every position (mean over heads and layers):
         a distribution over past + new positions that puts nothing on padding, with logits and presents unchanged."""
-        from training.e2llm.export import _DecoderWrapper
+        from training.e2llm.export import ExportedDecoder
         dec = self.model.decoder
         torch.manual_seed(2)
         x = torch.randn(2, 6, 256)
@@ -80,7 +80,7 @@ class ModuleTest(unittest.TestCase):
         am[1, :2] = 0
         pos = (torch.cumsum(am, 1) - 1).clamp(min=0)
         plain = dec(x, am, pos, *dec.empty_past(2))
-        out = _DecoderWrapper(dec)(x, am, pos, *dec.empty_past(2))
+        out = ExportedDecoder(dec)(x, am, pos, *dec.empty_past(2))
         self.assertEqual(len(out), len(plain) + 1)
         for a, b in zip(out[:-1], plain):
             torch.testing.assert_close(a, b, atol=0, rtol=0)
