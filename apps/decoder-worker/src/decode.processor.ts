@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { mapLimit, type BlobStore } from '@lib/blob-store';
 import type { z } from 'zod';
 import { metrics, type JobStore, type Pipeline } from '@lib/job-store';
-import type { E2llmModel, TextChunk } from '@lib/model-runtime';
+import type { DecodeRunner, E2llmModel, TextChunk } from '@lib/model-runtime';
 import { AppError, DecodeJob, EncodeChunks, IndexDocument, chunkHash, pageStarts, decodeSoftPrompt, encodeSoftPrompt, resultKey, softPromptKey, type Config, type JobResult } from '@lib/shared';
 import { ByteLru } from './byte-lru.js';
 
@@ -13,7 +13,7 @@ import { ByteLru } from './byte-lru.js';
  */
 export class DecodeProcessor {
   constructor(
-    private readonly model: E2llmModel,
+    private readonly model: DecodeRunner,
     private readonly blobs: BlobStore,
     private readonly store: JobStore,
     private readonly pipeline: Pipeline,

@@ -40,6 +40,19 @@ export interface AskResult {
   grounding: { chunks: readonly TextChunk[]; scores: ChunkScores };
 }
 
+/**
+ * The part of the model a decoder worker runs: the seam its processor is written against, so a unit test can put a
+ * fake runner in its place (E2llmModel is the real one).
+ */
+export interface DecodeRunner {
+  readonly encoderId: string;
+  readonly pkg: { readonly manifest: Pick<ModelPackage['manifest'], 'encoder'> };
+  readonly adapter: Pick<SoftTokenAdapter, 'run'>;
+  promptIds(task: Task): { prefixIds: number[]; suffixIds: number[] };
+  checkBudget(chunks: number, prompt: { prefixIds: number[]; suffixIds: number[] }, maxNewTokens: number): void;
+  generateGrounded(input: GroundedInput, hooks?: GenerationHooks): Promise<GroundedResult>;
+}
+
 /** What the grounded decode needs besides the soft tokens: the chunks' texts and offsets (null when lost). */
 export interface GroundedInput {
   /** The document's chunks in order, one per soft token; null when the text is not available. */
@@ -69,7 +82,7 @@ export interface GroundedResult {
  * The whole E2LLM model in-process: chunker, encoder, adapter and decoder of one package. Used by the CLI, by the
  * workers (each through the stage it runs) and by the evaluation harness. It knows nothing of queues or HTTP.
  */
-export class E2llmModel {
+export class E2llmModel implements DecodeRunner {
   private constructor(
     readonly pkg: ModelPackage,
     private readonly parts: { encoder?: ChunkEncoder; adapter?: SoftTokenAdapter; decoder?: Decoder },
