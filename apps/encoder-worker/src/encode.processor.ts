@@ -4,7 +4,7 @@ import type { BlobStore } from '@lib/blob-store';
 import { mapLimit } from '@lib/blob-store';
 import type { JobStore } from '@lib/job-store';
 import { metrics, recordCacheLookups } from '@lib/job-store';
-import type { E2llmModel, EncodableChunk } from '@lib/model-runtime';
+import type { EncodableChunk, EncodeRunner } from '@lib/model-runtime';
 import { AppError, ENCODER_BATCH_COST_TOKENS, EncodeChunks, chunkHash, encodeSoftPrompt, planPaddedBatches, softPromptKey, type Config } from '@lib/shared';
 import type { z } from 'zod';
 
@@ -21,7 +21,7 @@ export class EncodeProcessor {
   private readonly chunked = new Map<string, Map<string, EncodableChunk[]>>();
 
   constructor(
-    private readonly model: E2llmModel,
+    private readonly model: EncodeRunner,
     private readonly blobs: BlobStore,
     private readonly store: JobStore,
     private readonly config: Pick<Config, 'softPromptDtype' | 'blobFetchConcurrency' | 'encoderMaxBatchTokens' | 'encoderMaxBatchSize'>,

@@ -53,6 +53,14 @@ export interface DecodeRunner {
   generateGrounded(input: GroundedInput, hooks?: GenerationHooks): Promise<GroundedResult>;
 }
 
+/** The part of the model an encoder worker runs (its processor's seam; E2llmModel is the real one). */
+export interface EncodeRunner {
+  readonly encoderId: string;
+  readonly pkg: { readonly manifest: Pick<ModelPackage['manifest'], 'encoder'> };
+  readonly encoder: Pick<ChunkEncoder, 'encode'>;
+  chunk(text: string): EncodableChunk[];
+}
+
 /** What the grounded decode needs besides the soft tokens: the chunks' texts and offsets (null when lost). */
 export interface GroundedInput {
   /** The document's chunks in order, one per soft token; null when the text is not available. */
@@ -82,7 +90,7 @@ export interface GroundedResult {
  * The whole E2LLM model in-process: chunker, encoder, adapter and decoder of one package. Used by the CLI, by the
  * workers (each through the stage it runs) and by the evaluation harness. It knows nothing of queues or HTTP.
  */
-export class E2llmModel implements DecodeRunner {
+export class E2llmModel implements DecodeRunner, EncodeRunner {
   private constructor(
     readonly pkg: ModelPackage,
     private readonly parts: { encoder?: ChunkEncoder; adapter?: SoftTokenAdapter; decoder?: Decoder },

@@ -1,0 +1,68 @@
+import { randomUUID } from 'node:crypto';
+import type { Job } from 'bullmq';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MemoryBlobStore } from '@lib/blob-store/testing';
+import { createRedis, JobStore } from '@lib/job-store';
+import type { EncodableChunk, EncodeRunner } from '@lib/model-runtime';
+import { chunkHash, decodeSoftPrompt, softPromptKey } from '@lib/shared';
+import { EncodeProcessor } from './encode.processor.js';
+
+/**
+ * One encode child as plumbing, against a fake runner (chunks at sentence ends, a chunk's vector is its length and
+ * first code), the in-memory blob store and the real Redis: it encodes only what is not stored, writes one blob a
+ * chunk under its content key, and reports keys, refs and spans in the order it was given.
+ */
+const ENCODER = 'enc-fake';
+const TENANT = 'tenant-a';
+const SOURCE = 'One two three. Four five. Six seven eight nine.';
+
+class FakeRunner implements EncodeRunner {
+  readonly encoderId = ENCODER;
+  readonly pkg = { manifest: { encoder: { width: 2 } as EncodeRunner['pkg']['manifest']['encoder'] } };
+  encoded: number[][][] = [];
+  readonly encoder = {
+    encode: async (ids: readonly number[][]) => {
+      this.encoded.push(ids.map((x) => [...x]));
+      return Float32Array.from(ids.flatMap((x) => [x.length, x[0]!]));
+    },
+  };
+  chunk(text: string): EncodableChunk[] {
+    return [{ index: 0, start: 0, end: text.length, text, ids: [...text].map((c) => c.charCodeAt(0)) }];
+  }
+}
+
+const prefix = `e2llm-spec-${randomUUID()}`;
+const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0');
+const store = new JobStore(redis, prefix, 600);
+const log = pino({ level: 'silent' });
+const config = { softPromptDtype: 'f32' as const, blobFetchConcurrency: 4, encoderMaxBatchTokens: 4096, encoderMaxBatchSize: 8 };
+const refs = [
+  { i: 2, start: 26, end: SOURCE.length },
+  { i: 0, start: 0, end: 15 },
+];
+
+afterAll(async () => {
+  const left = await redis.keys(`${prefix}:*`);
+  if (left.length > 0) await redis.del(...left);
+  redis.disconnect();
+});
+
+describe('EncodeProcessor', () => {
+  it('encodes what is missing, stores it under content keys, and skips it the second time', async () => {
+    const blobs = new MemoryBlobStore();
+    await blobs.put('sources/doc_1', SOURCE, 'text/plain');
+    const runner = new FakeRunner();
+    const processor = new EncodeProcessor(runner, blobs, store, config);
+    const payload = { v: 1 as const, owner: { kind: 'document' as const, id: 'doc_1' }, tenant: TENANT, sourceKey: 'sources/doc_1', batch: 3, chunks: refs };
+    const job = { data: payload } as unknown as Job;
+    const first = await processor.encodeChunks(payload, job, log);
+    const keys = refs.map((r) => softPromptKey(TENANT, ENCODER, chunkHash(ENCODER, SOURCE.slice(r.start, r.end))));
+    expect(first).toMatchObject({ batch: 3, keys, refs: [2, 0], spans: refs.map((r) => [r.start, r.end]), encoded: 2, cached: 0 });
+    const text = SOURCE.slice(26);
+    expect(decodeSoftPrompt(await blobs.get(keys[0]!), ENCODER).data).toEqual(Float32Array.from([text.length, text.charCodeAt(0)]));
+    const again = await processor.encodeChunks(payload, job, log);
+    expect(again).toMatchObject({ encoded: 0, cached: 2, keys });
+    expect(runner.encoded.flat()).toHaveLength(2); // the second child ran no encoder
+  });
+});
