@@ -15,11 +15,12 @@ All randomness comes from the ``random.Random`` passed in, so a seed fixes the s
 """
 from __future__ import annotations
 
+import functools
 import random
 import re
 import string
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..export import TEMPLATES, chunk_text
 from . import expansion
@@ -96,11 +97,17 @@ def rand_word_key(rng: random.Random) -> str:
     return f"{rng.choice(ADJECTIVES)}-{rng.choice(NOUNS)}"
 
 
+@functools.lru_cache(maxsize=1024)
+def _key_words(doc: str) -> Tuple[str, ...]:
+    """A document's words fit for a key (a dense haystack draws dozens of keys from one document)."""
+    words = tuple(w.lower() for w in _WORD.findall(doc[:20000]) if 3 <= len(w) <= 10 and w.isalpha())
+    return words or tuple(NOUNS)
+
+
 def rand_corpus_key(rng: random.Random, docs: Sequence[str]) -> str:
     """A key of two words drawn from the prose (RULER draws its keys from a word list the model never saw): key
     matching has to work on any words, not on the generators' own vocabulary."""
-    words = _WORD.findall(rng.choice(docs)[:20000])
-    words = [w.lower() for w in words if 3 <= len(w) <= 10 and w.isalpha()] or NOUNS
+    words = _key_words(rng.choice(docs))
     return f"{rng.choice(words)}-{rng.choice(words)}"
 
 
@@ -447,20 +454,18 @@ def sample_task(rng: random.Random, docs: Sequence[str], mix: Dict[str, float], 
     if not expand:
         return GENERATORS[name](rng, docs, n_chunks, chunk_chars)
     pol = expansion.policy(expand)
-    if name == "niah_single" and pol["p"] and rng.random() < pol["p"] * pol["distract_p"]:
-        # distractors only where the sample will be expanded: the frozen compressed path cannot tell keys apart,
-        # and a soft-only sample with distractors would teach it to guess among values
-        s = gen_niah_single(rng, docs, n_chunks, chunk_chars, distract=True)
-        s.expand = expansion.choose_expansion(rng, s.chunks, s.task, s.evidence, s.distractors, dict(pol, p=1.0, raw_doc_p=0.0))
-        return s
-    if name == "lookup":
+    # Variants given only with their chunks expanded: distractors (niah_single) and needle-only haystacks
+    # (niah_multikey), since the frozen compressed path cannot tell keys apart and a soft-only sample of them would
+    # teach it to guess among values; lookup, since a sentence cannot be restated from a soft token.
+    forced = None
+    if name in ("niah_single", "niah_multikey") and pol["p"] and rng.random() < pol["p"] * pol["distract_p"]:
+        s = (gen_niah_single(rng, docs, n_chunks, chunk_chars, distract=True) if name == "niah_single"
+             else gen_niah_multikey(rng, docs, n_chunks, chunk_chars, dense=True))
+        forced = dict(pol, p=1.0, raw_doc_p=0.0)
+    elif name == "lookup":
         s = gen_lookup(rng, docs, n_chunks, chunk_chars)
-        s.expand = expansion.choose_expansion(rng, s.chunks, s.task, s.evidence, s.distractors, dict(pol, p=1.0, raw_doc_p=0.0, miss_p=0.0))
-        return s
-    if name == "niah_multikey" and pol["p"] and rng.random() < pol["p"] * pol["distract_p"]:
-        s = gen_niah_multikey(rng, docs, n_chunks, chunk_chars, dense=True)
-        s.expand = expansion.choose_expansion(rng, s.chunks, s.task, s.evidence, s.distractors, dict(pol, p=1.0, raw_doc_p=0.0))
-        return s
-    s = GENERATORS[name](rng, docs, n_chunks, chunk_chars)
-    s.expand = expansion.choose_expansion(rng, s.chunks, s.task, s.evidence, s.distractors, pol)
+        forced = dict(pol, p=1.0, raw_doc_p=0.0, miss_p=0.0)
+    else:
+        s = GENERATORS[name](rng, docs, n_chunks, chunk_chars)
+    s.expand = expansion.choose_expansion(rng, s.chunks, s.task, s.evidence, s.distractors, forced or pol)
     return s
