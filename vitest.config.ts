@@ -7,7 +7,7 @@ export default defineConfig({
   resolve: {
     // Tests run against the sources, so `npm test` needs no build of the libraries first.
     alias: [
-      { find: /^@lib\/(blob-store|extract)\/testing$/, replacement: src('./libs/$1/src/testing/index.ts') },
+      { find: /^@lib\/(blob-store|extract|job-store)\/testing$/, replacement: src('./libs/$1/src/testing/index.ts') },
       { find: /^@lib\/([a-z-]+)$/, replacement: src('./libs/$1/src/index.ts') },
       { find: /^@app\/([a-z-]+)$/, replacement: src('./apps/$1/src/main.ts') },
     ],

@@ -3,7 +3,8 @@ import type { Job } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBlobStore } from '@lib/blob-store/testing';
-import { createRedis, JobStore, Pipeline } from '@lib/job-store';
+import { JobStore, Pipeline } from '@lib/job-store';
+import { testRedis } from '@lib/job-store/testing';
 import type { DecodeRunner, GroundedInput, GroundedResult } from '@lib/model-runtime';
 import { GenerationParams, chunkHash, encodeSoftPrompt, resultKey, softPromptKey, type JobRecord } from '@lib/shared';
 import { DecodeProcessor } from './decode.processor.js';
@@ -49,8 +50,7 @@ class FakeRunner implements DecodeRunner {
   }
 }
 
-const prefix = `e2llm-spec-${randomUUID()}`;
-const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0');
+const { redis, prefix, cleanup } = testRedis();
 const store = new JobStore(redis, prefix, 600);
 const pipeline = new Pipeline(redis, prefix, store);
 const log = pino({ level: 'silent' });
@@ -79,9 +79,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await pipeline.close();
-  const left = await redis.keys(`${prefix}:*`);
-  if (left.length > 0) await redis.del(...left);
-  redis.disconnect();
+  await cleanup();
 });
 
 async function setup(withSource: boolean) {

@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryBlobStore } from '@lib/blob-store/testing';
-import { createRedis, JobStore } from '@lib/job-store';
+import { JobStore } from '@lib/job-store';
+import { testRedis } from '@lib/job-store/testing';
 import type { EncodableChunk, EncodeRunner } from '@lib/model-runtime';
 import { chunkHash, decodeSoftPrompt, softPromptKey } from '@lib/shared';
 import { EncodeProcessor } from './encode.processor.js';
@@ -32,8 +32,7 @@ class FakeRunner implements EncodeRunner {
   }
 }
 
-const prefix = `e2llm-spec-${randomUUID()}`;
-const redis = createRedis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0');
+const { redis, prefix, cleanup } = testRedis();
 const store = new JobStore(redis, prefix, 600);
 const log = pino({ level: 'silent' });
 const config = { softPromptDtype: 'f32' as const, blobFetchConcurrency: 4, encoderMaxBatchTokens: 4096, encoderMaxBatchSize: 8 };
@@ -42,11 +41,7 @@ const refs = [
   { i: 0, start: 0, end: 15 },
 ];
 
-afterAll(async () => {
-  const left = await redis.keys(`${prefix}:*`);
-  if (left.length > 0) await redis.del(...left);
-  redis.disconnect();
-});
+afterAll(cleanup);
 
 describe('EncodeProcessor', () => {
   it('encodes what is missing, stores it under content keys, and skips it the second time', async () => {

@@ -3,7 +3,8 @@ import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryBlobStore } from '@lib/blob-store/testing';
-import { createRedis, JobStore, Pipeline } from '@lib/job-store';
+import { JobStore, Pipeline } from '@lib/job-store';
+import { testRedis } from '@lib/job-store/testing';
 import { chunkText, decodeJobId, loadConfig, ModelManifest, QueueName } from '@lib/shared';
 import { JobsService } from './jobs.service.js';
 
@@ -11,9 +12,8 @@ import { JobsService } from './jobs.service.js';
  * The API's job service without HTTP: what it stores for a job (the source, the record, one flow), how it answers a
  * repeated Idempotency-Key, another tenant and a cancel, against the in-memory blob store and the real Redis.
  */
-const prefix = `e2llm-spec-${randomUUID()}`;
+const { redis, prefix, cleanup } = testRedis();
 const config = loadConfig({}, { redisPrefix: prefix });
-const redis = createRedis(config.redisUrl);
 const store = new JobStore(redis, prefix, 600);
 const pipeline = new Pipeline(redis, prefix, store);
 const blobs = new MemoryBlobStore();
@@ -24,9 +24,7 @@ const body = (fields: Record<string, unknown>) => ({ fields, file: null });
 
 afterAll(async () => {
   await pipeline.close();
-  const left = await redis.keys(`${prefix}:*`);
-  if (left.length > 0) await redis.del(...left);
-  redis.disconnect();
+  await cleanup();
 });
 
 describe('JobsService', () => {

@@ -1,14 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { GenerationParams, type JobRecord, type JobResult } from '@lib/shared';
+import { testRedis } from '../testing/index.js';
 import { JobStore, newId } from './job-store.js';
 
 /** The job store against the machine's real Redis, under a key prefix of its own. */
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379/0';
-let redis: Redis;
-let store: JobStore;
-const prefix = `e2llm-spec-${randomUUID()}`;
+const { redis, prefix, cleanup } = testRedis();
+const store = new JobStore(redis, prefix, 600);
 
 function job(tenant = 'tenant-a'): JobRecord {
   const now = new Date().toISOString();
@@ -42,15 +40,7 @@ const result: JobResult = {
   evidence: [{ chunkIndex: 1, charStart: 3, charEnd: 6, score: 2, expanded: true, text: 'abc' }],
 };
 
-beforeAll(async () => {
-  redis = new Redis(REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 2 });
-  store = new JobStore(redis, prefix, 600);
-});
-afterAll(async () => {
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length > 0) await redis.del(...keys);
-  redis.disconnect();
-});
+afterAll(cleanup);
 
 describe('JobStore transitions (Lua)', () => {
   it('moves forward, stamps the times, keeps the result and evidence, and never leaves a terminal state', async () => {
