@@ -14,7 +14,7 @@ const flow = new FlowProducer(opts);
 function flowOf(f) {
   const id = `bench${f}`;
   const children = Array.from({ length: args.children }, (_, batch) => {
-    const data = EncodeChunks.payload.parse({ v: 1, owner: { kind: 'job', id }, tenant: 'bench', sourceKey: `sources/${id}`, batch, chunks: [{ i: batch, start: 0, end: 512 }] });
+    const data = EncodeChunks.payload.parse({ v: 1, owner: { kind: 'job', id }, tenant: 'bench', sourceKey: `sources/${id}`, batch, chunks: [{ i: batch, start: 0, end: 512, tokens: 128 }] });
     return { name: EncodeChunks.name, queueName: EncodeChunks.queue, data, opts: { ...jobOptions(EncodeChunks, data), failParentOnFailure: true } };
   });
   const data = DecodeJob.payload.parse({ v: 1, jobId: id, tenant: 'bench' });

@@ -286,23 +286,23 @@ async function pipeline(docs) {
 
 /**
  * Encoder padding (deterministic): all chunks planned together, as \`e2llm ask\` does, against the pipeline's encode
- * children as the API groups them (groupEncodeChildren: by character length) and the encoder worker plans each one
- * (planPaddedBatches over the child's chunks, tokenized).
+ * children as the API groups them (groupEncodeChildren: by the planner's token counts) and the encoder worker plans
+ * each one (planPaddedBatches over the child's chunks).
  */
 export async function encoderPadding(path) {
   const { E2llmModel } = await import('@lib/model-runtime');
-  const { ENCODER_BATCH_COST_TOKENS, chunkText, groupEncodeChildren, planPaddedBatches } = await import('@lib/shared');
+  const { ENCODER_BATCH_COST_TOKENS, groupEncodeChildren, planPaddedBatches } = await import('@lib/shared');
   const model = await E2llmModel.load(config, { encoder: true });
   const text = readFileSync(path, 'utf8');
-  const lens = model.chunk(text).map((c) => c.ids.length);
+  const chunks = model.chunk(text);
+  const lens = chunks.map((c) => c.ids.length);
   const limits = { maxBatchTokens: config.encoderMaxBatchTokens, maxBatchSize: config.encoderMaxBatchSize };
   const cost = (ls, batches) => batches.map((b) => b.length * Math.max(...b.map((i) => ls[i])));
   const whole = cost(lens, planPaddedBatches(lens, { ...limits, batchCostTokens: ENCODER_BATCH_COST_TOKENS }));
-  const { chunkChars, overlapChars } = model.pkg.manifest.prompt.chunking;
-  const groups = groupEncodeChildren(chunkText(text, { chunkChars, overlapChars }), { maxChunks: config.encodeJobMaxChunks, maxTokens: config.encoderMaxBatchTokens * 2, chunkMaxTokens: model.pkg.manifest.encoder.maxTokens });
+  const groups = groupEncodeChildren(chunks.map((c) => ({ ...c, tokens: c.ids.length })), { maxChunks: config.encodeJobMaxChunks, maxTokens: config.encoderMaxBatchTokens * 2 });
   const children = [];
   for (const g of groups) {
-    const ls = g.flatMap((ref) => model.chunk(text.slice(ref.start, ref.end)).map((c) => c.ids.length));
+    const ls = g.map((ref) => ref.tokens);
     children.push(...cost(ls, planPaddedBatches(ls, { ...limits, batchCostTokens: ENCODER_BATCH_COST_TOKENS })));
   }
   await model.release();

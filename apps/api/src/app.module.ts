@@ -8,7 +8,7 @@ import { HealthController } from './health/health.controller.js';
 import { MetricsController } from './health/metrics.controller.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobsService } from './jobs/jobs.service.js';
-import { BLOBS, CONFIG, LOGGER, MODEL_INFO, PIPELINE, REDIS, STORE } from './tokens.js';
+import { BLOBS, CONFIG, LOGGER, MODEL_INFO, PIPELINE, PLANNER, REDIS, STORE } from './tokens.js';
 
 export interface ApiDeps {
   config: unknown;
@@ -17,6 +17,7 @@ export interface ApiDeps {
   pipeline: unknown;
   redis: unknown;
   manifest: unknown;
+  planner: unknown;
   logger: unknown;
 }
 
@@ -36,6 +37,7 @@ export class AppModule {
         { provide: PIPELINE, useValue: deps.pipeline },
         { provide: REDIS, useValue: deps.redis },
         { provide: MODEL_INFO, useValue: deps.manifest },
+        { provide: PLANNER, useValue: deps.planner },
         { provide: LOGGER, useValue: deps.logger },
       ],
     };

@@ -10,6 +10,7 @@ import express from 'express';
 import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
 import { createRedis, JobStore, Pipeline } from '@lib/job-store';
+import { PlanningPool } from '@lib/model-runtime/planning';
 import { AppError, ModelManifest, toAppError, type Config } from '@lib/shared';
 import { AppModule } from './app.module.js';
 import { assertAdmin, isLoopbackHost } from './auth/tenant.guard.js';
@@ -66,7 +67,8 @@ export async function createApi(config: Config, deps: { logger?: Logger; blobs?:
   const redis = createRedis(config.redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 3000 });
   const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds);
   const pipeline = new Pipeline(redis, config.redisPrefix, store, { attempts: config.webhookMaxAttempts, backoffMs: config.webhookBackoffMs });
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.register({ config, blobs, store, pipeline, redis, manifest, logger }), {
+  const planner = new PlanningPool(config.modelPath, { threads: config.plannerThreads });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.register({ config, blobs, store, pipeline, redis, manifest, planner, logger }), {
     bodyParser: false,
     logger: ['error', 'warn'],
   });
@@ -104,6 +106,7 @@ export async function createApi(config: Config, deps: { logger?: Logger; blobs?:
     close: () =>
       (closing ??= (async () => {
         await app.close();
+        await planner.close();
         await pipeline.close();
         await blobs.close?.();
         redis.disconnect();

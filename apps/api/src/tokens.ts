@@ -5,4 +5,5 @@ export const STORE = Symbol('STORE');
 export const PIPELINE = Symbol('PIPELINE');
 export const REDIS = Symbol('REDIS');
 export const MODEL_INFO = Symbol('MODEL_INFO');
+export const PLANNER = Symbol('PLANNER');
 export const LOGGER = Symbol('LOGGER');

@@ -40,10 +40,8 @@ export class DecodeProcessor {
     const tGather = performance.now();
     const children = await this.childResults(job);
     const gatherMs = performance.now() - tGather;
-    // Document order: by chunk index, and within a chunk that was re-split, in the order of its pieces.
-    const pieces = children
-      .flatMap((c) => c.keys.map((key, k) => ({ key, ref: c.refs[k]!, span: c.spans[k]!, piece: k })))
-      .sort((a, b) => a.ref - b.ref || a.piece - b.piece);
+    // Document order: by chunk index (one soft prompt per chunk the API cut).
+    const pieces = children.flatMap((c) => c.keys.map((key, k) => ({ key, ref: c.refs[k]!, span: c.spans[k]! }))).sort((a, b) => a.ref - b.ref);
     const keys = pieces.map((p) => p.key);
     const spans = pieces.map((p) => p.span);
     const prompt = this.model.promptIds(record.task);

@@ -4,12 +4,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryBlobStore } from '@lib/blob-store/testing';
 import { JobStore } from '@lib/job-store';
 import { testRedis } from '@lib/job-store/testing';
-import type { EncodableChunk, EncodeRunner } from '@lib/model-runtime';
+import type { EncodeRunner } from '@lib/model-runtime';
 import { chunkHash, decodeSoftPrompt, softPromptKey } from '@lib/shared';
 import { EncodeProcessor } from './encode.processor.js';
 
 /**
- * One encode child as plumbing, against a fake runner (chunks at sentence ends, a chunk's vector is its length and
+ * One encode child as plumbing, against a fake runner (a character a token, a chunk's vector is its length and
  * first code), the in-memory blob store and the real Redis: it encodes only what is not stored, writes one blob a
  * chunk under its content key, and reports keys, refs and spans in the order it was given.
  */
@@ -19,7 +19,6 @@ const SOURCE = 'One two three. Four five. Six seven eight nine.';
 
 class FakeRunner implements EncodeRunner {
   readonly encoderId = ENCODER;
-  readonly pkg = { manifest: { encoder: { width: 2 } as EncodeRunner['pkg']['manifest']['encoder'] } };
   encoded: number[][][] = [];
   readonly encoder = {
     encode: async (ids: readonly number[][]) => {
@@ -27,8 +26,11 @@ class FakeRunner implements EncodeRunner {
       return Float32Array.from(ids.flatMap((x) => [x.length, x[0]!]));
     },
   };
-  chunk(text: string): EncodableChunk[] {
-    return [{ index: 0, start: 0, end: text.length, text, ids: [...text].map((c) => c.charCodeAt(0)) }];
+  readonly pkg = { manifest: { encoder: { width: 2, maxTokens: 64 } as EncodeRunner['pkg']['manifest']['encoder'] } };
+  tokenized: string[] = [];
+  encoderIds(text: string): number[] {
+    this.tokenized.push(text);
+    return [...text].map((c) => c.charCodeAt(0));
   }
 }
 
@@ -37,8 +39,8 @@ const store = new JobStore(redis, prefix, 600);
 const log = pino({ level: 'silent' });
 const config = { softPromptDtype: 'f32' as const, blobFetchConcurrency: 4, encoderMaxBatchTokens: 4096, encoderMaxBatchSize: 8 };
 const refs = [
-  { i: 2, start: 26, end: SOURCE.length },
-  { i: 0, start: 0, end: 15 },
+  { i: 2, start: 26, end: SOURCE.length, tokens: SOURCE.length - 26 },
+  { i: 0, start: 0, end: 15, tokens: 15 },
 ];
 
 afterAll(cleanup);
@@ -59,5 +61,17 @@ describe('EncodeProcessor', () => {
     const again = await processor.encodeChunks(payload, job, log);
     expect(again).toMatchObject({ encoded: 0, cached: 2, keys });
     expect(runner.encoded.flat()).toHaveLength(2); // the second child ran no encoder
+    expect(runner.tokenized).toHaveLength(2); // nor tokenized what was stored
+    expect(again.encoderTokens).toBe(first.encoderTokens);
+  });
+
+  it('refuses a chunk whose tokens differ from the API\'s count (another package cut it), without encoding it', async () => {
+    const blobs = new MemoryBlobStore();
+    await blobs.put('sources/doc_2', SOURCE, 'text/plain');
+    const runner = new FakeRunner();
+    const processor = new EncodeProcessor(runner, blobs, store, config);
+    const payload = { v: 1 as const, owner: { kind: 'document' as const, id: 'doc_2' }, tenant: TENANT, sourceKey: 'sources/doc_2', batch: 0, chunks: [{ i: 0, start: 0, end: 15, tokens: 14 }] };
+    await expect(processor.encodeChunks(payload, { data: payload } as unknown as Job, log)).rejects.toMatchObject({ code: 'MODEL_MISMATCH' });
+    expect(runner.encoded).toHaveLength(0);
   });
 });

@@ -4,7 +4,7 @@ import type { BlobStore } from '@lib/blob-store';
 import { mapLimit } from '@lib/blob-store';
 import type { JobStore } from '@lib/job-store';
 import { metrics, recordCacheLookups } from '@lib/job-store';
-import type { EncodableChunk, EncodeRunner } from '@lib/model-runtime';
+import type { EncodeRunner } from '@lib/model-runtime';
 import { AppError, ENCODER_BATCH_COST_TOKENS, EncodeChunks, chunkHash, encodeSoftPrompt, planPaddedBatches, softPromptKey, type Config } from '@lib/shared';
 import type { z } from 'zod';
 
@@ -18,7 +18,6 @@ export class EncodeProcessor {
   private readonly sources = new Map<string, Promise<string>>();
   /** The one encoder session runs one batch set at a time; jobs held at once (ENCODER_CONCURRENCY) queue here. */
   private lane: Promise<unknown> = Promise.resolve();
-  private readonly chunked = new Map<string, Map<string, EncodableChunk[]>>();
 
   constructor(
     private readonly model: EncodeRunner,
@@ -38,15 +37,28 @@ export class EncodeProcessor {
     const source = await this.source(p.sourceKey);
     const download = performance.now() - t0;
 
-    // A chunk that tokenizes past the encoder's limit is re-split here, exactly as the in-process chunker does.
+    // The chunks are the API's, cut by the encoder's tokens: each is encoded as it is, never split again. Keys come
+    // from the text alone, so only the chunks not stored yet are tokenized.
     const tPrep = performance.now();
     const encoderId = this.model.encoderId;
-    const perRef = p.chunks.map((ref) => this.chunkRef(p.sourceKey, source, ref).map((c) => ({ ...c, ref: ref.i, start: ref.start + c.start, end: ref.start + c.end })));
-    const pieces = perRef.flat().map((c) => ({ ...c, key: softPromptKey(p.tenant, encoderId, chunkHash(encoderId, c.text)) }));
+    const pieces = p.chunks.map((ref) => {
+      const text = source.slice(ref.start, ref.end);
+      return { ref: ref.i, start: ref.start, end: ref.end, tokens: ref.tokens, text, key: softPromptKey(p.tenant, encoderId, chunkHash(encoderId, text)) };
+    });
     const prep = performance.now() - tPrep;
     const tExists = performance.now();
     const stored = await mapLimit(pieces, this.config.blobFetchConcurrency, (c) => this.blobs.exists(c.key));
-    const missing = pieces.filter((_, i) => !stored[i]);
+    const maxTokens = this.model.pkg.manifest.encoder.maxTokens;
+    const missing = pieces
+      .filter((_, i) => !stored[i])
+      .map((c) => {
+        const ids = this.model.encoderIds(c.text);
+        if (ids.length !== c.tokens || ids.length > maxTokens) {
+          // Only a chunk list cut with another package's tokenizer gets here: encoding it could truncate it silently.
+          throw new AppError('MODEL_MISMATCH', `chunk ${c.ref} has ${ids.length} encoder tokens here and ${c.tokens} as the API cut it (the encoder takes ${maxTokens}): the API and this worker serve different model packages`);
+        }
+        return { ...c, ids };
+      });
     const existsMs = performance.now() - tExists;
 
     // Only the inference waits for the lane: with more than one job in hand, the next job's reading, tokenizing and
@@ -91,15 +103,7 @@ export class EncodeProcessor {
     metrics.encoderTokens.inc(missing.reduce((a, c) => a + c.ids.length, 0));
     recordCacheLookups(pieces.length - missing.length, missing.length);
 
-    // Progress counts the references the API made: cached when every piece was already stored.
-    const missingKeys = new Set(missing.map((c) => c.key));
-    let cachedRefs = 0;
-    let offset = 0;
-    for (const refPieces of perRef) {
-      if (pieces.slice(offset, offset + refPieces.length).every((c) => !missingKeys.has(c.key))) cachedRefs++;
-      offset += refPieces.length;
-    }
-    if (p.owner.kind === 'job') await this.store.addProgress(p.owner.id, p.chunks.length - cachedRefs, cachedRefs);
+    if (p.owner.kind === 'job') await this.store.addProgress(p.owner.id, missing.length, pieces.length - missing.length);
     log.info(
       {
         chunks: pieces.length,
@@ -121,31 +125,10 @@ export class EncodeProcessor {
       spans: pieces.map((c) => [c.start, c.end]),
       encoded: missing.length,
       cached: pieces.length - missing.length,
-      encoderTokens: pieces.reduce((a, c) => a + c.ids.length, 0),
+      encoderTokens: pieces.reduce((a, c) => a + c.tokens, 0),
       encodeMs: inference,
     });
   };
-
-  /**
-   * A reference's chunks (tokenized), memoised per source beside the source text: a stored document asked again
-   * (same source key) is not re-chunked and re-tokenized, which was most of a re-ask's encode step. Sources are
-   * immutable under their key, so the memo never goes stale; like the sources, only the last few are kept.
-   */
-  private chunkRef(sourceKey: string, source: string, ref: { start: number; end: number }): EncodableChunk[] {
-    let bySpan = this.chunked.get(sourceKey);
-    if (!bySpan) {
-      bySpan = new Map();
-      this.chunked.set(sourceKey, bySpan);
-      if (this.chunked.size > 8) this.chunked.delete(this.chunked.keys().next().value!);
-    }
-    const span = `${ref.start}:${ref.end}`;
-    let chunks = bySpan.get(span);
-    if (!chunks) {
-      chunks = this.model.chunk(source.slice(ref.start, ref.end));
-      bySpan.set(span, chunks);
-    }
-    return chunks;
-  }
 
   private inLane<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.lane.then(fn, fn);

@@ -1,8 +1,6 @@
 import {
   AppError,
-  chunkText,
   pageStarts,
-  type Chunk,
   type Config,
   type Evidence,
   type ExpansionLimit,
@@ -16,7 +14,7 @@ import { Decoder, type GenerationHooks, type GenerationResult } from './decoder.
 import { bm25Scores, buildEvidence, rankByScore, type ChunkScores, type TextChunk } from './evidence.js';
 import { ChunkEncoder, SoftTokenAdapter } from './encoder.js';
 import { loadModelPackage, type ModelPackage } from './model-package.js';
-import { promptParts } from './prompt.js';
+import { DocumentPlanner, type EncodableChunk } from './planner.js';
 import { TextTokenizer } from './tokenizer.js';
 
 export type RuntimeSettings = Pick<
@@ -24,11 +22,6 @@ export type RuntimeSettings = Pick<
   'modelPath' | 'executionProviders' | 'intraOpThreads' | 'graphOptimization' | 'encoderMaxBatchTokens' | 'encoderMaxBatchSize'
 > &
   Partial<Pick<Config, 'evidenceScorer'>>;
-
-/** A chunk with the encoder ids it was measured with, so it is tokenized once. */
-export interface EncodableChunk extends Chunk {
-  ids: number[];
-}
 
 export interface AskResult {
   answer: string;
@@ -58,7 +51,8 @@ export interface EncodeRunner {
   readonly encoderId: string;
   readonly pkg: { readonly manifest: Pick<ModelPackage['manifest'], 'encoder'> };
   readonly encoder: Pick<ChunkEncoder, 'encode'>;
-  chunk(text: string): EncodableChunk[];
+  /** The ids the encoder sees for one chunk (the planner's: the same the API measured the chunk with). */
+  encoderIds(text: string): number[];
 }
 
 /** What the grounded decode needs besides the soft tokens: the chunks' texts and offsets (null when lost). */
@@ -93,6 +87,8 @@ export interface GroundedResult {
 export class E2llmModel implements DecodeRunner, EncodeRunner {
   private constructor(
     readonly pkg: ModelPackage,
+    /** The chunker and prompt lengths, the same the API admits jobs with. */
+    readonly planner: DocumentPlanner,
     private readonly parts: { encoder?: ChunkEncoder; adapter?: SoftTokenAdapter; decoder?: Decoder },
     private readonly evidenceScorer: NonNullable<RuntimeSettings['evidenceScorer']>,
   ) {}
@@ -113,7 +109,7 @@ export class E2llmModel implements DecodeRunner, EncodeRunner {
       parts.adapter = await SoftTokenAdapter.open(pkg.files.adapter, m.adapter, settings);
       parts.decoder = await Decoder.open(pkg.files.decoder, pkg.files.embeddings, decTok, m.decoder, settings);
     }
-    return new E2llmModel(pkg, parts, settings.evidenceScorer ?? 'bm25');
+    return new E2llmModel(pkg, new DocumentPlanner(m, encTok, decTok), parts, settings.evidenceScorer ?? 'bm25');
   }
 
   get encoder(): ChunkEncoder {
@@ -132,37 +128,21 @@ export class E2llmModel implements DecodeRunner, EncodeRunner {
     return this.pkg.encoderId;
   }
 
-  /** Chunks as the model was trained: its chunk size and overlap, and never more tokens than the encoder takes. */
   chunk(text: string): EncodableChunk[] {
-    const { chunkChars, overlapChars } = this.pkg.manifest.prompt.chunking;
-    const ids = new Map<string, number[]>();
-    const countTokens = (t: string) => {
-      const tokens = this.encoder.tokenize(t);
-      ids.set(t, tokens);
-      return tokens.length;
-    };
-    const chunks = chunkText(text, { chunkChars, overlapChars, maxTokens: this.pkg.manifest.encoder.maxTokens, countTokens });
-    return chunks.map((c) => ({ ...c, ids: ids.get(c.text) ?? this.encoder.tokenize(c.text) }));
+    return this.planner.chunk(text);
   }
 
-  /** Prompt ids before and after the soft tokens. */
+  encoderIds(text: string): number[] {
+    return this.planner.encoderIds(text);
+  }
+
   promptIds(task: Task): { prefixIds: number[]; suffixIds: number[] } {
-    const { prefix, suffix } = promptParts(this.pkg.manifest.prompt, task);
-    const bos = this.pkg.manifest.decoder.bosTokenId;
-    const tok = this.decoder.tokenizer;
-    return { prefixIds: [...(bos === null ? [] : [bos]), ...tok.encode(prefix)], suffixIds: tok.encode(suffix) };
+    return this.planner.promptIds(task);
   }
 
   /** Refuses, before any encoding, a document whose soft tokens and prompt cannot fit the decoder window. */
   checkBudget(chunks: number, prompt: { prefixIds: number[]; suffixIds: number[] }, maxNewTokens: number): void {
-    const need = prompt.prefixIds.length + chunks + prompt.suffixIds.length + maxNewTokens;
-    if (need > this.decoder.window) {
-      throw new AppError(
-        'CONTEXT_TOO_LONG',
-        `the document needs ${chunks} soft tokens; with the prompt (${prompt.prefixIds.length + prompt.suffixIds.length} tokens) and ${maxNewTokens} new tokens that is ${need} positions, over the decoder window of ${this.decoder.window}`,
-        { chunks, need, window: this.decoder.window },
-      );
-    }
+    this.planner.checkBudget(chunks, prompt.prefixIds.length + prompt.suffixIds.length, maxNewTokens);
   }
 
   /** Every stage in-process: what `e2llm ask` runs. */

@@ -7,3 +7,4 @@ export * from './sampling.js';
 export * from './prompt.js';
 export * from './e2llm-model.js';
 export * from './evidence.js';
+export * from './planner.js';

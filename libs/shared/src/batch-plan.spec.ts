@@ -37,12 +37,12 @@ describe('planPaddedBatches', () => {
 });
 
 describe('groupEncodeChildren', () => {
-  it('groups chunks of similar length, longest first, within the chunk and token caps', () => {
-    const chunks = [10, 600, 30, 600, 20, 599].map((len, index) => ({ index, start: index * 1000, end: index * 1000 + len }));
-    const children = groupEncodeChildren(chunks, { maxChunks: 2, maxTokens: 1000, chunkMaxTokens: 256 });
+  it('groups chunks of similar token length, most tokens first, within the chunk and token caps', () => {
+    const chunks = [5, 200, 11, 200, 8, 199].map((tokens, index) => ({ index, start: index * 1000, end: index * 1000 + tokens * 3, tokens }));
+    const children = groupEncodeChildren(chunks, { maxChunks: 2, maxTokens: 1000 });
     expect(children.map((c) => c.map((r) => r.i))).toEqual([[1, 3], [5, 2], [4, 0]]);
-    expect(children[0]![0]).toEqual({ i: 1, start: 1000, end: 1600 });
-    const byTokens = groupEncodeChildren(chunks, { maxChunks: 64, maxTokens: 300, chunkMaxTokens: 256 });
-    expect(byTokens.map((c) => c.length)).toEqual([1, 1, 4]); // about 3 characters a token: 201, 201, then 201 + 11 + 8 + 5
+    expect(children[0]![0]).toEqual({ i: 1, start: 1000, end: 1600, tokens: 200 });
+    const byTokens = groupEncodeChildren(chunks, { maxChunks: 64, maxTokens: 300 });
+    expect(byTokens.map((c) => c.length)).toEqual([1, 1, 4]); // 200, 200, then 199 + 11 + 8 + 5
   });
 });

@@ -53,31 +53,27 @@ export function planPaddedBatches(lengths: readonly number[], limits: PaddedBatc
 export interface EncodeChildLimits {
   /** The most chunks one child carries (ENCODE_JOB_MAX_CHUNKS). */
   maxChunks: number;
-  /** The most estimated encoder tokens one child carries. */
+  /** The most encoder tokens one child carries. */
   maxTokens: number;
-  /** The encoder's limit on one chunk's tokens (an estimate never exceeds it). */
-  chunkMaxTokens: number;
 }
 
 /**
- * The API's encode children: chunks of similar length together (longest first), so the encoder's padded batches
- * waste little; the decoder puts the soft prompts back in document order by chunk index. Tokens are estimated at
- * about 3 characters a token (the API never tokenizes): conservative for the tokenizers shipped.
+ * The API's encode children: chunks of similar length together (most tokens first), so the encoder's padded batches
+ * waste little; the decoder puts the soft prompts back in document order by chunk index.
  */
-export function groupEncodeChildren(chunks: readonly { index: number; start: number; end: number }[], limits: EncodeChildLimits): ChunkRef[][] {
-  const bySize = [...chunks].sort((a, b) => b.end - b.start - (a.end - a.start) || a.index - b.index);
+export function groupEncodeChildren(chunks: readonly { index: number; start: number; end: number; tokens: number }[], limits: EncodeChildLimits): ChunkRef[][] {
+  const bySize = [...chunks].sort((a, b) => b.tokens - a.tokens || a.index - b.index);
   const children: ChunkRef[][] = [];
   let child: ChunkRef[] = [];
   let tokens = 0;
   for (const c of bySize) {
-    const est = Math.min(limits.chunkMaxTokens, Math.ceil((c.end - c.start) / 3) + 1);
-    if (child.length > 0 && (child.length >= limits.maxChunks || tokens + est > limits.maxTokens)) {
+    if (child.length > 0 && (child.length >= limits.maxChunks || tokens + c.tokens > limits.maxTokens)) {
       children.push(child);
       child = [];
       tokens = 0;
     }
-    child.push({ i: c.index, start: c.start, end: c.end });
-    tokens += est;
+    child.push({ i: c.index, start: c.start, end: c.end, tokens: c.tokens });
+    tokens += c.tokens;
   }
   if (child.length > 0) children.push(child);
   return children;

@@ -16,6 +16,11 @@ export interface ChunkOptions {
   maxTokens?: number;
   /** Counts a chunk's tokens as the encoder will see them (special tokens included). */
   countTokens?: (text: string) => number;
+  /**
+   * Stop once the document has more chunks than this (only `limit + 1` are returned): a caller that refuses a
+   * document over its window need not tokenize the rest of it.
+   */
+  limit?: number;
 }
 
 export interface Chunk {
@@ -36,7 +41,7 @@ const ASCII = /^[\x00-\x7f]*$/;
 const LINE_BREAKS = new Set(['\n', '\r\n', '\r', '\u2028', '\u2029', '\u0085']);
 
 export function chunkText(text: string, options: ChunkOptions): Chunk[] {
-  const { chunkChars, overlapChars = 0, maxTokens, countTokens } = options;
+  const { chunkChars, overlapChars = 0, maxTokens, countTokens, limit = Infinity } = options;
   if (!Number.isInteger(chunkChars) || chunkChars < 1) throw new AppError('INPUT_INVALID', 'chunkChars must be a positive integer');
   if (!Number.isInteger(overlapChars) || overlapChars < 0 || overlapChars >= chunkChars) {
     throw new AppError('INPUT_INVALID', 'overlapChars must be a non-negative integer smaller than chunkChars');
@@ -44,9 +49,16 @@ export function chunkText(text: string, options: ChunkOptions): Chunk[] {
   if ((maxTokens === undefined) !== (countTokens === undefined)) {
     throw new AppError('INPUT_INVALID', 'maxTokens and countTokens go together');
   }
-  const spans = chunkRange(text, 0, text.length, chunkChars, overlapChars);
-  const fitted = maxTokens === undefined ? spans : spans.flatMap((s) => fitTokens(text, s, maxTokens, countTokens!));
-  return fitted.map(([start, end], index) => ({ index, start, end, text: text.slice(start, end) }));
+  const spans = chunkRange(text, 0, text.length, chunkChars, overlapChars, limit + 1);
+  let fitted = spans;
+  if (maxTokens !== undefined) {
+    fitted = [];
+    for (const s of spans) {
+      if (fitted.length > limit) break;
+      fitted.push(...fitTokens(text, s, maxTokens, countTokens!));
+    }
+  }
+  return fitted.slice(0, limit + 1).map(([start, end], index) => ({ index, start, end, text: text.slice(start, end) }));
 }
 
 type Span = [start: number, end: number];
@@ -67,11 +79,11 @@ function fitTokens(text: string, span: Span, maxTokens: number, countTokens: (t:
  * V8's Intl.Segmenter slows down superlinearly on long strings (180k characters took 35 s), and a cluster never
  * depends on text before the boundary it starts at.
  */
-function chunkRange(text: string, from: number, to: number, chunkChars: number, overlapChars: number): Span[] {
+function chunkRange(text: string, from: number, to: number, chunkChars: number, overlapChars: number, maxSpans = Infinity): Span[] {
   const spans: Span[] = [];
   let pos = from;
   let prevEnd = from;
-  while (pos < to) {
+  while (pos < to && spans.length < maxSpans) {
     // Enough code units for more than chunkChars code points, whatever the tail unit that is dropped below.
     const sliceEnd = Math.min(to, pos + 4 * chunkChars + 64);
     // Only the units up to one past chunkChars code points are ever looked at (the cut, the word after it, the

@@ -77,6 +77,11 @@ export const SETTINGS = {
   s3AccessKeyId: setting('S3_ACCESS_KEY_ID', z.string().min(1).optional(), 'S3 access key id (unset: the SDK default chain).', true),
   s3SecretAccessKey: setting('S3_SECRET_ACCESS_KEY', z.string().min(1).optional(), 'S3 secret access key.', true),
 
+  plannerThreads: setting(
+    'PLANNER_THREADS',
+    int(1, 64).default(1),
+    "Threads the API cuts and tokenizes documents on before it accepts a job (off the event loop; each holds the package's tokenizers).",
+  ),
   encodeJobMaxChunks: setting('ENCODE_JOB_MAX_CHUNKS', int(1, ENCODE_CHILD_MAX_CHUNKS).default(64), 'The most chunks one encode child job carries.'),
   encoderConcurrency: setting('ENCODER_CONCURRENCY', int(1, 64).default(1), 'Encode jobs one encoder worker process runs at once.'),
   decoderConcurrency: setting('DECODER_CONCURRENCY', int(1, 64).default(1), 'Decode jobs one decoder worker process runs at once.'),

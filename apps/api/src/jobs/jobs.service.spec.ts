@@ -5,7 +5,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryBlobStore } from '@lib/blob-store/testing';
 import { JobStore, Pipeline } from '@lib/job-store';
 import { testRedis } from '@lib/job-store/testing';
-import { chunkText, decodeJobId, loadConfig, ModelManifest, QueueName } from '@lib/shared';
+import { DocumentPlanner } from '@lib/model-runtime';
+import { PlanningPool } from '@lib/model-runtime/planning';
+import { decodeJobId, loadConfig, ModelManifest, QueueName } from '@lib/shared';
 import { JobsService } from './jobs.service.js';
 
 /**
@@ -17,12 +19,15 @@ const config = loadConfig({}, { redisPrefix: prefix });
 const store = new JobStore(redis, prefix, 600);
 const pipeline = new Pipeline(redis, prefix, store);
 const blobs = new MemoryBlobStore();
-const manifest = ModelManifest.parse(JSON.parse(readFileSync(new URL('../../../../models/e2llm-tiny/manifest.json', import.meta.url), 'utf8')));
-const service = new JobsService(config, blobs, store, pipeline, manifest, pino({ level: 'silent' }));
+const MODEL = new URL('../../../../models/e2llm-tiny/', import.meta.url);
+const manifest = ModelManifest.parse(JSON.parse(readFileSync(new URL('manifest.json', MODEL), 'utf8')));
+const planner = new PlanningPool(MODEL.pathname, { threads: 1 });
+const service = new JobsService(config, blobs, store, pipeline, manifest, planner, pino({ level: 'silent' }));
 const TEXT = 'The keeper of the northern light was Ada. '.repeat(40);
 const body = (fields: Record<string, unknown>) => ({ fields, file: null });
 
 afterAll(async () => {
+  await planner.close();
   await pipeline.close();
   await cleanup();
 });
@@ -33,11 +38,31 @@ describe('JobsService', () => {
     expect(replayed).toBe(false);
     expect(job).toMatchObject({ status: 'queued', tenant: 't1', task: { type: 'qa', question: 'Who kept it?' }, chars: TEXT.length });
     expect(job.generation.expand).toEqual({ chunks: 2, minScoreRatio: 0.5 });
-    const { chunkChars, overlapChars } = manifest.prompt.chunking;
-    expect(job.progress.chunksTotal).toBe(chunkText(TEXT, { chunkChars, overlapChars }).length);
+    // The chunks the flow carries are the planner's, the same `e2llm ask` cuts.
+    const chunks = (await DocumentPlanner.load(MODEL.pathname)).chunk(TEXT);
+    expect(job.progress.chunksTotal).toBe(chunks.length);
+    const children = (await pipeline.queues[QueueName.Encode].getJobs(['waiting', 'prioritized', 'delayed'])).filter((j) => j.data.owner.id === job.id);
+    const refs = children.flatMap((j) => j.data.chunks as { i: number; start: number; end: number; tokens: number }[]).sort((a, b) => a.i - b.i);
+    expect(refs).toEqual(chunks.map((c) => ({ i: c.index, start: c.start, end: c.end, tokens: c.ids.length })));
     expect((await blobs.get(job.sourceKey)).toString('utf8')).toBe(TEXT);
     expect(await store.getJob(job.id)).toMatchObject({ id: job.id, status: 'queued' });
     expect(await pipeline.queues[QueueName.Decode].getJobState(decodeJobId(job.id))).toBe('waiting-children');
+  });
+
+  it('refuses at submission, by tokens, what the window cannot hold: a text that tokenizes long, a long question', async () => {
+    // 150k supplementary-plane characters: 293 chunks by characters, many times that by the encoder's tokens.
+    const extB = String.fromCodePoint(0x20000).repeat(150_000);
+    const t0 = performance.now();
+    await expect(service.createJob('t1', body({ text: extB, task: { type: 'summarize' } }), undefined)).rejects.toMatchObject({ code: 'CONTEXT_TOO_LONG' });
+    await expect(service.createDocument('t1', body({ text: extB }))).rejects.toMatchObject({ code: 'CONTEXT_TOO_LONG' });
+    expect(performance.now() - t0).toBeLessThan(20_000);
+    // 2,000 emoji are within the question's character limit and far over the window in tokens.
+    const question = '\u{1F9E9}'.repeat(2000);
+    await expect(service.createJob('t1', body({ text: TEXT, task: { type: 'qa', question } }), undefined)).rejects.toMatchObject({ code: 'CONTEXT_TOO_LONG' });
+    // More characters than any cut of the window could hold: refused before it is cut at all.
+    const t1 = performance.now();
+    await expect(service.createJob('t1', body({ text: 'a'.repeat(3_000_000), task: { type: 'summarize' } }), undefined)).rejects.toMatchObject({ code: 'CONTEXT_TOO_LONG' });
+    expect(performance.now() - t1).toBeLessThan(1000);
   });
 
   it('replays an Idempotency-Key with the same body and refuses it with another', async () => {

@@ -12,7 +12,7 @@ import {
   ENCODE_CHILD_MAX_CHUNKS,
   GenerationParams,
   JobOptions,
-  chunkText,
+  countCodePoints,
   documentChunksKey,
   groupEncodeChildren,
   sourceKey,
@@ -25,14 +25,16 @@ import {
   type ModelManifest,
   type Task,
 } from '@lib/shared';
+import type { PlanningPool } from '@lib/model-runtime/planning';
 import { checkWebhookUrl } from '@lib/webhooks';
 import type { z } from 'zod';
 import { parseWith, type ParsedBody } from '../common/request-body.js';
-import { BLOBS, CONFIG, LOGGER, MODEL_INFO, PIPELINE, STORE } from '../tokens.js';
+import { BLOBS, CONFIG, LOGGER, MODEL_INFO, PIPELINE, PLANNER, STORE } from '../tokens.js';
 
 /**
- * The API's job logic: validate, store the source, cut chunks (characters only: the API never runs a model),
- * and put one flow on the queue. Nothing here blocks on the model.
+ * The API's job logic: validate, store the source, cut chunks and measure the prompt in tokens (on the planning
+ * threads, with the package's tokenizers: the chunk list stored is the one the encoder encodes, and a job over the
+ * window is refused here), and put one flow on the queue. The API never runs a model.
  */
 @Injectable()
 export class JobsService {
@@ -42,6 +44,7 @@ export class JobsService {
     @Inject(STORE) private readonly store: JobStore,
     @Inject(PIPELINE) private readonly pipeline: Pipeline,
     @Inject(MODEL_INFO) private readonly manifest: ModelManifest,
+    @Inject(PLANNER) private readonly planner: PlanningPool,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
@@ -51,7 +54,7 @@ export class JobsService {
       : parseWith(CreateJobJson, body.fields, 'request');
     const { task, generation } = this.checkOptions(options);
     const text = await this.documentText(body, jsonText);
-    const source: JobSource = { text, chars: text.length, sha256: () => sha256(text), cut: () => this.cut(text) };
+    const source: JobSource = { text, chars: text.length, sha256: () => sha256(text), cut: (task, limit) => this.cut(text, task, limit) };
     return this.enqueueJob(tenant, { source, task, generation, options, documentId: null, traceparent }, idempotencyKey);
   }
 
@@ -70,9 +73,12 @@ export class JobsService {
       : parseWith(CreateDocumentJson, body.fields, 'request');
     const text = await this.documentText(body, jsonText);
     const id = newId('doc');
-    const { batches, chunks } = this.cut(text);
+    // A document is refused when even its soft tokens alone would not fit the window: no question could be asked.
+    const window = this.manifest.decoder.window;
+    const { batches, chunks } = await this.cut(text, undefined, window);
+    if (chunks > window) throw new AppError('CONTEXT_TOO_LONG', `the document makes more than ${window} soft tokens, the decoder window`, { window });
     const key = sourceKey(id);
-    const refs: DocumentChunks = { v: 1, sourceSha256: sha256(text), chars: text.length, chunks, batches };
+    const refs: DocumentChunks = { v: 2, sourceSha256: sha256(text), chars: text.length, chunks, batches };
     await Promise.all([this.blobs.put(key, text, 'text/plain; charset=utf-8'), this.blobs.put(documentChunksKey(id), JSON.stringify(refs), 'application/json')]);
     const now = new Date();
     const doc: DocumentRecord = {
@@ -154,33 +160,50 @@ export class JobsService {
    */
   private async documentSource(doc: DocumentRecord): Promise<JobSource> {
     const t0 = performance.now();
-    let refs: DocumentChunks;
+    let refs: DocumentChunks | undefined;
     try {
-      refs = DocumentChunks.parse(JSON.parse((await this.blobs.get(documentChunksKey(doc.id))).toString('utf8')));
+      const stored: unknown = JSON.parse((await this.blobs.get(documentChunksKey(doc.id))).toString('utf8'));
+      // Version 1 references were cut by characters alone (the encoder split them again by tokens): cut again.
+      if (!(typeof stored === 'object' && stored !== null && 'v' in stored && stored.v === 1)) refs = DocumentChunks.parse(stored);
     } catch (err) {
       if (!(err instanceof AppError && err.code === 'NOT_FOUND')) throw err;
-      const text = (await this.blobs.get(doc.sourceKey)).toString('utf8');
-      return { key: doc.sourceKey, chars: text.length, sha256: () => sha256(text), cut: () => this.cut(text) };
     }
+    if (refs === undefined) {
+      const text = (await this.blobs.get(doc.sourceKey)).toString('utf8');
+      return { key: doc.sourceKey, chars: text.length, sha256: () => sha256(text), cut: (task, limit) => this.cut(text, task, limit) };
+    }
+    const stored = refs;
     const loadMs = performance.now() - t0;
     // A ready document's soft prompts are stored, so its encode children only confirm that: fewer, larger children
     // (up to the contract's limit) cost less queue and worker time. While it is still encoding, the document's own
     // children are running: the job's mirror them.
-    const batches = doc.status === 'ready' ? regroup(refs.batches, ENCODE_CHILD_MAX_CHUNKS) : refs.batches;
-    return { key: doc.sourceKey, chars: refs.chars, sha256: () => refs.sourceSha256, cut: () => ({ batches, chunks: refs.chunks, chunkMs: loadMs }) };
+    const batches = doc.status === 'ready' ? regroup(stored.batches, ENCODE_CHILD_MAX_CHUNKS) : stored.batches;
+    return {
+      key: doc.sourceKey,
+      chars: stored.chars,
+      sha256: () => stored.sourceSha256,
+      cut: async (task) => ({ batches, chunks: stored.chunks, chunkMs: loadMs, promptTokens: await this.planner.promptTokens(task) }),
+    };
   }
 
-  /** Chunks by characters, batched for encode children by an estimated token budget. */
-  private cut(text: string): { batches: ChunkRef[][]; chunks: number; chunkMs: number } {
+  /**
+   * Cuts a text into the chunks the encoder will encode (by the encoder's tokens, on a planning thread, stopping past
+   * `limit` chunks) and measures the task's prompt; the chunks are batched for encode children by their tokens.
+   */
+  private async cut(text: string, task: Task | undefined, limit: number): Promise<Cut> {
     const t0 = performance.now();
-    const { chunkChars, overlapChars } = this.manifest.prompt.chunking;
-    const chunks = chunkText(text, { chunkChars, overlapChars });
-    const batches = groupEncodeChildren(chunks, {
-      maxChunks: this.config.encodeJobMaxChunks,
-      maxTokens: this.config.encoderMaxBatchTokens * 2,
-      chunkMaxTokens: this.manifest.encoder.maxTokens,
-    });
-    return { batches, chunks: chunks.length, chunkMs: performance.now() - t0 };
+    // Every chunk holds at most chunkChars code points: a text longer than the window allows is refused without
+    // cutting it (a few milliseconds on the event loop, against seconds of segmenting and tokenizing).
+    const least = Math.ceil(countCodePoints(text) / this.manifest.prompt.chunking.chunkChars);
+    if (least > limit) {
+      throw new AppError('CONTEXT_TOO_LONG', `the document makes at least ${least} soft tokens; at most ${limit} fit the decoder window with the new tokens`, {
+        chunks: least,
+        window: this.manifest.decoder.window,
+      });
+    }
+    const { chunks, promptTokens } = await this.planner.plan(text, task, limit);
+    const batches = groupEncodeChildren(chunks, { maxChunks: this.config.encodeJobMaxChunks, maxTokens: this.config.encoderMaxBatchTokens * 2 });
+    return { batches, chunks: chunks.length, chunkMs: performance.now() - t0, promptTokens };
   }
 
   private async enqueueJob(
@@ -203,10 +226,16 @@ export class JobsService {
       id = claim.jobId;
     }
     try {
-      const { batches, chunks, chunkMs } = input.source.cut();
       const window = this.manifest.decoder.window;
-      if (chunks + input.generation.maxNewTokens > window) {
-        throw new AppError('CONTEXT_TOO_LONG', `the document makes ${chunks} soft tokens; with ${input.generation.maxNewTokens} new tokens that is over the decoder window of ${window}`, { chunks, window });
+      const maxNewTokens = input.generation.maxNewTokens;
+      const { batches, chunks, chunkMs, promptTokens } = await input.source.cut(input.task, window - maxNewTokens);
+      const need = promptTokens + chunks + maxNewTokens;
+      if (need > window) {
+        throw new AppError(
+          'CONTEXT_TOO_LONG',
+          `the document makes ${chunks}${chunks > window - maxNewTokens ? ' or more' : ''} soft tokens; with the prompt (${promptTokens} tokens) and ${maxNewTokens} new tokens that is over the decoder window of ${window}`,
+          { chunks, need, window },
+        );
       }
       const key = input.source.key ?? sourceKey(id);
       if (input.source.text !== undefined) await this.blobs.put(key, input.source.text, 'text/plain; charset=utf-8');
@@ -257,9 +286,20 @@ type JobSource = ({ text: string; key?: never } | { key: string; text?: never })
   chars: number;
   /** sha256 (hex) of the text, for idempotency fingerprints. */
   sha256: () => string;
-  /** The encode children's chunk references; called once any idempotent replay is ruled out. */
-  cut: () => { batches: ChunkRef[][]; chunks: number; chunkMs: number };
+  /**
+   * The encode children's chunk references and the task's prompt tokens; called once any idempotent replay is ruled
+   * out. A text is cut only as far as `limit` chunks (the most that could fit the window).
+   */
+  cut: (task: Task, limit: number) => Promise<Cut>;
 };
+
+interface Cut {
+  batches: ChunkRef[][];
+  /** Soft tokens: one per chunk. */
+  chunks: number;
+  chunkMs: number;
+  promptTokens: number;
+}
 
 function sha256(text: string): string {
   return createHash('sha256').update(text).digest('hex');

@@ -8,12 +8,13 @@ import { ChunkRef } from './pipeline.jobs.js';
  * and both are fixed for a document, so the references never go stale.
  */
 export const DocumentChunks = z.object({
-  v: z.literal(1),
+  /** 2: chunks cut by the encoder's tokens, exactly as encoded (1, no longer written: cut by characters). */
+  v: z.literal(2),
   /** sha256 (hex) of the source text: what an idempotency fingerprint hashes, without reading the source. */
   sourceSha256: z.string().regex(/^[0-9a-f]{64}$/),
   /** Length of the source text in UTF-16 code units. */
   chars: z.number().int().nonnegative(),
-  /** Number of chunks (soft tokens before any re-split by the encoder's token limit). */
+  /** Number of chunks: the document's soft tokens. */
   chunks: z.number().int().nonnegative(),
   /** The encode children's chunk references, as the document was encoded. */
   batches: z.array(z.array(ChunkRef).min(1)),

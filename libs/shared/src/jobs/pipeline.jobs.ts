@@ -10,8 +10,16 @@ const Traceparent = z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-
 export const Owner = z.object({ kind: z.enum(['job', 'document']), id: Id });
 export type Owner = z.infer<typeof Owner>;
 
-/** A chunk reference: its place in the document and its UTF-16 offsets in the stored source. */
-export const ChunkRef = z.object({ i: z.number().int().nonnegative(), start: z.number().int().nonnegative(), end: z.number().int().positive() });
+/**
+ * A chunk reference: its place in the document, its UTF-16 offsets in the stored source, and its encoder tokens as
+ * the API's planner counted them (CLS included): the encoder encodes exactly this chunk and checks the count.
+ */
+export const ChunkRef = z.object({
+  i: z.number().int().nonnegative(),
+  start: z.number().int().nonnegative(),
+  end: z.number().int().positive(),
+  tokens: z.number().int().positive(),
+});
 export type ChunkRef = z.infer<typeof ChunkRef>;
 
 /** The most chunk references one encode child carries (the contract's limit; ENCODE_JOB_MAX_CHUNKS is capped by it). */
@@ -34,7 +42,7 @@ export const EncodeChunks = defineJob({
   }),
   result: z.object({
     batch: z.number().int().nonnegative(),
-    /** Soft-prompt blob keys in document order (a chunk re-split to fit the encoder gives several). */
+    /** Soft-prompt blob keys, one per chunk reference, in the payload's order. */
     keys: z.array(z.string()),
     /** Each key's chunk index (the API's `i`): children carry chunks out of document order, grouped by length. */
     refs: z.array(z.number().int().nonnegative()),
