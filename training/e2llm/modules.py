@@ -22,6 +22,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from training import layers
+from training.layers import GQAttention, RMSNorm, apply_rope, causal_bias, rope_tables
+
 NEG_INF = -1e9  # finite "minus infinity": fully masked rows give a uniform softmax, never NaN
 
 
@@ -75,26 +78,7 @@ class E2LLMConfig:
 
 
 def _padding_bias(attention_mask: torch.Tensor) -> torch.Tensor:
-    """[B, T] int (1 = token) -> additive bias [B, 1, 1, T]."""
-    keep = attention_mask.unsqueeze(1).unsqueeze(2) > 0
-    zero = torch.zeros((), dtype=torch.float32)
-    return torch.where(keep, zero, zero + NEG_INF)
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
-def _rope_tables(positions: torch.Tensor, inv_freq: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-    """positions [B, T] int -> (cos, sin) [B, 1, T, d] (rotate-half layout), shared by encoder and decoder."""
-    freqs = positions.to(torch.float32).unsqueeze(-1) * inv_freq  # [B, T, d/2]
-    emb = torch.cat((freqs, freqs), dim=-1).unsqueeze(1)
-    return emb.cos(), emb.sin()
-
-
-def _apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    return x * cos + _rotate_half(x) * sin
+    return layers.padding_bias(attention_mask, NEG_INF)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -118,7 +102,7 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, bias: torch.Tensor, rope: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         q, k, v = self._split(self.q(x)), self._split(self.k(x)), self._split(self.v(x))
         if rope is not None:
-            q, k = _apply_rope(q, *rope), _apply_rope(k, *rope)
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_size)) + bias
         out = torch.matmul(torch.softmax(scores, dim=-1), v)  # [B, H, T, d]
         out = out.transpose(1, 2).reshape(x.shape[0], x.shape[1], self.heads * self.head_size)
@@ -142,35 +126,11 @@ class EncoderLayer(nn.Module):
         return self.ln2(x + self.ffn(x))
 
 
-class PMA(nn.Module):
-    """Pooling by multi-head attention with a single learned seed (Set Transformer, E2LLM v2)."""
+class PMA(layers.PMA):
+    """``training.layers.PMA`` with this model's mask constant."""
 
     def __init__(self, hidden: int, heads: int, ffn: int, eps: float):
-        super().__init__()
-        assert hidden % heads == 0
-        self.heads = heads
-        self.head_size = hidden // heads
-        self.query = nn.Parameter(torch.zeros(1, 1, hidden))
-        self.q = nn.Linear(hidden, hidden)
-        self.k = nn.Linear(hidden, hidden)
-        self.v = nn.Linear(hidden, hidden)
-        self.o = nn.Linear(hidden, hidden)
-        self.ln1 = nn.LayerNorm(hidden, eps=eps)
-        self.ffn = nn.Sequential(nn.Linear(hidden, ffn), nn.GELU(), nn.Linear(ffn, hidden))
-        self.ln2 = nn.LayerNorm(hidden, eps=eps)
-
-    def forward(self, h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        B, T = h.shape[0], h.shape[1]
-        q = self.q(self.query).reshape(1, 1, self.heads, self.head_size).transpose(1, 2)  # [1, H, 1, d]
-        k = self.k(h).reshape(B, T, self.heads, self.head_size).transpose(1, 2)  # [B, H, T, d]
-        v = self.v(h).reshape(B, T, self.heads, self.head_size).transpose(1, 2)
-        scores = torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(self.head_size))  # [B, H, 1, T]
-        scores = scores + _padding_bias(attention_mask)
-        att = torch.matmul(torch.softmax(scores, dim=-1), v)  # [B, H, 1, d]
-        att = att.transpose(1, 2).reshape(B, 1, self.heads * self.head_size)
-        x = self.ln1(self.query + self.o(att))  # [B, 1, D]
-        x = self.ln2(x + self.ffn(x))
-        return x[:, 0, :]
+        super().__init__(hidden, heads, ffn, eps, NEG_INF)
 
 
 class ChunkEncoder(nn.Module):
@@ -200,7 +160,7 @@ class ChunkEncoder(nn.Module):
         if self.pos is not None:
             x = x + self.pos(positions)
         else:
-            rope = _rope_tables(positions, self.inv_freq)
+            rope = rope_tables(positions, self.inv_freq)
         if self.conv is not None:
             # left padding only: a token sees itself and the kernel - 1 before it, so the right padding of a
             # batch never reaches a real token
@@ -262,55 +222,11 @@ class MLPAdapter(nn.Module):
 # Decoder
 # ----------------------------------------------------------------------------------------------
 
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
-
-
-class DecoderAttention(nn.Module):
-    def __init__(self, cfg: DecoderConfig):
-        super().__init__()
-        assert cfg.heads % cfg.kv_heads == 0
-        self.heads, self.kv_heads, self.head_size = cfg.heads, cfg.kv_heads, cfg.head_size
-        self.group = cfg.heads // cfg.kv_heads
-        self.q_proj = nn.Linear(cfg.hidden, cfg.heads * cfg.head_size, bias=False)
-        self.k_proj = nn.Linear(cfg.hidden, cfg.kv_heads * cfg.head_size, bias=False)
-        self.v_proj = nn.Linear(cfg.hidden, cfg.kv_heads * cfg.head_size, bias=False)
-        self.o_proj = nn.Linear(cfg.heads * cfg.head_size, cfg.hidden, bias=False)
-        # set by the exporter of the attention output: keep the last query's weights, averaged over heads ([B, P+S])
-        self.keep_last_probs = False
-        self.last_probs: Optional[torch.Tensor] = None
-
-    def forward(self, x, cos, sin, bias, past_k, past_v):
-        B, S = x.shape[0], x.shape[1]
-        q = self.q_proj(x).reshape(B, S, self.heads, self.head_size).transpose(1, 2)  # [B, H, S, d]
-        k = self.k_proj(x).reshape(B, S, self.kv_heads, self.head_size).transpose(1, 2)  # [B, KV, S, d]
-        v = self.v_proj(x).reshape(B, S, self.kv_heads, self.head_size).transpose(1, 2)
-        q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
-        k = torch.cat((past_k, k), dim=2)  # [B, KV, P+S, d]  (P may be 0)
-        v = torch.cat((past_v, v), dim=2)
-        # grouped-query attention without materialising repeated K/V: [B, KV, G, S, d] x [B, KV, 1, d, T]
-        qg = q.reshape(B, self.kv_heads, self.group, S, self.head_size)
-        scores = torch.matmul(qg, k.unsqueeze(2).transpose(-1, -2)) * (1.0 / math.sqrt(self.head_size))
-        scores = scores + bias.unsqueeze(1)  # bias [B, 1, S, T] -> [B, 1, 1, S, T]
-        probs = torch.softmax(scores, dim=-1)
-        if self.keep_last_probs:
-            self.last_probs = probs[:, :, :, -1, :].mean(dim=(1, 2))
-        out = torch.matmul(probs, v.unsqueeze(2))  # [B, KV, G, S, d]
-        out = out.reshape(B, self.heads, S, self.head_size).transpose(1, 2).reshape(B, S, self.heads * self.head_size)
-        return self.o_proj(out), k, v
-
-
 class DecoderLayer(nn.Module):
     def __init__(self, cfg: DecoderConfig):
         super().__init__()
         self.input_layernorm = RMSNorm(cfg.hidden, cfg.rms_eps)
-        self.self_attn = DecoderAttention(cfg)
+        self.self_attn = GQAttention(cfg.hidden, cfg.heads, cfg.kv_heads, cfg.head_size)
         self.post_attention_layernorm = RMSNorm(cfg.hidden, cfg.rms_eps)
         self.gate_proj = nn.Linear(cfg.hidden, cfg.ffn, bias=False)
         self.up_proj = nn.Linear(cfg.hidden, cfg.ffn, bias=False)
@@ -344,19 +260,8 @@ class LlamaDecoder(nn.Module):
         past = (k0, v0, k1, v1, ...) each [B,KV,P,d] -> (logits [B,1,V], present k0, v0, ...)."""
         assert len(past) == 2 * self.cfg.layers
         # RoPE tables from position_ids: [B, 1, S, d]
-        cos, sin = _rope_tables(position_ids, self.inv_freq)
-        # causal + padding mask, shape-free: key j (0..T-1) visible to query i (0..S-1) iff j - T <= i - S
-        ones_k = torch.ones_like(attention_mask)
-        key_rel = torch.cumsum(ones_k, dim=1) - ones_k.sum(dim=1, keepdim=True) - 1  # j - T: [B, T]
-        ones_q = torch.ones_like(position_ids)
-        query_rel = torch.cumsum(ones_q, dim=1) - ones_q.sum(dim=1, keepdim=True) - 1  # i - S: [B, S]
-        # A query always sees itself: padded queries then attend only to themselves (instead of a uniform
-        # spread over every key, future ones included), so their K/V - and the cache - do not depend on
-        # how the sequence was split into prefill and steps. Real tokens are unaffected.
-        k_rel, q_rel = key_rel.unsqueeze(1), query_rel.unsqueeze(2)
-        allowed = (k_rel <= q_rel) & ((attention_mask.unsqueeze(1) > 0) | (k_rel == q_rel))  # [B, S, T]
-        zero = torch.zeros((), dtype=torch.float32)
-        bias = torch.where(allowed, zero, zero + NEG_INF).unsqueeze(1)  # [B, 1, S, T]
+        cos, sin = rope_tables(position_ids, self.inv_freq)
+        bias = causal_bias(attention_mask, position_ids, NEG_INF)  # [B, 1, S, T]
         x = inputs_embeds
         presents: List[torch.Tensor] = []
         for i, layer in enumerate(self.layers):

@@ -31,6 +31,8 @@ import torch
 from torch import nn
 
 from training.e2llm.modules import MLPAdapter
+from training import layers
+from training.layers import GQAttention, RMSNorm, apply_rope, causal_bias, padding_bias, rope_tables
 
 from . import checkpoint as ck
 
@@ -48,18 +50,6 @@ def _act(name: str) -> nn.Module:
     if name == "relu":
         return nn.ReLU()
     raise ValueError(f"unsupported hidden_act {name!r}")
-
-
-def padding_bias(attention_mask: torch.Tensor) -> torch.Tensor:
-    """[B, T] int (1 = token) -> additive bias [B, 1, 1, T]."""
-    keep = attention_mask.unsqueeze(1).unsqueeze(2) > 0
-    zero = torch.zeros((), dtype=torch.float32, device=attention_mask.device)
-    return torch.where(keep, zero, zero + NEG)
-
-
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 def rope_inv_freq(dim: int, theta: float, scaling: Optional[dict]) -> torch.Tensor:
@@ -86,9 +76,7 @@ class RotaryEmbedding(nn.Module):
         self.register_buffer("inv_freq", rope_inv_freq(dim, theta, scaling), persistent=False)
 
     def forward(self, position_ids: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        freqs = position_ids.to(torch.float32).unsqueeze(-1) * self.inv_freq
-        emb = torch.cat((freqs, freqs), dim=-1).unsqueeze(1)
-        return emb.cos(), emb.sin()
+        return rope_tables(position_ids, self.inv_freq)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -233,7 +221,7 @@ class BertBackbone(nn.Module):
 
     def forward(self, input_ids, attention_mask):
         x = self.embeddings(input_ids)
-        bias = padding_bias(attention_mask)
+        bias = padding_bias(attention_mask, NEG)
         for layer in self.encoder.layer:
             x = layer(x, bias)
         return x
@@ -264,9 +252,7 @@ class NewAttention(nn.Module):
         B, T = x.shape[0], x.shape[1]
         qkv = self.qkv_proj(x).reshape(B, T, 3, self.heads, -1)
         q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))  # [B, H, T, d]
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        return self.o_proj(_attend(q, k, v, bias))
+        return self.o_proj(_attend(apply_rope(q, cos, sin), apply_rope(k, cos, sin), v, bias))
 
 
 class NewGatedMLP(nn.Module):
@@ -308,36 +294,18 @@ class NewBackbone(nn.Module):
     def forward(self, input_ids, attention_mask):
         x = self.embeddings(input_ids)
         cos, sin = self.rotary_emb(torch.cumsum(torch.ones_like(input_ids), dim=1) - 1)
-        bias = padding_bias(attention_mask)
+        bias = padding_bias(attention_mask, NEG)
         for layer in self.encoder.layer:
             x = layer(x, bias, cos, sin)
         return x
 
 
-class PMA(nn.Module):
-    """Pooling by multi-head attention with one learned query (E2LLM v2). Same parameter names and maths as
-    ``training.e2llm.modules.PMA`` (adapter files are interchangeable); masks built on the input's device."""
+class PMA(layers.PMA):
+    """``training.layers.PMA`` (the class ``training.e2llm.modules`` uses too: adapter files are interchangeable)
+    with the f16-safe mask constant."""
 
     def __init__(self, hidden: int, heads: int, ffn: int, eps: float):
-        super().__init__()
-        assert hidden % heads == 0
-        self.heads = heads
-        self.query = nn.Parameter(torch.zeros(1, 1, hidden))
-        self.q = nn.Linear(hidden, hidden)
-        self.k = nn.Linear(hidden, hidden)
-        self.v = nn.Linear(hidden, hidden)
-        self.o = nn.Linear(hidden, hidden)
-        self.ln1 = nn.LayerNorm(hidden, eps=eps)
-        self.ffn = nn.Sequential(nn.Linear(hidden, ffn), nn.GELU(), nn.Linear(ffn, hidden))
-        self.ln2 = nn.LayerNorm(hidden, eps=eps)
-
-    def forward(self, h, attention_mask):
-        B = h.shape[0]
-        q = _heads(self.q(self.query), self.heads)  # [1, H, 1, d]
-        att = _attend(q, _heads(self.k(h), self.heads), _heads(self.v(h), self.heads), padding_bias(attention_mask))
-        x = self.ln1(self.query + self.o(att))  # [B, 1, D]
-        x = self.ln2(x + self.ffn(x))
-        return x[:, 0, :]
+        super().__init__(hidden, heads, ffn, eps, NEG)
 
 
 class PooledEncoder(nn.Module):
@@ -410,43 +378,6 @@ class DecoderSpec:
         )
 
 
-class RMSNorm(nn.Module):
-    def __init__(self, dim: int, eps: float):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
-
-
-class DecAttention(nn.Module):
-    def __init__(self, s: DecoderSpec):
-        super().__init__()
-        self.heads, self.kv_heads, self.head_size = s.heads, s.kv_heads, s.head_size
-        self.group = s.heads // s.kv_heads
-        self.q_proj = nn.Linear(s.hidden, s.heads * s.head_size, bias=s.qkv_bias)
-        self.k_proj = nn.Linear(s.hidden, s.kv_heads * s.head_size, bias=s.qkv_bias)
-        self.v_proj = nn.Linear(s.hidden, s.kv_heads * s.head_size, bias=s.qkv_bias)
-        self.o_proj = nn.Linear(s.heads * s.head_size, s.hidden, bias=s.o_bias)
-
-    def forward(self, x, cos, sin, bias, past_k, past_v):
-        B, S = x.shape[0], x.shape[1]
-        q = self.q_proj(x).reshape(B, S, self.heads, self.head_size).transpose(1, 2)
-        k = self.k_proj(x).reshape(B, S, self.kv_heads, self.head_size).transpose(1, 2)
-        v = self.v_proj(x).reshape(B, S, self.kv_heads, self.head_size).transpose(1, 2)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        k = torch.cat((past_k, k), dim=2)
-        v = torch.cat((past_v, v), dim=2)
-        qg = q.reshape(B, self.kv_heads, self.group, S, self.head_size)
-        scores = torch.matmul(qg, k.unsqueeze(2).transpose(-1, -2)) * (1.0 / math.sqrt(self.head_size))
-        scores = scores + bias.unsqueeze(1)
-        out = torch.matmul(torch.softmax(scores, dim=-1), v.unsqueeze(2))
-        out = out.reshape(B, self.heads, S, self.head_size).transpose(1, 2).reshape(B, S, self.heads * self.head_size)
-        return self.o_proj(out), k, v
-
-
 class DecMLP(nn.Module):
     def __init__(self, s: DecoderSpec):
         super().__init__()
@@ -463,7 +394,7 @@ class DecLayer(nn.Module):
     def __init__(self, s: DecoderSpec):
         super().__init__()
         self.input_layernorm = RMSNorm(s.hidden, s.rms_eps)
-        self.self_attn = DecAttention(s)
+        self.self_attn = GQAttention(s.hidden, s.heads, s.kv_heads, s.head_size, s.qkv_bias, s.o_bias)
         self.post_attention_layernorm = RMSNorm(s.hidden, s.rms_eps)
         self.mlp = DecMLP(s)
 
@@ -480,19 +411,6 @@ class DecModel(nn.Module):
         self.layers = nn.ModuleList(DecLayer(s) for _ in range(s.layers))
         self.norm = RMSNorm(s.hidden, s.rms_eps)
         self.rotary_emb = RotaryEmbedding(s.head_size, s.rope_theta, s.rope_scaling)
-
-
-def causal_bias(attention_mask: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
-    """Shape-free causal + padding bias [B, 1, S, T] (same rule as training.e2llm.modules.LlamaDecoder:
-    key j visible to query i iff j - T <= i - S and (key is real or j is the query itself))."""
-    ones_k = torch.ones_like(attention_mask)
-    key_rel = torch.cumsum(ones_k, dim=1) - ones_k.sum(dim=1, keepdim=True) - 1
-    ones_q = torch.ones_like(position_ids)
-    query_rel = torch.cumsum(ones_q, dim=1) - ones_q.sum(dim=1, keepdim=True) - 1
-    k_rel, q_rel = key_rel.unsqueeze(1), query_rel.unsqueeze(2)
-    allowed = (k_rel <= q_rel) & ((attention_mask.unsqueeze(1) > 0) | (k_rel == q_rel))
-    zero = torch.zeros((), dtype=torch.float32, device=attention_mask.device)
-    return torch.where(allowed, zero, zero + NEG).unsqueeze(1)
 
 
 class HFDecoder(nn.Module):
@@ -521,7 +439,7 @@ class HFDecoder(nn.Module):
 
     def states(self, inputs_embeds, attention_mask, position_ids, past):
         cos, sin = self.model.rotary_emb(position_ids)
-        bias = causal_bias(attention_mask, position_ids)
+        bias = causal_bias(attention_mask, position_ids, NEG)
         x = inputs_embeds
         presents: List[torch.Tensor] = []
         for i, layer in enumerate(self.model.layers):
