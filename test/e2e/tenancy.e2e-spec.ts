@@ -1,7 +1,7 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBlobStore } from '@lib/blob-store';
-import { decodeSoftPrompt, type Config } from '@lib/shared';
+import { decodeSoftPrompt, softPromptKeyHash, type Config } from '@lib/shared';
 import { startStack, type Stack } from './stack.js';
 
 const KEYS = { alpha: 'alpha-key-0123456789abcdef', beta: 'beta-key-0123456789abcdef' };
@@ -76,7 +76,7 @@ describe('tenancy, rate limits and lost soft prompts', () => {
   });
 
   it('encodes a lost or corrupt soft prompt again instead of decoding garbage', async () => {
-    const text = `${TEXT} Blobs can be lost. ${'Filler sentence for a second chunk. '.repeat(20)}`;
+    const text = `${TEXT} Blobs can be lost. ${Array.from({ length: 70 }, (_, i) => `Filler sentence ${i} for more chunks.`).join(' ')}`;
     const first = await waitDone(http, (await http.post('/v1/jobs').set('Authorization', beta).send({ text, task: { type: 'summarize' }, generation: { maxNewTokens: 6 } }).expect(202)).body.id, beta);
     const blobs = createBlobStore(stack.config);
     const prefix = 'soft-prompts/beta/';
@@ -88,11 +88,16 @@ describe('tenancy, rate limits and lost soft prompts', () => {
     const keys = chunks.map((c) => softPromptKey('beta', model.encoderId, chunkHash(model.encoderId, c.text)));
     await model.release();
     expect(keys[0]!.startsWith(prefix)).toBe(true);
+    expect(keys.length).toBeGreaterThanOrEqual(4);
     const good = await blobs.get(keys[0]!);
     const corrupt = Buffer.from(good);
     corrupt[corrupt.length - 40]! ^= 0xff;
     await blobs.put(keys[0]!, corrupt);
     await blobs.delete(keys[1]!);
+    // Two valid blobs swapped between their keys: each passes its checksum, and each names another chunk.
+    const [a, b] = [await blobs.get(keys[2]!), await blobs.get(keys[3]!)];
+    await blobs.put(keys[2]!, b);
+    await blobs.put(keys[3]!, a);
 
     const second = await waitDone(http, (await http.post('/v1/jobs').set('Authorization', beta).send({ text, task: { type: 'summarize' }, generation: { maxNewTokens: 6 } }).expect(202)).body.id, beta);
     expect(second.status).toBe('succeeded');
@@ -100,6 +105,10 @@ describe('tenancy, rate limits and lost soft prompts', () => {
     expect(() => decodeSoftPrompt(corrupt)).toThrow();
     expect(decodeSoftPrompt(await blobs.get(keys[0]!)).data.length).toBeGreaterThan(0);
     expect(await blobs.exists(keys[1]!)).toBe(true);
+    for (const k of [2, 3]) {
+      // Re-encoded under its own key: the blob there now names that key's chunk.
+      expect(decodeSoftPrompt(await blobs.get(keys[k]!), { chunkHash: softPromptKeyHash(keys[k]!) }).chunkHash).toBe(softPromptKeyHash(keys[k]!));
+    }
   });
 
   it('answers 429 RATE_LIMITED with Retry-After past the per-minute limit', async () => {

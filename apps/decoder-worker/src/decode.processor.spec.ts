@@ -6,7 +6,7 @@ import { MemoryBlobStore } from '@lib/blob-store/testing';
 import { JobStore, Pipeline } from '@lib/job-store';
 import { testRedis } from '@lib/job-store/testing';
 import type { DecodeRunner, GroundedInput, GroundedResult } from '@lib/model-runtime';
-import { GenerationParams, chunkHash, encodeSoftPrompt, resultKey, softPromptKey, type JobRecord } from '@lib/shared';
+import { GenerationParams, chunkHash, encodeSoftPrompt, resultKey, softPromptKey, softPromptKeyHash, type JobRecord } from '@lib/shared';
 import { DecodeProcessor } from './decode.processor.js';
 
 /**
@@ -87,7 +87,7 @@ async function setup(withSource: boolean) {
   const id = `job_${randomUUID().replace(/-/g, '').slice(0, 29)}`;
   const sourceKey = `sources/${id}`;
   if (withSource) await blobs.put(sourceKey, SOURCE, 'text/plain');
-  for (const [i, key] of keys.entries()) await blobs.put(key, encodeSoftPrompt({ encoderId: ENCODER, shape: [WIDTH], data: Float32Array.from([i, i + 0.5]) }), 'application/octet-stream');
+  for (const [i, key] of keys.entries()) await blobs.put(key, encodeSoftPrompt({ encoderId: ENCODER, chunkHash: softPromptKeyHash(key), shape: [WIDTH], data: Float32Array.from([i, i + 0.5]) }), 'application/octet-stream');
   await store.createJob(record(id, sourceKey));
   const runner = new FakeRunner();
   const processor = new DecodeProcessor(runner, blobs, store, pipeline, { blobFetchConcurrency: 4, softPromptDtype: 'f32', softPromptCacheMb: 0 }, async () => {

@@ -4,7 +4,7 @@ import { mapLimit, type BlobStore } from '@lib/blob-store';
 import type { z } from 'zod';
 import { metrics, type JobStore, type Pipeline } from '@lib/job-store';
 import type { DecodeRunner, E2llmModel, TextChunk } from '@lib/model-runtime';
-import { AppError, DecodeJob, EncodeChunks, IndexDocument, chunkHash, pageStarts, decodeSoftPrompt, encodeSoftPrompt, resultKey, softPromptKey, type Config, type JobResult } from '@lib/shared';
+import { AppError, DecodeJob, EncodeChunks, IndexDocument, chunkHash, pageStarts, decodeSoftPrompt, encodeSoftPrompt, resultKey, softPromptKey, softPromptKeyHash, type Config, type JobResult } from '@lib/shared';
 import { ByteLru } from './byte-lru.js';
 
 /**
@@ -110,7 +110,6 @@ export class DecodeProcessor {
     metrics.stageSeconds.observe({ stage: 'decode' }, gen.decodeMs / 1000);
     metrics.generatedTokens.inc(gen.tokens.length);
     if (gen.decodeMs > 0) metrics.decodeTokensPerSecond.set((gen.tokens.length * 1000) / gen.decodeMs);
-    metrics.jobSeconds.observe({ status: 'succeeded' }, result.timings.totalMs / 1000);
     const key = resultKey(p.jobId);
     const tStore = performance.now();
     await this.blobs.put(key, JSON.stringify(result), 'application/json');
@@ -156,18 +155,19 @@ export class DecodeProcessor {
 
   private async readSoftPrompt(key: string, span: [number, number], sourceKey: string, log: Logger): Promise<Float32Array> {
     try {
-      return decodeSoftPrompt(await this.blobs.get(key), this.model.encoderId).data;
+      return decodeSoftPrompt(await this.blobs.get(key), { encoderId: this.model.encoderId, chunkHash: softPromptKeyHash(key) }).data;
     } catch (err) {
       if (!(err instanceof AppError) || (err.code !== 'NOT_FOUND' && err.code !== 'BLOB_CORRUPT')) throw err;
       log.warn({ key, code: err.code }, 're-encoding a lost or corrupt soft prompt');
     }
     const encoder = await (this.encoder ??= this.loadEncoder());
     const text = (await this.blobs.get(sourceKey)).toString('utf8').slice(span[0], span[1]);
-    if (softPromptKey(key.split('/')[1]!, encoder.encoderId, chunkHash(encoder.encoderId, text)) !== key) {
+    const hash = chunkHash(encoder.encoderId, text);
+    if (softPromptKey(key.split('/')[1]!, encoder.encoderId, hash) !== key) {
       throw new AppError('INTERNAL', `the source no longer matches soft prompt ${key} (this is a bug)`);
     }
-    const vector = await encoder.encoder.encode([encoder.encoder.tokenize(text)]);
-    await this.blobs.put(key, encodeSoftPrompt({ encoderId: encoder.encoderId, shape: [vector.length], data: vector }, this.config.softPromptDtype), 'application/octet-stream', { durable: false });
+    const vector = await encoder.encoder.encode([encoder.encoderIds(text)]);
+    await this.blobs.put(key, encodeSoftPrompt({ encoderId: encoder.encoderId, chunkHash: hash, shape: [vector.length], data: vector }, this.config.softPromptDtype), 'application/octet-stream', { durable: false });
     return vector;
   }
 

@@ -5,7 +5,7 @@ import { MemoryBlobStore } from '@lib/blob-store/testing';
 import { JobStore } from '@lib/job-store';
 import { testRedis } from '@lib/job-store/testing';
 import type { EncodeRunner } from '@lib/model-runtime';
-import { chunkHash, decodeSoftPrompt, softPromptKey } from '@lib/shared';
+import { chunkHash, decodeSoftPrompt, softPromptKey, softPromptKeyHash } from '@lib/shared';
 import { EncodeProcessor } from './encode.processor.js';
 
 /**
@@ -57,7 +57,7 @@ describe('EncodeProcessor', () => {
     const keys = refs.map((r) => softPromptKey(TENANT, ENCODER, chunkHash(ENCODER, SOURCE.slice(r.start, r.end))));
     expect(first).toMatchObject({ batch: 3, keys, refs: [2, 0], spans: refs.map((r) => [r.start, r.end]), encoded: 2, cached: 0 });
     const text = SOURCE.slice(26);
-    expect(decodeSoftPrompt(await blobs.get(keys[0]!), ENCODER).data).toEqual(Float32Array.from([text.length, text.charCodeAt(0)]));
+    expect(decodeSoftPrompt(await blobs.get(keys[0]!), { encoderId: ENCODER, chunkHash: softPromptKeyHash(keys[0]!) }).data).toEqual(Float32Array.from([text.length, text.charCodeAt(0)]));
     const again = await processor.encodeChunks(payload, job, log);
     expect(again).toMatchObject({ encoded: 0, cached: 2, keys });
     expect(runner.encoded.flat()).toHaveLength(2); // the second child ran no encoder

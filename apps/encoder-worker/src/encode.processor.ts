@@ -43,7 +43,8 @@ export class EncodeProcessor {
     const encoderId = this.model.encoderId;
     const pieces = p.chunks.map((ref) => {
       const text = source.slice(ref.start, ref.end);
-      return { ref: ref.i, start: ref.start, end: ref.end, tokens: ref.tokens, text, key: softPromptKey(p.tenant, encoderId, chunkHash(encoderId, text)) };
+      const hash = chunkHash(encoderId, text);
+      return { ref: ref.i, start: ref.start, end: ref.end, tokens: ref.tokens, text, hash, key: softPromptKey(p.tenant, encoderId, hash) };
     });
     const prep = performance.now() - tPrep;
     const tExists = performance.now();
@@ -83,7 +84,7 @@ export class EncodeProcessor {
           const vectors = await this.model.encoder.encode(batch.map((i) => missing[i]!.ids));
           metrics.encoderBatchSize.observe(batch.length);
           const write = mapLimit(batch, this.config.blobFetchConcurrency, (i, row) =>
-            this.blobs.put(missing[i]!.key, encodeSoftPrompt({ encoderId, shape: [width], data: vectors.slice(row * width, (row + 1) * width) }, this.config.softPromptDtype), 'application/octet-stream', { durable: false }),
+            this.blobs.put(missing[i]!.key, encodeSoftPrompt({ encoderId, chunkHash: missing[i]!.hash, shape: [width], data: vectors.slice(row * width, (row + 1) * width) }, this.config.softPromptDtype), 'application/octet-stream', { durable: false }),
           );
           // Awaited below; handled now so a failed write is not an unhandled rejection while later batches run.
           write.catch(() => undefined);

@@ -6,17 +6,18 @@ import { decodeSoftPrompt, encodeSoftPrompt, SOFT_PROMPT_BLOB_VERSION, type Soft
 import { codeOf } from '../test/error-code.js';
 
 const ENCODER = 'enc-3f2a9c';
+const HASH = createHash('sha256').update('a chunk').digest('hex');
 
 /** The code of the AppError `fn` throws; fails the test if it returns or throws anything else. */
 function sample(shape = [3, 4], encoderId = ENCODER): SoftPrompt {
   const count = shape.reduce((a, b) => a * b, 1);
   const data = Float32Array.from({ length: count }, (_, i) => Math.fround(Math.sin(i + 1) * (i + 1)));
-  return { encoderId, shape, data };
+  return { encoderId, chunkHash: HASH, shape, data };
 }
 
 /** Header length for a blob written by `encodeSoftPrompt` (see the layout comment in soft-prompt-blob.ts). */
 function headerBytes(p: SoftPrompt): number {
-  return 10 + Buffer.byteLength(p.encoderId, 'utf8') + 4 * p.shape.length;
+  return 10 + Buffer.byteLength(p.encoderId, 'utf8') + 32 + 4 * p.shape.length;
 }
 
 /** Recomputes the trailing checksum, so a test can change one field and see that field's own check fire. */
@@ -30,7 +31,7 @@ function reseal(blob: Buffer): Buffer {
 describe('encodeSoftPrompt / decodeSoftPrompt', () => {
   it('round-trips f32 exactly, shape and encoder id included', () => {
     const p = sample([2, 3, 4]);
-    const decoded = decodeSoftPrompt(encodeSoftPrompt(p, 'f32'), ENCODER);
+    const decoded = decodeSoftPrompt(encodeSoftPrompt(p, 'f32'), { encoderId: ENCODER });
     expect(decoded.encoderId).toBe(ENCODER);
     expect(decoded.shape).toEqual([2, 3, 4]);
     expect(decoded.data).toBeInstanceOf(Float32Array);
@@ -47,7 +48,7 @@ describe('encodeSoftPrompt / decodeSoftPrompt', () => {
     fc.assert(
       fc.property(fc.array(fc.float(), { maxLength: 64 }), (values) => {
         const data = Float32Array.from(values);
-        const out = decodeSoftPrompt(encodeSoftPrompt({ encoderId: ENCODER, shape: [data.length], data }));
+        const out = decodeSoftPrompt(encodeSoftPrompt({ encoderId: ENCODER, chunkHash: HASH, shape: [data.length], data }));
         expect(new Uint8Array(out.data.buffer)).toEqual(new Uint8Array(data.buffer));
       }),
     );
@@ -56,10 +57,10 @@ describe('encodeSoftPrompt / decodeSoftPrompt', () => {
   it('round-trips f16 within half-precision tolerance, in half the data bytes', () => {
     fc.assert(
       fc.property(fc.array(fc.float({ min: -60000, max: 60000, noNaN: true }), { minLength: 1, maxLength: 64 }), (values) => {
-        const p: SoftPrompt = { encoderId: ENCODER, shape: [1, values.length], data: Float32Array.from(values) };
+        const p: SoftPrompt = { encoderId: ENCODER, chunkHash: HASH, shape: [1, values.length], data: Float32Array.from(values) };
         const blob = encodeSoftPrompt(p, 'f16');
         expect(blob.length).toBe(headerBytes(p) + 2 * values.length + 16);
-        const out = decodeSoftPrompt(blob, ENCODER);
+        const out = decodeSoftPrompt(blob, { encoderId: ENCODER });
         expect(out.shape).toEqual([1, values.length]);
         expect(out.data).toBeInstanceOf(Float32Array);
         p.data.forEach((x, i) => {
@@ -72,24 +73,24 @@ describe('encodeSoftPrompt / decodeSoftPrompt', () => {
 
   it('stores f16 values that are exact in half precision exactly', () => {
     const data = new Float32Array([1, -2, 0.5, 65504, 2 ** -24, 0, 0.333251953125]);
-    const out = decodeSoftPrompt(encodeSoftPrompt({ encoderId: ENCODER, shape: [data.length], data }, 'f16'));
+    const out = decodeSoftPrompt(encodeSoftPrompt({ encoderId: ENCODER, chunkHash: HASH, shape: [data.length], data }, 'f16'));
     expect(Array.from(out.data)).toEqual(Array.from(data));
   });
 
   it('stores f16 overflow as infinity', () => {
     const data = new Float32Array([70000, -70000]);
-    const out = decodeSoftPrompt(encodeSoftPrompt({ encoderId: ENCODER, shape: [2], data }, 'f16'));
+    const out = decodeSoftPrompt(encodeSoftPrompt({ encoderId: ENCODER, chunkHash: HASH, shape: [2], data }, 'f16'));
     expect(Array.from(out.data)).toEqual([Infinity, -Infinity]);
   });
 
   it('round-trips a non-ASCII encoder id, an empty one, a scalar and an empty tensor', () => {
     const unicode = sample([2, 2], 'énc-日本-🙂');
-    expect(decodeSoftPrompt(encodeSoftPrompt(unicode), 'énc-日本-🙂').encoderId).toBe('énc-日本-🙂');
+    expect(decodeSoftPrompt(encodeSoftPrompt(unicode), { encoderId: 'énc-日本-🙂' }).encoderId).toBe('énc-日本-🙂');
     expect(decodeSoftPrompt(encodeSoftPrompt(sample([2], ''))).encoderId).toBe('');
-    const scalar = decodeSoftPrompt(encodeSoftPrompt({ encoderId: ENCODER, shape: [], data: new Float32Array([7.5]) }));
+    const scalar = decodeSoftPrompt(encodeSoftPrompt({ encoderId: ENCODER, chunkHash: HASH, shape: [], data: new Float32Array([7.5]) }));
     expect(scalar.shape).toEqual([]);
     expect(Array.from(scalar.data)).toEqual([7.5]);
-    const empty = decodeSoftPrompt(encodeSoftPrompt({ encoderId: ENCODER, shape: [0, 256], data: new Float32Array(0) }));
+    const empty = decodeSoftPrompt(encodeSoftPrompt({ encoderId: ENCODER, chunkHash: HASH, shape: [0, 256], data: new Float32Array(0) }));
     expect(empty.shape).toEqual([0, 256]);
     expect(empty.data.length).toBe(0);
   });
@@ -100,40 +101,41 @@ describe('encodeSoftPrompt / decodeSoftPrompt', () => {
     const big = new Uint8Array(blob.length + 3);
     big.set(blob, 1);
     const view = big.subarray(1, 1 + blob.length);
-    const out = decodeSoftPrompt(view, ENCODER);
+    const out = decodeSoftPrompt(view, { encoderId: ENCODER });
     expect(Array.from(out.data)).toEqual(Array.from(p.data));
     big.fill(0);
     expect(Array.from(out.data)).toEqual(Array.from(p.data));
   });
 
   it('decodes the written bytes the layout comment describes', () => {
-    const blob = encodeSoftPrompt({ encoderId: 'ab', shape: [2], data: new Float32Array([1, -2]) }, 'f16');
+    const blob = encodeSoftPrompt({ encoderId: 'ab', chunkHash: HASH, shape: [2], data: new Float32Array([1, -2]) }, 'f16');
     expect(blob.subarray(0, 4).toString('ascii')).toBe('E2SP');
     expect(blob[4]).toBe(SOFT_PROMPT_BLOB_VERSION);
     expect(blob[5]).toBe(1); // dtype f16
     expect(blob[6]).toBe(1); // ndim
     expect(blob.readUInt16LE(8)).toBe(2);
     expect(blob.subarray(10, 12).toString('utf8')).toBe('ab');
-    expect(blob.readUInt32LE(12)).toBe(2);
-    expect(blob.readUInt16LE(16)).toBe(0x3c00);
-    expect(blob.readUInt16LE(18)).toBe(0xc000);
-    expect(blob.length).toBe(20 + 16);
-    expect(blob.subarray(20)).toEqual(createHash('sha256').update(blob.subarray(0, 20)).digest().subarray(0, 16));
+    expect(blob.subarray(12, 44).toString('hex')).toBe(HASH);
+    expect(blob.readUInt32LE(44)).toBe(2);
+    expect(blob.readUInt16LE(48)).toBe(0x3c00);
+    expect(blob.readUInt16LE(50)).toBe(0xc000);
+    expect(blob.length).toBe(52 + 16);
+    expect(blob.subarray(52)).toEqual(createHash('sha256').update(blob.subarray(0, 52)).digest().subarray(0, 16));
   });
 });
 
 describe('encodeSoftPrompt input checks', () => {
   it('throws when the shape does not match the number of values', () => {
-    expect(codeOf(() => encodeSoftPrompt({ encoderId: ENCODER, shape: [2, 3], data: new Float32Array(5) }))).toBe('INTERNAL');
-    expect(codeOf(() => encodeSoftPrompt({ encoderId: ENCODER, shape: [2, 3], data: new Float32Array(7) }))).toBe('INTERNAL');
-    expect(codeOf(() => encodeSoftPrompt({ encoderId: ENCODER, shape: [], data: new Float32Array(0) }))).toBe('INTERNAL');
-    expect(codeOf(() => encodeSoftPrompt({ encoderId: ENCODER, shape: [0], data: new Float32Array(1) }))).toBe('INTERNAL');
+    expect(codeOf(() => encodeSoftPrompt({ encoderId: ENCODER, chunkHash: HASH, shape: [2, 3], data: new Float32Array(5) }))).toBe('INTERNAL');
+    expect(codeOf(() => encodeSoftPrompt({ encoderId: ENCODER, chunkHash: HASH, shape: [2, 3], data: new Float32Array(7) }))).toBe('INTERNAL');
+    expect(codeOf(() => encodeSoftPrompt({ encoderId: ENCODER, chunkHash: HASH, shape: [], data: new Float32Array(0) }))).toBe('INTERNAL');
+    expect(codeOf(() => encodeSoftPrompt({ encoderId: ENCODER, chunkHash: HASH, shape: [0], data: new Float32Array(1) }))).toBe('INTERNAL');
   });
 
   it('throws on a rank above 255 or an encoder id longer than 65535 bytes', () => {
     const ones = Array.from({ length: 256 }, () => 1);
-    expect(codeOf(() => encodeSoftPrompt({ encoderId: ENCODER, shape: ones, data: new Float32Array(1) }))).toBe('INTERNAL');
-    expect(codeOf(() => encodeSoftPrompt({ encoderId: 'x'.repeat(0x10000), shape: [1], data: new Float32Array(1) }))).toBe(
+    expect(codeOf(() => encodeSoftPrompt({ encoderId: ENCODER, chunkHash: HASH, shape: ones, data: new Float32Array(1) }))).toBe('INTERNAL');
+    expect(codeOf(() => encodeSoftPrompt({ encoderId: 'x'.repeat(0x10000), chunkHash: HASH, shape: [1], data: new Float32Array(1) }))).toBe(
       'INTERNAL',
     );
   });
@@ -141,11 +143,11 @@ describe('encodeSoftPrompt input checks', () => {
   it('never writes a blob it cannot read back: a non-integer dimension throws', () => {
     // [2.5, 2] multiplies out to the 5 values given, but the header stores whole u32 dimensions ([2, 2]), so the
     // blob written would fail its own length check on decode.
-    expect(codeOf(() => encodeSoftPrompt({ encoderId: ENCODER, shape: [2.5, 2], data: new Float32Array(5) }))).toBe('INTERNAL');
+    expect(codeOf(() => encodeSoftPrompt({ encoderId: ENCODER, chunkHash: HASH, shape: [2.5, 2], data: new Float32Array(5) }))).toBe('INTERNAL');
   });
 
   it('throws on a negative dimension', () => {
-    expect(() => encodeSoftPrompt({ encoderId: ENCODER, shape: [-1, -5], data: new Float32Array(5) })).toThrow();
+    expect(() => encodeSoftPrompt({ encoderId: ENCODER, chunkHash: HASH, shape: [-1, -5], data: new Float32Array(5) })).toThrow();
   });
 });
 
@@ -155,7 +157,7 @@ describe('decodeSoftPrompt rejects every corruption as BLOB_CORRUPT', () => {
 
   it('accepts the untouched blobs and a resealed copy (the helpers below are sound)', () => {
     for (const blob of Object.values(blobs)) {
-      expect(decodeSoftPrompt(blob, ENCODER).shape).toEqual([2, 3]);
+      expect(decodeSoftPrompt(blob, { encoderId: ENCODER }).shape).toEqual([2, 3]);
       expect(reseal(blob)).toEqual(blob);
     }
   });
@@ -168,7 +170,7 @@ describe('decodeSoftPrompt rejects every corruption as BLOB_CORRUPT', () => {
         const bad = Buffer.from(blob);
         bad[i]! ^= mask;
         try {
-          decodeSoftPrompt(bad, ENCODER);
+          decodeSoftPrompt(bad, { encoderId: ENCODER });
           missed.push(`byte ${i} ^ ${mask}: decoded`);
         } catch (err) {
           if (!(err instanceof AppError) || err.code !== 'BLOB_CORRUPT') missed.push(`byte ${i} ^ ${mask}: ${String(err)}`);
@@ -193,7 +195,7 @@ describe('decodeSoftPrompt rejects every corruption as BLOB_CORRUPT', () => {
   it('every truncation, down to zero bytes', () => {
     for (const blob of Object.values(blobs)) {
       for (let n = 0; n < blob.length; n++) {
-        expect(codeOf(() => decodeSoftPrompt(blob.subarray(0, n), ENCODER)), `truncated to ${n} bytes`).toBe('BLOB_CORRUPT');
+        expect(codeOf(() => decodeSoftPrompt(blob.subarray(0, n), { encoderId: ENCODER })), `truncated to ${n} bytes`).toBe('BLOB_CORRUPT');
       }
     }
   });
@@ -239,16 +241,28 @@ describe('decodeSoftPrompt rejects every corruption as BLOB_CORRUPT', () => {
   });
 
   it('a blob written by another encoder than the one expected', () => {
-    expect(codeOf(() => decodeSoftPrompt(blobs.f32, 'enc-other'))).toBe('BLOB_CORRUPT');
-    expect(codeOf(() => decodeSoftPrompt(blobs.f32, ''))).toBe('BLOB_CORRUPT');
-    expect(codeOf(() => decodeSoftPrompt(blobs.f16, ENCODER.toUpperCase()))).toBe('BLOB_CORRUPT');
+    expect(codeOf(() => decodeSoftPrompt(blobs.f32, { encoderId: 'enc-other' }))).toBe('BLOB_CORRUPT');
+    expect(codeOf(() => decodeSoftPrompt(blobs.f32, { encoderId: '' }))).toBe('BLOB_CORRUPT');
+    expect(codeOf(() => decodeSoftPrompt(blobs.f16, { encoderId: ENCODER.toUpperCase() }))).toBe('BLOB_CORRUPT');
     expect(decodeSoftPrompt(blobs.f32).encoderId).toBe(ENCODER); // no expectation: any encoder is accepted
+  });
+
+  it("a blob read from another chunk's key (moved, copied or swapped there), whatever its checksum", () => {
+    const other = createHash('sha256').update('another chunk').digest('hex');
+    expect(codeOf(() => decodeSoftPrompt(blobs.f32, { encoderId: ENCODER, chunkHash: other }))).toBe('BLOB_CORRUPT');
+    expect(decodeSoftPrompt(blobs.f32, { encoderId: ENCODER, chunkHash: HASH }).chunkHash).toBe(HASH);
+  });
+
+  it('a version 1 blob (no chunk hash), so it is encoded again', () => {
+    const v1 = Buffer.from(blobs.f32);
+    v1[4] = 1;
+    expect(codeOf(() => decodeSoftPrompt(reseal(v1), { encoderId: ENCODER }))).toBe('BLOB_CORRUPT');
   });
 
   it('extra trailing bytes', () => {
     for (const blob of Object.values(blobs)) {
       for (const extra of [Buffer.from([0]), Buffer.alloc(16), Buffer.from(blob)]) {
-        expect(codeOf(() => decodeSoftPrompt(Buffer.concat([blob, extra]), ENCODER))).toBe('BLOB_CORRUPT');
+        expect(codeOf(() => decodeSoftPrompt(Buffer.concat([blob, extra]), { encoderId: ENCODER }))).toBe('BLOB_CORRUPT');
       }
     }
   });

@@ -31,6 +31,13 @@ export function softPromptKey(tenant: string, encoderId: string, hash: string): 
   return `soft-prompts/${safe('tenant', tenant)}/${safe('encoder id', encoderId)}/${hash}`;
 }
 
+/** The chunk hash a soft prompt's key is named by (what its blob must carry). */
+export function softPromptKeyHash(key: string): string {
+  const hash = key.slice(key.lastIndexOf('/') + 1);
+  if (!key.startsWith('soft-prompts/') || !/^[0-9a-f]{64}$/.test(hash)) throw new AppError('INTERNAL', `not a soft-prompt key: ${key.slice(0, 80)}`);
+  return hash;
+}
+
 /** A job's result document. */
 export function resultKey(jobId: string): string {
   return `results/${safe('job id', jobId)}.json`;
