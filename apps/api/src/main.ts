@@ -9,12 +9,13 @@ import { ExpressAdapter } from '@bull-board/express';
 import express from 'express';
 import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
-import { createRedis, JobStore, Pipeline } from '@lib/job-store';
+import { createRedis, jobEndRecorder, JobStore, Pipeline, setBuildInfo } from '@lib/job-store';
 import { PlanningPool } from '@lib/model-runtime/planning';
 import { AppError, ModelManifest, toAppError, type Config } from '@lib/shared';
 import { AppModule } from './app.module.js';
 import { assertAdmin, isLoopbackHost } from './auth/tenant.guard.js';
 import { AppErrorFilter, sendError, toHttpError } from './common/app-error.filter.js';
+import { httpMetrics } from './common/http-metrics.js';
 
 export interface ApiHandle {
   app: NestExpressApplication;
@@ -62,16 +63,19 @@ export async function createApi(config: Config, deps: { logger?: Logger; blobs?:
     logger.warn({ host: config.host }, 'no API_KEYS configured: serving one anonymous tenant, on loopback only');
   }
   const manifest = await readManifest(config.modelPath);
+  const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  setBuildInfo({ version, model: manifest.name, modelVersion: manifest.version });
   const blobs = deps.blobs ?? createBlobStore(config);
   // Fail fast while Redis is down or paused, so requests get 503 QUEUE_UNAVAILABLE instead of hanging.
   const redis = createRedis(config.redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 3000 });
-  const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds);
+  const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds, jobEndRecorder(logger));
   const pipeline = new Pipeline(redis, config.redisPrefix, store, { attempts: config.webhookMaxAttempts, backoffMs: config.webhookBackoffMs });
   const planner = new PlanningPool(config.modelPath, { threads: config.plannerThreads });
   const app = await NestFactory.create<NestExpressApplication>(AppModule.register({ config, blobs, store, pipeline, redis, manifest, planner, logger }), {
     bodyParser: false,
     logger: ['error', 'warn'],
   });
+  app.use(httpMetrics());
   app.use(
     express.json({
       limit: config.maxUploadBytes,
@@ -97,7 +101,6 @@ export async function createApi(config: Config, deps: { logger?: Logger; blobs?:
   app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => sendError(res, toHttpError(err)));
   mountQueueDashboard(app, config, pipeline);
   app.useGlobalFilters(new AppErrorFilter(logger));
-  app.enableShutdownHooks();
   app.disable('x-powered-by');
   let closing: Promise<void> | undefined;
   const handle: ApiHandle = {

@@ -29,15 +29,28 @@ export async function serveCommand(role: Role, io: CliIo): Promise<number> {
     closers.unshift(api.close);
     logger.info({ url: api.url, blobStore: config.blobStore, dataDir: config.dataDir }, `listening on ${api.url}`);
   }
+  // The one shutdown path, in every mode: the first SIGTERM or SIGINT drains (nothing else listens for signals; the
+  // API registers no shutdown hooks of its own, which re-raised the signal and killed the process mid-drain). A
+  // second SIGINT is a person pressing Ctrl-C again: leave at once, the jobs in hand are retried after a restart.
   await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, 'draining: finishing jobs in hand');
-      resolve();
+    let draining = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (!draining) {
+        draining = true;
+        logger.info({ signal }, 'draining: finishing jobs in hand');
+        resolve();
+      } else if (signal === 'SIGINT') {
+        logger.warn({ signal }, 'second interrupt: exiting without draining');
+        process.exit(130);
+      } else {
+        logger.info({ signal }, 'already draining');
+      }
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
   });
   // The API stops taking requests first, then the workers finish what they hold.
   for (const close of closers) await close();
+  logger.info('drained: every job in hand finished');
   return 0;
 }
