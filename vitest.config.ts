@@ -9,6 +9,7 @@ export default defineConfig({
     alias: [
       { find: /^@lib\/(blob-store|extract|job-store)\/testing$/, replacement: src('./libs/$1/src/testing/index.ts') },
       { find: /^@lib\/model-runtime\/planning$/, replacement: src('./libs/model-runtime/src/planning-pool.ts') },
+      { find: /^@lib\/model-runtime\/package$/, replacement: src('./libs/model-runtime/src/model-package.ts') },
       { find: /^@lib\/([a-z-]+)$/, replacement: src('./libs/$1/src/index.ts') },
       { find: /^@app\/([a-z-]+)$/, replacement: src('./apps/$1/src/main.ts') },
     ],

@@ -175,6 +175,8 @@ def manifest(model: E2LLM) -> dict:
         "schemaVersion": 1,
         "name": "e2llm-tiny",
         "version": "0.1.0",
+        # The tiny model's training text is English only (docs/models.md); GET /v1/models shows this.
+        "languages": ["en"],
         "encoder": {
             "onnx": "encoder.onnx", "tokenizer": "tokenizer.json", "maxTokens": e.max_tokens, "width": e.hidden,
             "pooling": e.pooling, "clsTokenId": CLS_ID, "padTokenId": PAD_ID,

@@ -8,6 +8,7 @@ import { HealthController } from './health/health.controller.js';
 import { MetricsController } from './health/metrics.controller.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobsService } from './jobs/jobs.service.js';
+import { ModelsController } from './models/models.controller.js';
 import { BLOBS, CONFIG, LOGGER, MODEL_INFO, PIPELINE, PLANNER, REDIS, STORE } from './tokens.js';
 
 export interface ApiDeps {
@@ -26,7 +27,7 @@ export class AppModule {
   static register(deps: ApiDeps): DynamicModule {
     return {
       module: AppModule,
-      controllers: [JobsController, DocumentsController, HealthController, MetricsController, DocsController, ConsoleController],
+      controllers: [JobsController, DocumentsController, HealthController, MetricsController, DocsController, ConsoleController, ModelsController],
       providers: [
         JobsService,
         AdmissionService,

@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { E2llmClient, type PublicJob } from '@lib/client';
+import { ApiError, E2llmClient, type PublicJob } from '@lib/client';
 import { AppError, ERROR_CODES, type GenerationParams } from '@lib/shared';
 import { generationFlags, parseCommand, taskFromFlags } from './args.js';
 import type { CliIo } from './main.js';
@@ -27,8 +27,9 @@ const OPTIONS = {
 export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
 
 /**
- * `e2llm submit FILE -q "..." --url URL`: uploads the file to a running API, shows a progress bar on stderr while
- * the job runs, then prints the answer (or, with --json, the finished job).
+ * `e2llm submit FILE -q "..." --url URL`: uploads the file to a running API, follows the job's event stream with a
+ * progress bar on stderr (reconnecting with Last-Event-ID when the connection drops, so nothing is missed or counted
+ * twice), then prints the answer (or, with --json, the finished job). A 429 or 503 is retried after its Retry-After.
  */
 export async function submitCommand(argv: string[], io: CliIo): Promise<number> {
   const { values: v, positionals } = parseCommand(argv, OPTIONS);
@@ -47,11 +48,15 @@ export async function submitCommand(argv: string[], io: CliIo): Promise<number> 
   const path = positionals[0]!;
   const file = await readUpload(path);
 
-  const client = new E2llmClient({ baseUrl: v.url ?? DEFAULT_API_URL, apiKey: v['api-key'] });
+  const client = new E2llmClient({
+    baseUrl: v.url ?? DEFAULT_API_URL,
+    apiKey: v['api-key'],
+    retry: { onRetry: ({ error, delayMs }) => io.stderr.write(`e2llm: ${error.code} (HTTP ${error.httpStatus}); retrying in ${(delayMs / 1000).toFixed(1)} s\n`) },
+  });
   const created = await client.createJob({ file, filename: basename(path), task, ...(generation ? { generation } : {}) });
   const bar = new ProgressBar(io.stderr);
   bar.update(created);
-  const job = await client.waitForJob(created.id, { intervalMs: pollMs, onProgress: (j) => bar.update(j) });
+  const job = await follow(client, created, bar, io, pollMs);
   bar.done(job);
 
   if (v.json) io.stdout.write(`${JSON.stringify(job)}\n`);
@@ -62,6 +67,29 @@ export async function submitCommand(argv: string[], io: CliIo): Promise<number> 
   const code = job.status === 'cancelled' ? 'JOB_CANCELLED' : (job.error?.code ?? 'INTERNAL');
   io.stderr.write(`e2llm: error ${code}: job ${job.id} ${job.status}${job.error ? `: ${job.error.message}` : ''}\n`);
   return ERROR_CODES[code].exitCode;
+}
+
+/**
+ * Follows a job to its end through its event stream. The client reconnects a dropped stream from the last event id;
+ * should the stream keep failing (a proxy that buffers or cuts event streams), polling finishes the job.
+ */
+async function follow(client: E2llmClient, created: PublicJob, bar: ProgressBar, io: CliIo, pollMs: number): Promise<PublicJob> {
+  let job = created;
+  try {
+    const onReconnect = ({ lastEventId, delayMs }: { lastEventId: string | undefined; delayMs: number }) =>
+      bar.note(`e2llm: the event stream dropped; resuming ${lastEventId ? `after event ${lastEventId}` : 'from the start'} in ${(delayMs / 1000).toFixed(1)} s`);
+    for await (const event of client.events(created.id, { onReconnect })) {
+      if (event.type === 'status') job = event.job ?? { ...job, status: event.status };
+      else if (event.type === 'progress') job = { ...job, progress: event.progress };
+      else continue;
+      bar.update(job);
+      if (event.type === 'status' && event.job && ['succeeded', 'failed', 'cancelled'].includes(event.status)) return event.job;
+    }
+  } catch (err) {
+    if (err instanceof ApiError && err.httpStatus >= 400 && err.httpStatus < 500) throw err;
+    bar.note(`e2llm: cannot follow the event stream (${(err as Error).message}); polling instead`);
+  }
+  return client.waitForJob(created.id, { intervalMs: pollMs, onProgress: (j) => bar.update(j) });
 }
 
 /** A one-line bar redrawn in place on a terminal; elsewhere (logs, pipes) one line per change. */
@@ -78,6 +106,12 @@ class ProgressBar {
     if (line === this.last) return;
     this.last = line;
     this.out.write(this.tty ? `\r\x1b[2K${line}` : `${line}\n`);
+  }
+
+  /** A line of its own above the bar. */
+  note(line: string): void {
+    this.out.write(this.tty ? `\r\x1b[2K${line}\n` : `${line}\n`);
+    if (this.tty && this.last) this.out.write(this.last);
   }
 
   done(job: PublicJob): void {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError, E2llmClient, parseSse } from './client.js';
+import { ApiError, E2llmClient, parseRetryAfter, parseSse } from './client.js';
 
 function stream(...parts: string[]): ReadableStream<Uint8Array> {
   const enc = new TextEncoder();
@@ -28,13 +28,117 @@ function fakeFetch(status: number, body: string, headers: Record<string, string>
 }
 
 describe('parseSse', () => {
-  it('splits events across chunk boundaries, CRLF and multi-line data, skipping comments', async () => {
-    const events = await collect(parseSse(stream('event: sta', 'tus\ndata: {"a":1}\n\n: keep-alive\n\n', 'event: text\r\ndata: line1\r\ndata: line2\r\n\r\n', 'data: plain\n\n')));
+  it('splits events across chunk boundaries, CRLF and multi-line data, skipping comments, with their ids', async () => {
+    const events = await collect(parseSse(stream('retry: 2000\n\nid: 1-0\nevent: sta', 'tus\ndata: {"a":1}\n\n: keep-alive\n\n', 'event: text\r\ndata: line1\r\ndata: line2\r\n\r\n', 'data: plain\n\n')));
     expect(events).toEqual([
-      { event: 'status', data: '{"a":1}' },
+      { event: 'status', data: '{"a":1}', id: '1-0' },
       { event: 'text', data: 'line1\nline2' },
       { event: 'message', data: 'plain' },
     ]);
+  });
+});
+
+/** A fetch that answers each request with the next canned response, and records what was sent. */
+function scriptedFetch(...answers: (() => Response)[]) {
+  const calls: { url: string; init: RequestInit }[] = [];
+  const fn = (async (url: string, init: RequestInit) => {
+    calls.push({ url, init });
+    const next = answers.shift();
+    if (!next) throw new Error('no more answers');
+    return next();
+  }) as unknown as typeof fetch;
+  return { fn, calls };
+}
+const json = (status: number, body: unknown, headers: Record<string, string> = {}) => () => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
+const busy = (retryAfter?: string) => json(429, { error: { code: 'RATE_LIMITED', message: 'slow down' } }, retryAfter === undefined ? {} : { 'retry-after': retryAfter });
+
+describe('E2llmClient retries', () => {
+  it('sends a 429 or 503 again after its Retry-After, and says so before waiting', async () => {
+    const { fn, calls } = scriptedFetch(busy('0'), json(503, { error: { code: 'QUEUE_UNAVAILABLE', message: 'redis down' } }, { 'retry-after': '0' }), json(200, { object: 'job', id: 'job_1' }));
+    const seen: { code: string; attempt: number; delayMs: number }[] = [];
+    const client = new E2llmClient({ baseUrl: 'http://api.test', fetch: fn, retry: { onRetry: ({ error, attempt, delayMs }) => seen.push({ code: error.code, attempt, delayMs }) } });
+    expect(await client.getJob('job_1')).toEqual({ object: 'job', id: 'job_1' });
+    expect(calls).toHaveLength(3);
+    expect(seen).toEqual([
+      { code: 'RATE_LIMITED', attempt: 1, delayMs: 0 },
+      { code: 'QUEUE_UNAVAILABLE', attempt: 2, delayMs: 0 },
+    ]);
+  });
+
+  it('waits what Retry-After asks', async () => {
+    const { fn } = scriptedFetch(busy('1'), json(200, { id: 'x' }));
+    const t0 = performance.now();
+    await new E2llmClient({ baseUrl: 'http://api.test', fetch: fn }).getJob('x');
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(990);
+  });
+
+  it('gives up after the configured retries, on a wait longer than allowed, and never retries other errors', async () => {
+    const spent = scriptedFetch(busy('0'), busy('0'), busy('0'));
+    const e1 = await new E2llmClient({ baseUrl: 'http://api.test', fetch: spent.fn, retry: { retries: 2 } }).getJob('x').catch((e: unknown) => e);
+    expect(e1).toMatchObject({ code: 'RATE_LIMITED', httpStatus: 429, retryAfterMs: 0 });
+    expect(spent.calls).toHaveLength(3);
+
+    const long = scriptedFetch(busy('120'));
+    const e2 = await new E2llmClient({ baseUrl: 'http://api.test', fetch: long.fn, retry: { maxDelayMs: 5000 } }).getJob('x').catch((e: unknown) => e);
+    expect(e2).toMatchObject({ code: 'RATE_LIMITED', retryAfterMs: 120_000 });
+    expect(long.calls).toHaveLength(1);
+
+    const off = scriptedFetch(busy('0'));
+    expect(await new E2llmClient({ baseUrl: 'http://api.test', fetch: off.fn, retry: false }).getJob('x').catch((e: unknown) => e)).toMatchObject({ httpStatus: 429 });
+    expect(off.calls).toHaveLength(1);
+
+    for (const [status, code] of [[500, 'INTERNAL'], [404, 'NOT_FOUND'], [409, 'CONFLICT']] as const) {
+      const once = scriptedFetch(json(status, { error: { code, message: 'no' } }, { 'retry-after': '0' }));
+      expect(await new E2llmClient({ baseUrl: 'http://api.test', fetch: once.fn }).getJob('x').catch((e: unknown) => e)).toMatchObject({ code, httpStatus: status });
+      expect(once.calls).toHaveLength(1);
+    }
+    expect(() => new E2llmClient({ baseUrl: 'http://api.test', retry: { retries: -1 } })).toThrow(/retries/);
+  });
+
+  it('reads Retry-After as seconds or as an HTTP date', () => {
+    const now = Date.parse('2026-12-04T12:00:00Z');
+    expect(parseRetryAfter('7', now)).toBe(7000);
+    expect(parseRetryAfter('Fri, 04 Dec 2026 12:00:30 GMT', now)).toBe(30_000);
+    expect(parseRetryAfter('Fri, 04 Dec 2026 11:00:00 GMT', now)).toBe(0);
+    expect(parseRetryAfter('soon', now)).toBeUndefined();
+    expect(parseRetryAfter(null, now)).toBeUndefined();
+  });
+});
+
+describe('E2llmClient.events', () => {
+  const sse = (...parts: string[]) => () => new Response(stream(...parts), { status: 200, headers: { 'content-type': 'text/event-stream' } });
+  const job = (status: string) => JSON.stringify({ object: 'job', id: 'job_1', status, result: status === 'succeeded' ? { text: 'ab' } : null });
+
+  it('reconnects after a drop with Last-Event-ID and yields every event once', async () => {
+    const { fn, calls } = scriptedFetch(
+      sse('retry: 10\n\n', `id: 5-0\nevent: status\ndata: ${job('decoding')}\n\n`, 'id: 6-0\nevent: text\ndata: {"type":"text","delta":"a"}\n\n'),
+      () => {
+        throw new TypeError('fetch failed');
+      },
+      sse('retry: 10\n\n', 'id: 7-0\nevent: text\ndata: {"type":"text","delta":"b"}\n\n', `id: 8-0\nevent: status\ndata: ${job('succeeded')}\n\n`),
+    );
+    const drops: (string | undefined)[] = [];
+    const client = new E2llmClient({ baseUrl: 'http://api.test', fetch: fn, retry: false });
+    const events = await collect(client.events('job_1', { onReconnect: ({ lastEventId }) => drops.push(lastEventId) }));
+    expect(events.map((e) => (e.type === 'text' ? e.delta : e.type === 'status' ? e.status : e.type))).toEqual(['decoding', 'a', 'b', 'succeeded']);
+    expect(drops).toEqual(['6-0', '6-0']);
+    expect((calls[0]!.init.headers as Record<string, string>)['last-event-id']).toBeUndefined();
+    expect((calls[2]!.init.headers as Record<string, string>)['last-event-id']).toBe('6-0');
+  });
+
+  it('ends quietly on 204 (nothing after the last event), and gives up after maxReconnects drops without an event', async () => {
+    const done = scriptedFetch(() => new Response(null, { status: 204 }));
+    expect(await collect(new E2llmClient({ baseUrl: 'http://api.test', fetch: done.fn }).events('job_1', { lastEventId: '8-0' }))).toEqual([]);
+    expect((done.calls[0]!.init.headers as Record<string, string>)['last-event-id']).toBe('8-0');
+
+    const empty = scriptedFetch(sse('retry: 1\n\n'), sse('retry: 1\n\n'), sse('retry: 1\n\n'));
+    const err = await collect(new E2llmClient({ baseUrl: 'http://api.test', fetch: empty.fn }).events('job_1', { maxReconnects: 2 })).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'INTERNAL', message: expect.stringContaining('dropped 3 times in a row') });
+    expect(empty.calls).toHaveLength(3);
+
+    const gone = scriptedFetch(json(404, { error: { code: 'NOT_FOUND', message: 'no such job' } }));
+    expect(await collect(new E2llmClient({ baseUrl: 'http://api.test', fetch: gone.fn }).events('job_1')).catch((e: unknown) => e)).toMatchObject({ code: 'NOT_FOUND' });
+    expect(gone.calls).toHaveLength(1);
   });
 });
 
@@ -60,7 +164,7 @@ describe('E2llmClient', () => {
 
   it('maps error bodies to ApiError with the API code, and foreign answers by status', async () => {
     const api = fakeFetch(429, JSON.stringify({ error: { code: 'OVERLOADED', message: 'busy', details: { retryAfter: 3 } } }));
-    const e1 = await new E2llmClient({ baseUrl: 'http://api.test', fetch: api.fn }).getJob('job_1').catch((e: unknown) => e);
+    const e1 = await new E2llmClient({ baseUrl: 'http://api.test', fetch: api.fn, retry: false }).getJob('job_1').catch((e: unknown) => e);
     expect(e1).toBeInstanceOf(ApiError);
     expect(e1).toMatchObject({ code: 'OVERLOADED', message: 'busy', httpStatus: 429, retryable: true, details: { retryAfter: 3 } });
     const proxy = fakeFetch(502, '<html>Bad Gateway</html>', { 'content-type': 'text/html' });

@@ -1,3 +1,5 @@
+import { EventSourceParserStream } from 'eventsource-parser/stream';
+import pRetry from 'p-retry';
 import {
   AppError,
   ERROR_CODES,
@@ -23,6 +25,32 @@ export interface E2llmClientOptions {
   apiKey?: string;
   /** Another fetch (tests, proxies); defaults to the global one. */
   fetch?: typeof fetch;
+  /**
+   * Retries of an answer that says "come back later" (429 RATE_LIMITED/OVERLOADED, 503 QUEUE_UNAVAILABLE and other
+   * 503s): each waits the answer's Retry-After (seconds or a date), or backs off from 1 s when it has none. `false`
+   * turns retrying off. Other errors are never retried: a 4xx will not change, and a 500 may have done the work.
+   */
+  retry?: RetryOptions | false;
+}
+
+export interface RetryOptions {
+  /** Retries after the first attempt (default 3). */
+  retries?: number;
+  /** The longest wait a retry accepts (default 60 s); an answer asking for longer is returned as the error. */
+  maxDelayMs?: number;
+  /** Called before each wait, e.g. to tell a user why nothing happens. */
+  onRetry?: (info: { error: ApiError; attempt: number; delayMs: number }) => void;
+}
+
+/** How `events` follows a job when its connection drops. */
+export interface EventsOptions {
+  signal?: AbortSignal;
+  /** Resume after this event id (what a previous stream's last event carried) instead of starting with a snapshot. */
+  lastEventId?: string;
+  /** Reconnections in a row without a new event before giving up (default 5). */
+  maxReconnects?: number;
+  /** Called when the stream dropped and is being reopened from the last event id. */
+  onReconnect?: (info: { lastEventId: string | undefined; attempt: number; delayMs: number; reason: string }) => void;
 }
 
 /** The document of a request: text, or the bytes of a file (.txt .md .html .pdf .docx) with its name. */
@@ -52,11 +80,14 @@ export interface WaitOptions {
 export class ApiError extends AppError {
   /** The HTTP status the API answered; 0 when it could not be reached. */
   readonly httpStatus: number;
+  /** How long the answer asked the client to wait (its Retry-After header), when it said. */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(code: ErrorCode, message: string, httpStatus: number, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+  constructor(code: ErrorCode, message: string, httpStatus: number, details?: Record<string, unknown>, options?: { cause?: unknown; retryAfterMs?: number }) {
     super(code, message, details, options);
     this.name = 'ApiError';
     this.httpStatus = httpStatus;
+    this.retryAfterMs = options?.retryAfterMs;
   }
 }
 
@@ -69,11 +100,15 @@ export class E2llmClient {
   private readonly baseUrl: string;
   private readonly apiKey: string | undefined;
   private readonly fetchImpl: typeof fetch;
+  private readonly retry: Required<Omit<RetryOptions, 'onRetry'>> & Pick<RetryOptions, 'onRetry'>;
 
   constructor(options: E2llmClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.apiKey = options.apiKey;
     this.fetchImpl = options.fetch ?? globalThis.fetch;
+    const r = options.retry === false ? { retries: 0 } : (options.retry ?? {});
+    this.retry = { retries: r.retries ?? 3, maxDelayMs: r.maxDelayMs ?? 60_000, onRetry: r.onRetry };
+    if (!Number.isInteger(this.retry.retries) || this.retry.retries < 0) throw new TypeError(`retry.retries must be a whole number >= 0, got ${r.retries}`);
   }
 
   /** POST /v1/jobs: answers with the queued job (202). */
@@ -120,18 +155,51 @@ export class E2llmClient {
 
   /**
    * GET /v1/jobs/:id/events as an async iterator. It ends after the terminal `status` event (whose `job` holds the
-   * result); breaking out of the loop, or aborting `signal`, closes the connection.
+   * result); breaking out of the loop, or aborting `signal`, closes the connection. When the connection drops before
+   * that, it reconnects with Last-Event-ID, so every event arrives exactly once (the server keeps a job's events).
    */
-  async *events(id: string, options: { signal?: AbortSignal } = {}): AsyncGenerator<JobStreamEvent, void, undefined> {
+  async *events(id: string, options: EventsOptions = {}): AsyncGenerator<JobStreamEvent, void, undefined> {
     const controller = new AbortController();
     const onAbort = () => controller.abort(options.signal?.reason);
     options.signal?.addEventListener('abort', onAbort, { once: true });
+    const maxReconnects = options.maxReconnects ?? 5;
+    let lastEventId = options.lastEventId;
+    let retryMs = 1000;
+    let failures = 0;
     try {
-      const res = await this.send('GET', `/v1/jobs/${encodeURIComponent(id)}/events`, { accept: 'text/event-stream', signal: controller.signal });
-      if (!res.body) throw new ApiError('INTERNAL', 'the event stream has no body', res.status);
-      for await (const raw of parseSse(res.body)) {
-        const event = toStreamEvent(raw.event, raw.data);
-        if (event) yield event;
+      for (;;) {
+        let reason: string;
+        try {
+          const res = await this.send('GET', `/v1/jobs/${encodeURIComponent(id)}/events`, {
+            accept: 'text/event-stream',
+            signal: controller.signal,
+            ...(lastEventId !== undefined ? { headers: { 'last-event-id': lastEventId } } : {}),
+          });
+          // 204: the stream already ended, and the last event this client got was its terminal one.
+          if (res.status === 204) return;
+          if (!res.body) throw new ApiError('INTERNAL', 'the event stream has no body', res.status);
+          const parser = new EventSourceParserStream({ onRetry: (ms) => (retryMs = ms) });
+          for await (const message of res.body.pipeThrough(new TextDecoderStream()).pipeThrough(parser) as unknown as AsyncIterable<{ event?: string; id?: string; data: string }>) {
+            if (message.id) lastEventId = message.id;
+            failures = 0;
+            const event = toStreamEvent(message.event ?? 'message', message.data);
+            if (!event) continue;
+            yield event;
+            if (event.type === 'status' && isTerminalStatus(event.status)) return;
+          }
+          reason = 'the stream ended before the job did';
+        } catch (err) {
+          if (controller.signal.aborted) throw err;
+          // Only a dropped connection or an answer that says "later" is worth reopening; a 404 or 401 will not change.
+          if (err instanceof ApiError && err.httpStatus !== 0 && err.httpStatus !== 503 && err.httpStatus !== 429 && err.httpStatus < 500) throw err;
+          reason = (err as Error).message;
+        }
+        if (++failures > maxReconnects) {
+          throw new ApiError('INTERNAL', `the event stream of job ${id} dropped ${failures} times in a row without a new event (${reason})`, 0, { jobId: id, lastEventId });
+        }
+        const delayMs = retryMs * 2 ** (failures - 1);
+        options.onReconnect?.({ lastEventId, attempt: failures, delayMs, reason });
+        await sleep(delayMs, controller.signal);
       }
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
@@ -160,9 +228,30 @@ export class E2llmClient {
     return (await res.json()) as T;
   }
 
-  /** Sends a request; an answer that is not 2xx becomes ApiError with the API's code. */
-  private async send(method: string, path: string, opts: { body?: RequestBody; idempotencyKey?: string; accept?: string; signal?: AbortSignal }): Promise<Response> {
-    const headers: Record<string, string> = { accept: opts.accept ?? 'application/json' };
+  /**
+   * Sends a request; an answer that is not 2xx becomes ApiError with the API's code. A 429 or 503 is sent again after
+   * its Retry-After (p-retry counts the attempts; the wait is the server's, not a guess).
+   */
+  private async send(method: string, path: string, opts: SendOptions): Promise<Response> {
+    const { retries, maxDelayMs, onRetry } = this.retry;
+    return pRetry(() => this.sendOnce(method, path, opts), {
+      retries,
+      // The wait happens in shouldRetry (it knows the answer's Retry-After); p-retry adds none of its own.
+      minTimeout: 0,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      shouldRetry: async ({ error, retriesConsumed }) => {
+        if (!(error instanceof ApiError) || !isRetryLater(error)) return false;
+        const delayMs = error.retryAfterMs ?? Math.min(maxDelayMs, 1000 * 2 ** retriesConsumed);
+        if (delayMs > maxDelayMs) return false;
+        onRetry?.({ error, attempt: retriesConsumed + 1, delayMs });
+        await sleep(delayMs, opts.signal);
+        return true;
+      },
+    });
+  }
+
+  private async sendOnce(method: string, path: string, opts: SendOptions): Promise<Response> {
+    const headers: Record<string, string> = { accept: opts.accept ?? 'application/json', ...opts.headers };
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     if (opts.idempotencyKey !== undefined) headers['idempotency-key'] = opts.idempotencyKey;
     let body: string | FormData | undefined;
@@ -187,6 +276,21 @@ export class E2llmClient {
 }
 
 type RequestBody = { kind: 'json'; value: Record<string, unknown> } | { kind: 'form'; value: FormData };
+type SendOptions = { body?: RequestBody; idempotencyKey?: string; accept?: string; signal?: AbortSignal; headers?: Record<string, string> };
+
+/** 429 (rate limit, overload) and 503 (queue unavailable, or a proxy's "try later"): the request was not taken. */
+function isRetryLater(err: ApiError): boolean {
+  return err.httpStatus === 429 || err.httpStatus === 503;
+}
+
+/** Retry-After as milliseconds: delay-seconds or an HTTP date (RFC 9110 §10.2.3); undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (value === null || value.trim() === '') return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
 
 function jobFields(o: JobOptions): Record<string, unknown> {
   const fields: Record<string, unknown> = { task: o.task };
@@ -218,9 +322,11 @@ async function errorFromResponse(res: Response): Promise<ApiError> {
   const known = typeof e?.code === 'string' && Object.hasOwn(ERROR_CODES, e.code);
   const message = typeof e?.message === 'string' ? e.message : `HTTP ${res.status}${text ? `: ${text.slice(0, 200)}` : ''}`;
   const details = e?.details && typeof e.details === 'object' ? (e.details as Record<string, unknown>) : undefined;
-  if (known) return new ApiError(e!.code as ErrorCode, message, res.status, details);
+  const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
+  const options = retryAfterMs === undefined ? {} : { retryAfterMs };
+  if (known) return new ApiError(e!.code as ErrorCode, message, res.status, details, options);
   // An answer without one of our codes (a proxy's 502, say): keep what it said in the details.
-  return new ApiError(codeForStatus(res.status), message, res.status, { ...details, ...(typeof e?.code === 'string' ? { code: e.code } : {}) });
+  return new ApiError(codeForStatus(res.status), message, res.status, { ...details, ...(typeof e?.code === 'string' ? { code: e.code } : {}) }, options);
 }
 
 function codeForStatus(status: number): ErrorCode {
@@ -255,31 +361,10 @@ function toStreamEvent(event: string, data: string): JobStreamEvent | null {
   }
 }
 
-/** Splits a text/event-stream body into events (fields `event` and `data`; comments and ids are skipped). */
-export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<{ event: string; data: string }> {
-  const decoder = new TextDecoder();
-  let buffer = '';
-  let event = 'message';
-  let data: string[] = [];
-  for await (const bytes of body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(bytes, { stream: true });
-    let nl: number;
-    while ((nl = buffer.search(/\r\n|\r|\n/)) >= 0) {
-      const line = buffer.slice(0, nl);
-      buffer = buffer.slice(nl + (buffer.startsWith('\r\n', nl) ? 2 : 1));
-      if (line === '') {
-        if (data.length > 0) yield { event, data: data.join('\n') };
-        event = 'message';
-        data = [];
-        continue;
-      }
-      if (line.startsWith(':')) continue;
-      const colon = line.indexOf(':');
-      const field = colon < 0 ? line : line.slice(0, colon);
-      const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-      if (field === 'event') event = value;
-      else if (field === 'data') data.push(value);
-    }
+/** Splits a text/event-stream body into events (eventsource-parser): name (`message` when unnamed), data and id. */
+export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<{ event: string; data: string; id?: string }> {
+  for await (const m of body.pipeThrough(new TextDecoderStream()).pipeThrough(new EventSourceParserStream()) as unknown as AsyncIterable<{ event?: string; id?: string; data: string }>) {
+    yield { event: m.event ?? 'message', data: m.data, ...(m.id !== undefined ? { id: m.id } : {}) };
   }
 }
 

@@ -98,6 +98,11 @@ export const ModelManifest = z
     prompt: PromptManifest,
     /** PyTorch reference inputs and outputs for the parity test. */
     golden: PackageFile.optional(),
+    /**
+     * Languages the model was trained on, as BCP 47 tags (`["en"]`): shown by GET /v1/models so nobody has to find
+     * out by asking in another language. Absent: not declared (listed as `[]`).
+     */
+    languages: z.array(z.string().regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a BCP 47 tag such as "en"')).optional(),
   })
   .superRefine((m, ctx) => {
     const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });

@@ -1,10 +1,12 @@
 import { Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
-import type { JobStore } from '@lib/job-store';
-import { jobListPage, ListQuery, toPublicJob, type Config, type JobEvent, type JobListPage } from '@lib/shared';
+import { createSession } from 'better-sse';
+import type { Logger } from 'pino';
+import { EVENT_ID_PATTERN, type JobStore } from '@lib/job-store';
+import { AppError, jobListPage, ListQuery, toPublicJob, type Config, type JobRecord } from '@lib/shared';
 import { parseWith, readBody } from '../common/request-body.js';
-import { CONFIG, REDIS, STORE } from '../tokens.js';
+import { CONFIG, LOGGER, REDIS, STORE } from '../tokens.js';
 import { AdmissionService } from '../auth/admission.service.js';
 import { traced } from '../common/traced.js';
 import { TenantGuard, TenantId } from '../auth/tenant.guard.js';
@@ -19,6 +21,7 @@ export class JobsController {
     @Inject(CONFIG) private readonly config: Config,
     @Inject(STORE) private readonly store: JobStore,
     @Inject(REDIS) private readonly redis: Redis,
+    @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
   @Post()
@@ -53,42 +56,76 @@ export class JobsController {
 
   /**
    * Server-sent events: a `status` snapshot first, then `status`, `progress` and `text` events as they happen;
-   * the stream ends after a terminal status (with the job, result included, as the last `status` data).
+   * the stream ends after a terminal status (with the job, result included, as the last `status` data). Every event
+   * has an id (its entry in the job's event stream): a client that reconnects with `Last-Event-ID` (header, or the
+   * `lastEventId` query parameter) gets the events after that one, each exactly once, and no new snapshot. Resuming
+   * after the terminal event answers 204, which tells an EventSource to stop reconnecting.
    */
   @Get(':id/events')
   async events(@TenantId() tenant: string, @Param('id') id: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     const job = await this.jobs.getJob(tenant, id);
-    res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache, no-transform', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
-    const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-    const end = async () => {
-      send('status', toPublicJob((await this.store.getJob(id)) ?? job));
-      res.end();
-    };
-    if (this.store.isTerminal(job.status)) return end();
-
-    const sub = this.redis.duplicate();
-    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
-    const close = () => {
-      clearInterval(heartbeat);
-      sub.disconnect();
-    };
-    req.on('close', close);
-    sub.on('message', (_channel: string, message: string) => {
-      const event = JSON.parse(message) as JobEvent;
-      if (event.type === 'status' && this.store.isTerminal(event.status)) {
-        close();
-        void end();
+    const resumeFrom = lastEventId(req);
+    let cursor: string;
+    let first: { job: JobRecord; id: string } | null = null;
+    if (resumeFrom === undefined) {
+      const snap = await this.store.snapshot(id);
+      first = { job: snap.job ?? job, id: snap.lastEventId };
+      cursor = snap.lastEventId;
+    } else {
+      cursor = resumeFrom;
+      if (this.store.isTerminal(job.status) && (await this.store.readEvents(id, cursor, 0)).length === 0) {
+        res.status(204).end();
         return;
       }
-      send(event.type, event);
-    });
-    await sub.subscribe(this.store.channel(id));
-    // Subscribed now; anything that happened before is in the snapshot.
-    const now = (await this.store.getJob(id)) ?? job;
-    if (this.store.isTerminal(now.status)) {
-      close();
-      return end();
     }
-    send('status', toPublicJob(now));
+
+    // Blocking reads hold a connection: each stream reads on one of its own, closed with the stream.
+    const reader = this.redis.duplicate({ commandTimeout: READ_BLOCK_MS + 5000, maxRetriesPerRequest: 1 });
+    const session = await createSession(req, res, { keepAlive: 15_000, retry: 2000, trustClientEventId: false });
+    session.once('disconnected', () => reader.disconnect());
+    const finish = async (eventId: string) => {
+      const ended = (await this.store.getJob(id)) ?? job;
+      if (session.isConnected) session.push(toPublicJob(ended), 'status', eventId);
+      res.end();
+    };
+    try {
+      if (first) {
+        if (this.store.isTerminal(first.job.status)) return await finish(first.id);
+        session.push(toPublicJob(first.job), 'status', first.id);
+      }
+      while (session.isConnected) {
+        const entries = await this.store.readEvents(id, cursor, READ_BLOCK_MS, reader);
+        for (const { id: eventId, event } of entries) {
+          cursor = eventId;
+          if (event.type === 'status' && this.store.isTerminal(event.status)) return await finish(eventId);
+          session.push(event, event.type, eventId);
+        }
+        if (entries.length === 0) {
+          // Nothing for a while: a job that ended with no terminal event in its stream, or expired, still ends here.
+          const now = await this.store.getJob(id);
+          if (!now) return void res.end();
+          if (this.store.isTerminal(now.status)) return await finish(cursor);
+        }
+      }
+    } catch (err) {
+      // The client went away (the reader was closed under a blocking read) or Redis did: either way the stream ends;
+      // a client resumes from the last id it got.
+      if (session.isConnected) res.end();
+      if (!(err instanceof Error) || !/Connection is closed|disconnect/i.test(err.message)) this.logger.warn({ jobId: id, err: (err as Error).message }, 'event stream ended early');
+    } finally {
+      reader.disconnect();
+    }
   }
+}
+
+const READ_BLOCK_MS = 10_000;
+
+/** The id a reconnecting client last got: the Last-Event-ID header, or `lastEventId` in the query (browsers' fallback). */
+function lastEventId(req: Request): string | undefined {
+  const raw = req.header('last-event-id') ?? (typeof req.query.lastEventId === 'string' ? req.query.lastEventId : undefined);
+  if (raw === undefined || raw.trim() === '') return undefined;
+  if (!EVENT_ID_PATTERN.test(raw.trim())) {
+    throw new AppError('INPUT_INVALID', `Last-Event-ID must be an event id this stream sent (like 1733300000000-0), got "${raw.slice(0, 40)}"`);
+  }
+  return raw.trim();
 }

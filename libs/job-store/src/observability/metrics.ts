@@ -1,11 +1,17 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Queue } from 'bullmq';
+import type { Logger } from 'pino';
+import type { ErrorCode, JobStatus } from '@lib/shared';
 
 /**
  * The service's Prometheus metrics. One registry per process: in `e2llm serve` the API's /metrics shows the workers'
  * figures too; scaled out, each worker serves its own on METRICS_PORT.
  */
 export const registry = new Registry();
+
+// The process's CPU, memory, file descriptors, event-loop lag, GC and heap figures (prom-client's defaults), with the
+// standard names (process_*, nodejs_*) that dashboards for Node services expect.
+collectDefaultMetrics({ register: registry });
 
 export const metrics = {
   stageSeconds: new Histogram({
@@ -17,7 +23,7 @@ export const metrics = {
   }),
   jobSeconds: new Histogram({
     name: 'e2llm_job_duration_seconds',
-    help: 'Time from a job being accepted to its end, by final status.',
+    help: 'Time from a job being accepted to its end, by final status (succeeded, failed, cancelled); one observation per job.',
     labelNames: ['status'],
     buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
     registers: [registry],
@@ -41,8 +47,50 @@ export const metrics = {
     },
   }),
   webhookAttempts: new Counter({ name: 'e2llm_webhook_attempts_total', help: 'Webhook delivery attempts by outcome (delivered, failed, refused).', labelNames: ['outcome'], registers: [registry] }),
-  jobFailures: new Counter({ name: 'e2llm_job_failures_total', help: 'Jobs that failed for good, by error code.', labelNames: ['code'], registers: [registry] }),
+  jobFailures: new Counter({ name: 'e2llm_job_failures_total', help: 'Jobs that ended failed, by error code (one per job; a cancelled job is not a failure).', labelNames: ['code'], registers: [registry] }),
+  jobsFinished: new Counter({ name: 'e2llm_jobs_finished_total', help: 'Jobs that ended, by final status (succeeded, failed, cancelled); one per job.', labelNames: ['status'], registers: [registry] }),
+  httpSeconds: new Histogram({
+    name: 'e2llm_http_request_duration_seconds',
+    help: 'HTTP requests served by the API, by method, route (the pattern, not the path) and status code.',
+    labelNames: ['method', 'route', 'status'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  }),
+  buildInfo: new Gauge({ name: 'e2llm_build_info', help: 'Always 1; the labels say what is running (version, Node.js version, the model package served).', labelNames: ['version', 'node', 'model', 'model_version'], registers: [registry] }),
 };
+
+/** A job's end as the job store reports it: once per job, from the call that ended it. */
+export interface JobEnd {
+  jobId: string;
+  status: Extract<JobStatus, 'succeeded' | 'failed' | 'cancelled'>;
+  durationSeconds: number;
+  error?: { code: ErrorCode; message: string } | null;
+}
+
+export type JobEndObserver = (end: JobEnd) => void;
+
+/** Counts a job's end: its outcome, its duration, and (failed only) its error code. */
+export function recordJobEnd(end: JobEnd): void {
+  metrics.jobsFinished.inc({ status: end.status });
+  metrics.jobSeconds.observe({ status: end.status }, end.durationSeconds);
+  if (end.status === 'failed') metrics.jobFailures.inc({ code: end.error?.code ?? 'INTERNAL' });
+}
+
+/** `recordJobEnd`, plus one log line per job: an error line with the code for a failure, an info line otherwise. */
+export function jobEndRecorder(logger: Pick<Logger, 'info' | 'error'>): JobEndObserver {
+  return (end) => {
+    recordJobEnd(end);
+    const fields = { jobId: end.jobId, status: end.status, durationMs: Math.round(end.durationSeconds * 1000) };
+    if (end.status === 'failed') logger.error({ ...fields, code: end.error?.code ?? 'INTERNAL', err: end.error?.message }, 'job failed');
+    else logger.info(fields, 'job ended');
+  };
+}
+
+/** Sets e2llm_build_info's one sample (once per process, when it knows the model package it serves). */
+export function setBuildInfo(labels: { version: string; model: string; modelVersion: string }): void {
+  metrics.buildInfo.reset();
+  metrics.buildInfo.set({ version: labels.version, node: process.version, model: labels.model, model_version: labels.modelVersion }, 1);
+}
 
 const cache = { hit: 0, miss: 0 };
 

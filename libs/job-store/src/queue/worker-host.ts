@@ -3,7 +3,6 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
 import { AppError, JOB_DEFINITIONS, type ErrorCode, type JobDefinition, type QueueName } from '@lib/shared';
-import { metrics } from '../observability/metrics.js';
 import { endSpan, SpanKind, startSpan } from '../observability/tracing.js';
 import { bullPrefix, describeFailure, parsePayload, toBullError } from './pipeline.js';
 
@@ -91,7 +90,10 @@ export function createQueueWorker(o: QueueWorkerOptions): Worker {
         return result;
       } catch (err) {
         const { error, final } = describeFailure(err, job.attemptsMade, job.opts.attempts ?? 1);
-        log.warn({ ms: Math.round(performance.now() - t0), code: error.code, err: error.message, final }, 'job failed');
+        // A step that stops because its job was cancelled has not failed: one info line, no warning. The job's own
+        // end (failed with its code, or cancelled) is logged once by the job store, not once per step.
+        if (error.code === 'JOB_CANCELLED') log.info({ ms: Math.round(performance.now() - t0) }, 'step stopped: job cancelled');
+        else log.warn({ ms: Math.round(performance.now() - t0), code: error.code, err: error.message, final }, 'step failed');
         endSpan(span, err);
         throw toBullError(err);
       }
@@ -112,7 +114,8 @@ export function createQueueWorker(o: QueueWorkerOptions): Worker {
       // 'failed' also fires for attempts that will be retried; only a job left in the failed state has ended.
       if ((await job.getState()) !== 'failed') return;
       const { error } = describeFailure(err, job.attemptsMade, job.opts.attempts ?? 1);
-      metrics.jobFailures.inc({ code: error.code });
+      // Not counted here: a step's final failure ends its job only if the job has not ended yet (the job store
+      // counts each job once, when it ends).
       await o.onFinalFailure!(job, error);
     })().catch((e) => o.logger.error({ err: (e as Error).message, jobId: job.id }, 'final-failure handling failed'));
   });

@@ -2,7 +2,7 @@ import type { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '@lib/shared';
-import { serveMetrics } from '../observability/metrics.js';
+import { jobEndRecorder, serveMetrics } from '../observability/metrics.js';
 import { createRedis, Pipeline } from './pipeline.js';
 import { JobStore } from '../records/job-store.js';
 
@@ -31,7 +31,7 @@ export async function startWorkerProcess(
   release: () => Promise<void>,
 ): Promise<WorkerProcess> {
   const redis = createRedis(config.redisUrl);
-  const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds);
+  const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds, jobEndRecorder(logger));
   const pipeline = new Pipeline(redis, config.redisPrefix, store, { attempts: config.webhookMaxAttempts, backoffMs: config.webhookBackoffMs });
   const workers = build({ redis, store, pipeline });
   const metricsServer = config.metricsPort > 0 ? await serveMetrics(config.metricsPort) : null;

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GenerationParams, type JobRecord, type JobResult } from '@lib/shared';
 import { testRedis } from '../testing/index.js';
+import type { JobEnd } from '../observability/metrics.js';
 import { JobStore, newId } from './job-store.js';
 
 /** The job store against the machine's real Redis, under a key prefix of its own. */
@@ -70,21 +71,73 @@ describe('JobStore transitions (Lua)', () => {
     await expect(store.transition(newId('job'), 'encoding')).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 
-  it('counts progress and publishes it', async () => {
+  it('counts progress and appends every event to the job\'s stream, with ids a reader resumes from', async () => {
     const j = job();
     await store.createJob(j);
-    const sub = redis.duplicate();
-    const events: string[] = [];
-    await sub.subscribe(store.channel(j.id));
-    sub.on('message', (_, m) => events.push(m));
+    expect(await store.snapshot(j.id)).toMatchObject({ job: { id: j.id, status: 'queued' }, lastEventId: '0-0' });
     expect(await store.addProgress(j.id, 2, 0)).toEqual({ chunksTotal: 3, chunksEncoded: 2, chunksCached: 0 });
+    const textId = await store.publish(j.id, { type: 'text', delta: ' a' });
     expect(await store.addProgress(j.id, 0, 1)).toEqual({ chunksTotal: 3, chunksEncoded: 2, chunksCached: 1 });
     await store.transition(j.id, 'cancelled');
-    await new Promise((r) => setTimeout(r, 100));
-    sub.disconnect();
-    expect(events.map((e) => JSON.parse(e).type)).toEqual(['progress', 'progress', 'status']);
+    const all = await store.readEvents(j.id, '0-0', 0);
+    expect(all.map((e) => e.event.type)).toEqual(['progress', 'text', 'progress', 'status']);
+    expect(all[1]).toEqual({ id: textId, event: { type: 'text', delta: ' a' } });
+    expect(all.at(-1)!.event).toEqual({ type: 'status', status: 'cancelled' });
+    // Ids increase, and reading after one gives exactly the events that follow it.
+    expect([...all.map((e) => e.id)].sort(compareIds)).toEqual(all.map((e) => e.id));
+    expect(await store.readEvents(j.id, all[1]!.id, 0)).toEqual(all.slice(2));
+    expect(await store.readEvents(j.id, all.at(-1)!.id, 0)).toEqual([]);
+    // The snapshot's id is the last event's: a reader starting there misses none and repeats none.
+    expect((await store.snapshot(j.id)).lastEventId).toBe(all.at(-1)!.id);
+    expect(await redis.ttl(store.eventsKey(j.id))).toBeGreaterThan(590);
+  });
+
+  it('a blocking read wakes for the next event', async () => {
+    const j = job();
+    await store.createJob(j);
+    const reader = redis.duplicate();
+    const read = store.readEvents(j.id, '0-0', 5000, reader);
+    await new Promise((r) => setTimeout(r, 50));
+    const t0 = Date.now();
+    await store.transition(j.id, 'encoding');
+    expect((await read).map((e) => e.event)).toEqual([{ type: 'status', status: 'encoding' }]);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    reader.disconnect();
+  });
+
+  it('tells the observer once per job, from the transition that ended it, with its status, duration and error', async () => {
+    const ends: JobEnd[] = [];
+    const observed = new JobStore(redis, prefix, 600, (e) => ends.push(e));
+    const a = job();
+    const b = job();
+    await observed.createJob(a);
+    await observed.createJob(b);
+    await observed.transition(a.id, 'encoding');
+    await observed.transition(a.id, 'decoding');
+    expect(ends).toEqual([]);
+    // A cancel racing with late failures of its steps: one end, cancelled, whoever comes second.
+    const raced = await Promise.all([
+      observed.transition(a.id, 'cancelled', { error: { code: 'JOB_CANCELLED', message: 'the job was cancelled' } }),
+      observed.transition(a.id, 'failed', { error: { code: 'JOB_CANCELLED', message: 'step saw the cancel' } }),
+      observed.transition(a.id, 'failed', { error: { code: 'INTERNAL', message: 'child failed' } }),
+    ]);
+    expect(raced.filter(Boolean)).toHaveLength(1);
+    await observed.transition(b.id, 'failed', { error: { code: 'CONTEXT_TOO_LONG', message: 'too long' } });
+    await observed.transition(b.id, 'failed', { error: { code: 'INTERNAL', message: 'again' } });
+    expect(ends).toHaveLength(2);
+    expect(ends[0]).toMatchObject({ jobId: a.id, status: 'cancelled' });
+    expect(ends[1]).toEqual({ jobId: b.id, status: 'failed', durationSeconds: expect.any(Number), error: { code: 'CONTEXT_TOO_LONG', message: 'too long' } });
+    expect(ends[1]!.durationSeconds).toBeGreaterThanOrEqual(0);
+    expect(ends[1]!.durationSeconds).toBeLessThan(60);
   });
 });
+
+/** Redis stream ids in stream order (`<ms>-<seq>`, numerically). */
+function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
+  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
+  return am === bm ? Number(as - bs) : am < bm ? -1 : 1;
+}
 
 describe('JobStore idempotency keys', () => {
   it('binds a key to the first job, returns it for the same body, refuses another body, and frees it on release', async () => {

@@ -11,6 +11,7 @@ import {
   type JobResult,
   type JobStatus,
 } from '@lib/shared';
+import { recordJobEnd, type JobEndObserver } from '../observability/metrics.js';
 
 /**
  * Job and document records in Redis, with an expiry. A record is a hash: the fields set at creation as one JSON
@@ -19,21 +20,33 @@ import {
  */
 
 // Moves forward only (queued < encoding < decoding < terminal) and never out of a terminal state, so a late retry
-// of a child cannot reopen a cancelled job. Publishes the status event in the same step.
+// of a child cannot reopen a cancelled job. Appends the status event to the job's event stream in the same step, so
+// a stream reader never sees a status the record does not have. Answers {1, createdAt} to the one caller whose call
+// changed the status (the one place a job's end is counted), {0} to the others, {-1} for an unknown job.
 const TRANSITION = `
 local cur = redis.call('HGET', KEYS[1], 'status')
-if not cur then return -1 end
+if not cur then return {-1} end
 local rank = {queued=1, encoding=2, decoding=3, succeeded=4, failed=4, cancelled=4}
-if rank[cur] == 4 or rank[ARGV[1]] <= rank[cur] then return 0 end
+if rank[cur] == 4 or rank[ARGV[1]] <= rank[cur] then return {0} end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
 if rank[ARGV[1]] < 4 and redis.call('HEXISTS', KEYS[1], 'startedAt') == 0 then redis.call('HSET', KEYS[1], 'startedAt', ARGV[2]) end
 if rank[ARGV[1]] == 4 then redis.call('HSET', KEYS[1], 'finishedAt', ARGV[2]) end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'error', ARGV[3]) end
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[4]) end
 if rank[ARGV[1]] == 4 then redis.call('SREM', ARGV[6] .. redis.call('HGET', KEYS[1], 'tenant'), ARGV[7]) end
-redis.call('PUBLISH', KEYS[2], ARGV[5])
-return 1
+redis.call('XADD', KEYS[2], '*', 'e', ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[8])
+return {1, cjson.decode(redis.call('HGET', KEYS[1], 'fixed')).createdAt}
 `;
+
+/** One entry of a job's event stream: its id (the SSE event id a client resumes from) and the event. */
+export interface StoredJobEvent {
+  id: string;
+  event: JobEvent;
+}
+
+/** Event-stream ids as Redis makes them (`<ms>-<seq>`); `0-0` is before the first event. */
+export const EVENT_ID_PATTERN = /^\d{1,20}-\d{1,20}$/;
 
 /** Server-generated ids: a time prefix (so listings sort by creation) and 80 random bits. */
 export function newId(kind: 'job' | 'doc'): string {
@@ -53,6 +66,8 @@ export class JobStore {
     private readonly redis: Redis,
     private readonly prefix: string,
     readonly ttlSeconds: number,
+    /** Told once per job when it ends (metrics, the log line of a final failure): see `transition`. */
+    private readonly onJobEnd: JobEndObserver = recordJobEnd,
   ) {}
 
   private key(...parts: string[]): string {
@@ -63,7 +78,8 @@ export class JobStore {
     return this.key('active', tenant);
   }
 
-  channel(jobId: string): string {
+  /** The job's event stream (a Redis stream, kept as long as the job): what GET /v1/jobs/:id/events replays. */
+  eventsKey(jobId: string): string {
     return this.key('events', jobId);
   }
 
@@ -85,18 +101,7 @@ export class JobStore {
   }
 
   async getJob(id: string): Promise<JobRecord | null> {
-    const h = await this.redis.hgetall(this.key('job', id));
-    if (!h.fixed) return null;
-    const fixed = JSON.parse(h.fixed) as Omit<JobRecord, 'status' | 'progress' | 'startedAt' | 'finishedAt' | 'result' | 'error'>;
-    return {
-      ...fixed,
-      status: h.status as JobStatus,
-      progress: { chunksTotal: Number(h.chunksTotal), chunksEncoded: Number(h.chunksEncoded), chunksCached: Number(h.chunksCached) },
-      startedAt: h.startedAt ?? null,
-      finishedAt: h.finishedAt ?? null,
-      result: h.result ? (JSON.parse(h.result) as JobResult) : null,
-      error: h.error ? JSON.parse(h.error) : null,
-    };
+    return parseJob(await this.redis.hgetall(this.key('job', id)));
   }
 
   /** Newest first. The cursor is opaque to clients: the last id of the previous page. */
@@ -114,23 +119,33 @@ export class JobStore {
     };
   }
 
-  /** Returns true when the status changed (false: already there, later, or terminal). */
+  /**
+   * Returns true when the status changed (false: already there, later, or terminal). The call that ends a job is the
+   * only one that returns true for it, so that call tells `onJobEnd`: each job is counted once, however many retries,
+   * children or cancellations race to end it.
+   */
   async transition(id: string, to: JobStatus, extra: { error?: JobRecord['error']; result?: JobResult } = {}): Promise<boolean> {
     const event: JobEvent = { type: 'status', status: to, ...(extra.error ? { error: extra.error } : {}) };
-    const r = await this.redis.eval(
+    const now = new Date();
+    const [r, createdAt] = (await this.redis.eval(
       TRANSITION,
       2,
       this.key('job', id),
-      this.channel(id),
+      this.eventsKey(id),
       to,
-      new Date().toISOString(),
+      now.toISOString(),
       extra.error ? JSON.stringify(extra.error) : '',
       extra.result ? JSON.stringify(extra.result) : '',
       JSON.stringify(event),
       this.key('active', ''),
       id,
-    );
+      this.ttlSeconds,
+    )) as [number, string?];
     if (r === -1) throw new AppError('NOT_FOUND', `job ${id} not found`);
+    if (r === 1 && (to === 'succeeded' || to === 'failed' || to === 'cancelled')) {
+      const durationSeconds = Math.max(0, (now.getTime() - Date.parse(createdAt ?? '')) / 1000);
+      this.onJobEnd({ jobId: id, status: to, durationSeconds: Number.isFinite(durationSeconds) ? durationSeconds : 0, ...(extra.error ? { error: extra.error } : {}) });
+    }
     return r === 1;
   }
 
@@ -150,8 +165,36 @@ export class JobStore {
     return progress;
   }
 
-  async publish(id: string, event: JobEvent): Promise<void> {
-    await this.redis.publish(this.channel(id), JSON.stringify(event));
+  /** Appends an event to the job's event stream; returns its id. */
+  async publish(id: string, event: JobEvent): Promise<string> {
+    const key = this.eventsKey(id);
+    const [[err, eventId]] = (await this.redis.multi().xadd(key, '*', 'e', JSON.stringify(event)).expire(key, this.ttlSeconds).exec())! as [[Error | null, string]];
+    if (err) throw err;
+    return eventId;
+  }
+
+  /**
+   * The job and the id of the last event in its stream, read in one step: every event after that id happened after
+   * the record was read, so a reader that starts there misses nothing and sees nothing twice. `0-0` when none yet.
+   */
+  async snapshot(id: string): Promise<{ job: JobRecord | null; lastEventId: string }> {
+    const [[e1, last], [e2, hash]] = (await this.redis.multi().xrevrange(this.eventsKey(id), '+', '-', 'COUNT', 1).hgetall(this.key('job', id)).exec())! as [
+      [Error | null, [string, string[]][]],
+      [Error | null, Record<string, string>],
+    ];
+    if (e1 || e2) throw e1 ?? e2;
+    return { job: parseJob(hash), lastEventId: last[0]?.[0] ?? '0-0' };
+  }
+
+  /**
+   * The events after `afterId`, oldest first, waiting up to `blockMs` for one when there are none (0: no wait).
+   * Blocking holds the connection: pass one of the reader's own, not the shared one.
+   */
+  async readEvents(id: string, afterId: string, blockMs: number, connection: Redis = this.redis, count = 200): Promise<StoredJobEvent[]> {
+    const key = this.eventsKey(id);
+    const reply = blockMs > 0 ? await connection.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', key, afterId) : await connection.xread('COUNT', count, 'STREAMS', key, afterId);
+    const entries = reply?.[0]?.[1] ?? [];
+    return entries.map(([eventId, fields]) => ({ id: eventId, event: JSON.parse(fields[fields.indexOf('e') + 1] ?? 'null') as JobEvent }));
   }
 
   isTerminal(status: JobStatus): boolean {
@@ -203,6 +246,20 @@ export class JobStore {
       throw new AppError('QUEUE_UNAVAILABLE', `Redis is unavailable: ${(err as Error).message}`);
     }
   }
+}
+
+function parseJob(h: Record<string, string>): JobRecord | null {
+  if (!h.fixed) return null;
+  const fixed = JSON.parse(h.fixed) as Omit<JobRecord, 'status' | 'progress' | 'startedAt' | 'finishedAt' | 'result' | 'error'>;
+  return {
+    ...fixed,
+    status: h.status as JobStatus,
+    progress: { chunksTotal: Number(h.chunksTotal), chunksEncoded: Number(h.chunksEncoded), chunksCached: Number(h.chunksCached) },
+    startedAt: h.startedAt ?? null,
+    finishedAt: h.finishedAt ?? null,
+    result: h.result ? (JSON.parse(h.result) as JobResult) : null,
+    error: h.error ? JSON.parse(h.error) : null,
+  };
 }
 
 function encodeCursor(id: string): string {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
+import { TaskType } from '../model-contract.js';
 import { EXPANSION_LIMITS, Evidence, GenerationParams, Task } from '../task.js';
 import { JOB_STATUSES, Metadata, WebhookSpec, type JobProgress, type JobStatus } from './job-record.js';
 import type { PublicJob } from './public-view.js';
@@ -126,6 +127,31 @@ export const PublicJobSchema = z
 export const JobListPageSchema = z
   .object({ object: z.literal('list'), data: z.array(PublicJobSchema), nextCursor: z.string().nullable(), hasMore: z.boolean() })
   .strict();
+
+/** One model package as GET /v1/models lists it: what the API serves, and what its answers can be expected to cover. */
+export const PublicModelSchema = z
+  .object({
+    object: z.literal('model'),
+    /** The package's name (manifest `name`). */
+    id: z.string(),
+    version: z.string(),
+    /** Digest of what determines a chunk's soft prompt; soft prompts are stored and reused under it. */
+    encoderId: z.string(),
+    /** The decoder's window in tokens: soft tokens, expanded chunks, prompt and answer together. */
+    window: Count,
+    /** Characters per chunk (one soft token each). */
+    chunkChars: Count,
+    /** Languages the model was trained on (BCP 47), as its manifest declares; other languages get no useful answer. */
+    languages: z.array(z.string()),
+    /** The task types it answers (POST /v1/jobs `task.type`). */
+    tasks: z.array(TaskType),
+  })
+  .strict();
+export type PublicModel = z.output<typeof PublicModelSchema>;
+
+/** GET /v1/models. */
+export const ModelListSchema = z.object({ object: z.literal('list'), data: z.array(PublicModelSchema) }).strict();
+export type ModelList = z.output<typeof ModelListSchema>;
 
 // The schemas and the types the code builds responses with must describe the same thing (checked by tsc).
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
