@@ -1,3 +1,4 @@
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -135,6 +136,13 @@ describe('observability', () => {
         },
       ],
     });
+    // The served OpenAPI document describes it (generated from the contract's ModelListSchema).
+    const doc = (await http.get('/docs/openapi.json').expect(200)).body;
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    const valid = ajv.compile(doc.components.schemas.ModelList);
+    expect(valid(res.body), JSON.stringify(valid.errors)).toBe(true);
+    expect(valid({ ...res.body, data: [{ ...res.body.data[0], window: 'big' }] })).toBe(false);
+    expect(doc.paths['/v1/jobs/{id}/events'].get.parameters.map((p: { name: string }) => p.name)).toEqual(['id', 'Last-Event-ID', 'lastEventId']);
     // The same encoder id the workers store soft prompts under.
     expect(res.body.data[0].encoderId).toBe((await loadModelPackage(stack.config.modelPath)).encoderId);
   });

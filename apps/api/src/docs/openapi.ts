@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { Controller, Get, Header, Param, Res, StreamableFile } from '@nestjs/common';
 import type { Response } from 'express';
 import { z } from 'zod';
-import { AppError, CreateDocumentJson, CreateJobJson, ERROR_CODES, JobListPageSchema, JobOptions, PublicJobSchema } from '@lib/shared';
+import { AppError, CreateDocumentJson, CreateJobJson, ERROR_CODES, JobListPageSchema, JobOptions, ModelListSchema, PublicJobSchema } from '@lib/shared';
 
 /** A request schema (what a client may send: defaults not yet applied) and a response schema (what it receives). */
 const schema = (s: z.ZodType) => strip(z.toJSONSchema(s, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' }));
@@ -23,6 +23,7 @@ const ErrorBody = {
 /** The job as every response shows it, generated from the contract's schema (libs/shared http-contract.ts). */
 const Job = response(PublicJobSchema);
 const JobList = response(JobListPageSchema);
+const ModelList = response(ModelListSchema);
 const errors = Object.fromEntries(
   [...new Set(Object.values(ERROR_CODES).map((c) => c.status))].map((status) => [String(status), { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]),
 );
@@ -58,7 +59,20 @@ export const OPENAPI = {
     },
     '/v1/jobs/{id}': { get: { summary: 'Status, progress and result', parameters: [idParam], responses: { ...jobResponse('200'), ...errors } } },
     '/v1/jobs/{id}/cancel': { post: { summary: 'Cancel a job that has not ended', parameters: [idParam], responses: { ...jobResponse('200'), ...errors } } },
-    '/v1/jobs/{id}/events': { get: { summary: 'Server-sent events: status, progress, text', parameters: [idParam], responses: { '200': { description: 'text/event-stream' }, ...errors } } },
+    '/v1/jobs/{id}/events': {
+      get: {
+        summary: 'Server-sent events: status, progress, text',
+        description:
+          'A status snapshot (the whole job), then status, progress and text events; the last event is the terminal status with the whole job. Every event has an id: reconnect with Last-Event-ID (or ?lastEventId=) to get the events after it, each once, without a new snapshot.',
+        parameters: [
+          idParam,
+          { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string', pattern: '^\\d+-\\d+$' }, description: 'resume after this event' },
+          { name: 'lastEventId', in: 'query', required: false, schema: { type: 'string', pattern: '^\\d+-\\d+$' }, description: 'the same, for clients that cannot set headers' },
+        ],
+        responses: { '200': { description: 'text/event-stream' }, '204': { description: 'resumed after the terminal event: nothing more will come' }, ...errors },
+      },
+    },
+    '/v1/models': { get: { summary: 'The model package this deployment serves', responses: { '200': { description: 'the models', content: { 'application/json': { schema: { $ref: '#/components/schemas/ModelList' } } } }, ...errors } } },
     '/v1/documents': {
       post: {
         summary: 'Store and encode a document once',
@@ -73,7 +87,7 @@ export const OPENAPI = {
     '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
     '/readyz': { get: { summary: 'Readiness: Redis, blob store, model', responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } } } },
   },
-  components: { schemas: { Error: ErrorBody, Job, JobList } },
+  components: { schemas: { Error: ErrorBody, Job, JobList, ModelList } },
 };
 
 /** Swagger UI's files, served from the npm package: the page fetches nothing from a CDN. */
