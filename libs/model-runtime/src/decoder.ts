@@ -51,11 +51,7 @@ export class Decoder {
   ) {}
 
   static async open(path: string, embeddingsPath: string, tokenizer: TextTokenizer, spec: ModelManifest['decoder'], settings: SessionSettings): Promise<Decoder> {
-    const bytes = await readFile(embeddingsPath);
-    const table =
-      spec.embeddings.dtype === 'f32'
-        ? new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength))
-        : fromF16(new Uint16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)));
+    const table = await loadEmbeddingTable(embeddingsPath, spec);
     const expected = { inputs: TENSORS.decoder.inputs(spec.layers), outputs: TENSORS.decoder.outputs(spec.layers) };
     const decoder = new Decoder(await openSession(path, 'decoder', expected, settings), tokenizer, spec, table);
     // Warm-up and shape check: one token with an empty past.
@@ -76,31 +72,12 @@ export class Decoder {
 
   /** Token embeddings, [ids.length, hiddenSize]. */
   embed(ids: readonly number[]): Float32Array {
-    const d = this.spec.hiddenSize;
-    const out = new Float32Array(ids.length * d);
-    ids.forEach((id, i) => {
-      if (!Number.isInteger(id) || id < 0 || id >= this.spec.vocabSize) throw new AppError('INTERNAL', `token id ${id} out of range (this is a bug)`);
-      out.set(this.table.subarray(id * d, (id + 1) * d), i * d);
-    });
-    return out;
+    return embedIds(this.table, this.spec, ids);
   }
 
   async generate(input: GenerationInput, params: GenerationParams, hooks: GenerationHooks = {}): Promise<GenerationResult> {
     const d = this.spec.hiddenSize;
-    const contextCount = input.context.length / d;
-    if (!Number.isInteger(contextCount)) throw new AppError('INTERNAL', 'the context is not a whole number of rows (this is a bug)');
-    const promptLength = input.prefixIds.length + contextCount + input.suffixIds.length;
-    if (promptLength + params.maxNewTokens > this.spec.window) {
-      throw new AppError(
-        'CONTEXT_TOO_LONG',
-        `the prompt needs ${promptLength} positions (${contextCount} for the document) plus ${params.maxNewTokens} new tokens; the decoder window is ${this.spec.window}`,
-        { promptLength, contextPositions: contextCount, maxNewTokens: params.maxNewTokens, window: this.spec.window },
-      );
-    }
-    const prompt = new Float32Array(promptLength * d);
-    prompt.set(this.embed(input.prefixIds), 0);
-    prompt.set(input.context, input.prefixIds.length * d);
-    prompt.set(this.embed(input.suffixIds), (input.prefixIds.length + contextCount) * d);
+    const { prompt, promptLength } = assemblePrompt(input, params, this.spec, (ids) => this.embed(ids));
     const attentionName = hooks.attention ? this.spec.attentionOutput : undefined;
     const promptAttention = attentionName ? new Float32Array(promptLength) : undefined;
     const addAttention = (o: ort.InferenceSession.ReturnType) => {
@@ -212,10 +189,56 @@ export class Decoder {
 }
 
 /**
+ * The decoder's whole input, [prefix tokens | document positions | suffix tokens] as embeddings, refused with
+ * CONTEXT_TOO_LONG when it and the new tokens do not fit the window. Every backend sends exactly this.
+ */
+export function assemblePrompt(
+  input: GenerationInput,
+  params: Pick<GenerationParams, 'maxNewTokens'>,
+  spec: Pick<ModelManifest['decoder'], 'hiddenSize' | 'window'>,
+  embed: (ids: readonly number[]) => Float32Array,
+): { prompt: Float32Array; promptLength: number } {
+  const d = spec.hiddenSize;
+  const contextCount = input.context.length / d;
+  if (!Number.isInteger(contextCount)) throw new AppError('INTERNAL', 'the context is not a whole number of rows (this is a bug)');
+  const promptLength = input.prefixIds.length + contextCount + input.suffixIds.length;
+  if (promptLength + params.maxNewTokens > spec.window) {
+    throw new AppError(
+      'CONTEXT_TOO_LONG',
+      `the prompt needs ${promptLength} positions (${contextCount} for the document) plus ${params.maxNewTokens} new tokens; the decoder window is ${spec.window}`,
+      { promptLength, contextPositions: contextCount, maxNewTokens: params.maxNewTokens, window: spec.window },
+    );
+  }
+  const prompt = new Float32Array(promptLength * d);
+  prompt.set(embed(input.prefixIds), 0);
+  prompt.set(input.context, input.prefixIds.length * d);
+  prompt.set(embed(input.suffixIds), (input.prefixIds.length + contextCount) * d);
+  return { prompt, promptLength };
+}
+
+/** The package's token embedding table (embed_tokens.bin) as float32, [vocabSize, hiddenSize]. */
+export async function loadEmbeddingTable(path: string, spec: Pick<ModelManifest['decoder'], 'embeddings'>): Promise<Float32Array> {
+  const bytes = await readFile(path);
+  const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  return spec.embeddings.dtype === 'f32' ? new Float32Array(buffer) : fromF16(new Uint16Array(buffer));
+}
+
+/** Rows of the embedding table for `ids`, [ids.length, hiddenSize]. */
+export function embedIds(table: Float32Array, spec: Pick<ModelManifest['decoder'], 'hiddenSize' | 'vocabSize'>, ids: readonly number[]): Float32Array {
+  const d = spec.hiddenSize;
+  const out = new Float32Array(ids.length * d);
+  ids.forEach((id, i) => {
+    if (!Number.isInteger(id) || id < 0 || id >= spec.vocabSize) throw new AppError('INTERNAL', `token id ${id} out of range (this is a bug)`);
+    out.set(table.subarray(id * d, (id + 1) * d), i * d);
+  });
+  return out;
+}
+
+/**
  * Decoded text as tokens arrive, with stop sequences. Text is passed on only once it can no longer become part of a
  * stop sequence or of an unfinished multi-byte character, so a streamed answer never shows what the final one cuts.
  */
-class TextStream {
+export class TextStream {
   private emitted = 0;
   private readonly holdBack: number;
 

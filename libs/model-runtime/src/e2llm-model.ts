@@ -10,7 +10,8 @@ import {
   type Usage,
   type FinishReason,
 } from '@lib/shared';
-import { Decoder, type GenerationHooks, type GenerationResult } from './decoder.js';
+import type { GenerationHooks, GenerationResult } from './decoder.js';
+import { openDecoderEngine, type DecoderBackendSettings, type DecoderEngine } from './engines/index.js';
 import { bm25Scores, buildEvidence, rankByScore, type ChunkScores, type TextChunk } from './evidence.js';
 import { ChunkEncoder, SoftTokenAdapter } from './encoder.js';
 import { loadModelPackage, type ModelPackage } from './model-package.js';
@@ -21,7 +22,8 @@ export type RuntimeSettings = Pick<
   Config,
   'modelPath' | 'executionProviders' | 'intraOpThreads' | 'graphOptimization' | 'encoderMaxBatchTokens' | 'encoderMaxBatchSize'
 > &
-  Partial<Pick<Config, 'evidenceScorer'>>;
+  Partial<Pick<Config, 'evidenceScorer'>> &
+  DecoderBackendSettings;
 
 export interface AskResult {
   answer: string;
@@ -89,7 +91,7 @@ export class E2llmModel implements DecodeRunner, EncodeRunner {
     readonly pkg: ModelPackage,
     /** The chunker and prompt lengths, the same the API admits jobs with. */
     readonly planner: DocumentPlanner,
-    private readonly parts: { encoder?: ChunkEncoder; adapter?: SoftTokenAdapter; decoder?: Decoder },
+    private readonly parts: { encoder?: ChunkEncoder; adapter?: SoftTokenAdapter; decoder?: DecoderEngine },
     private readonly evidenceScorer: NonNullable<RuntimeSettings['evidenceScorer']>,
   ) {}
 
@@ -103,11 +105,11 @@ export class E2llmModel implements DecodeRunner, EncodeRunner {
     const encTok = await TextTokenizer.load(pkg.files.encoderTokenizer);
     const decTok = pkg.files.decoderTokenizer === pkg.files.encoderTokenizer ? encTok : await TextTokenizer.load(pkg.files.decoderTokenizer);
     const limits = { maxBatchTokens: settings.encoderMaxBatchTokens, maxBatchSize: settings.encoderMaxBatchSize };
-    const parts: { encoder?: ChunkEncoder; adapter?: SoftTokenAdapter; decoder?: Decoder } = {};
+    const parts: { encoder?: ChunkEncoder; adapter?: SoftTokenAdapter; decoder?: DecoderEngine } = {};
     if (stages.encoder) parts.encoder = await ChunkEncoder.open(pkg.files.encoder, encTok, m.encoder, limits, settings);
     if (stages.decoder) {
       parts.adapter = await SoftTokenAdapter.open(pkg.files.adapter, m.adapter, settings);
-      parts.decoder = await Decoder.open(pkg.files.decoder, pkg.files.embeddings, decTok, m.decoder, settings);
+      parts.decoder = await openDecoderEngine(pkg, decTok, settings);
     }
     return new E2llmModel(pkg, new DocumentPlanner(m, encTok, decTok), parts, settings.evidenceScorer ?? 'bm25');
   }
@@ -120,7 +122,7 @@ export class E2llmModel implements DecodeRunner, EncodeRunner {
     return this.parts.adapter ?? unloaded('adapter');
   }
 
-  get decoder(): Decoder {
+  get decoder(): DecoderEngine {
     return this.parts.decoder ?? unloaded('decoder');
   }
 

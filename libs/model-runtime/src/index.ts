@@ -8,3 +8,4 @@ export * from './prompt.js';
 export * from './e2llm-model.js';
 export * from './evidence.js';
 export * from './planner.js';
+export * from './engines/index.js';

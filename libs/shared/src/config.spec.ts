@@ -180,3 +180,36 @@ describe('SETTINGS / describeSettings', () => {
     expect(table).toContain('`8192`');
   });
 });
+
+describe('engine backends', () => {
+  const fail = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+    } catch (err) {
+      expect((err as AppError).code).toBe('CONFIG_INVALID');
+      return (err as AppError).message;
+    }
+    throw new Error('loadConfig accepted it');
+  };
+
+  it('default to the in-process ONNX backends', () => {
+    expect(loadConfig({})).toMatchObject({ decoderBackend: 'onnx', encoderBackend: 'onnx', decoderEngineTimeoutMs: 60_000, decoderEngineConcurrency: 16 });
+  });
+
+  it('need a URL (and for vLLM a model name) for a remote decoder, naming each missing key', () => {
+    expect(fail({ DECODER_BACKEND: 'vllm' })).toMatch(/DECODER_ENGINE_URL: required when DECODER_BACKEND=vllm.*DECODER_ENGINE_MODEL: required/);
+    expect(fail({ DECODER_BACKEND: 'sglang' })).toMatch(/DECODER_ENGINE_URL: required when DECODER_BACKEND=sglang/);
+    expect(loadConfig({ DECODER_BACKEND: 'sglang', DECODER_ENGINE_URL: 'http://sglang:30000' }).decoderEngineUrl).toBe('http://sglang:30000');
+    expect(loadConfig({ DECODER_BACKEND: 'vllm', DECODER_ENGINE_URL: 'http://vllm:8000', DECODER_ENGINE_MODEL: 'e2llm' }).decoderEngineModel).toBe('e2llm');
+  });
+
+  it('refuse evidence by attention with an engine decoder (engines do not return attention)', () => {
+    expect(fail({ DECODER_BACKEND: 'sglang', DECODER_ENGINE_URL: 'http://sglang:30000', EVIDENCE_SCORER: 'attention' })).toMatch(/EVIDENCE_SCORER="attention": needs the decoder's attention/);
+  });
+
+  it('need TEI\'s URL and the model identity it must serve, as model_id@revision', () => {
+    expect(fail({ ENCODER_BACKEND: 'tei' })).toMatch(/ENCODER_ENGINE_URL: required.*ENCODER_ENGINE_MODEL_ID: required/);
+    expect(fail({ ENCODER_BACKEND: 'tei', ENCODER_ENGINE_URL: 'http://tei', ENCODER_ENGINE_MODEL_ID: 'gte-large' })).toMatch(/ENCODER_ENGINE_MODEL_ID/);
+    expect(loadConfig({ ENCODER_BACKEND: 'tei', ENCODER_ENGINE_URL: 'http://tei', ENCODER_ENGINE_MODEL_ID: 'Alibaba-NLP/gte-large-en-v1.5@a0d6174' }).encoderEngineModelId).toBe('Alibaba-NLP/gte-large-en-v1.5@a0d6174');
+  });
+});

@@ -58,6 +58,38 @@ export const SETTINGS = {
     z.enum(EVIDENCE_SCORERS).default('bm25'),
     'How evidence is ranked: bm25 (the question against chunk texts), attention (the decoder\'s attention while it answers; needs a package whose decoder exports it), or fusion (reciprocal rank of both). docs/evaluation.md measures each.',
   ),
+  decoderBackend: setting(
+    'DECODER_BACKEND',
+    z.enum(['onnx', 'vllm', 'sglang']).default('onnx'),
+    'What runs the decoder: onnx (in-process onnxruntime), vllm (an OpenAI-compatible vLLM server started with --enable-prompt-embeds) or sglang (an SGLang server\'s /generate with input_embeds). docs/gpu-fleet.md.',
+  ),
+  decoderEngineUrl: setting('DECODER_ENGINE_URL', z.string().url().optional(), 'Base URL of the decoder engine (vLLM: its /v1/completions lies under it; SGLang: its /generate). Required unless DECODER_BACKEND=onnx.'),
+  decoderEngineModel: setting('DECODER_ENGINE_MODEL', z.string().min(1).optional(), 'Model name sent to vLLM (its --served-model-name, or a LoRA adapter\'s name). Required for vllm.'),
+  decoderEngineApiKey: setting('DECODER_ENGINE_API_KEY', z.string().min(1).optional(), 'Bearer key of the decoder engine (vLLM --api-key, SGLang --api-key).', true),
+  decoderEngineTimeoutMs: setting(
+    'DECODER_ENGINE_TIMEOUT_MS',
+    int(100, 3_600_000).default(60_000),
+    'The longest wait for the decoder engine\'s answer to start, or for its next streamed token; past it the job is retried (ENGINE_UNAVAILABLE).',
+  ),
+  decoderEngineConcurrency: setting('DECODER_ENGINE_CONCURRENCY', int(1, 4096).default(16), 'Requests one decoder worker process has in flight at the engine at once (the engine batches them).'),
+  promptEmbedsMaxNorm: setting(
+    'PROMPT_EMBEDS_MAX_NORM',
+    z.coerce.number().positive().default(1000),
+    'The largest L2 norm one prompt-embedding row may have before it is sent to a decoder engine; larger ones fail the job (PROMPT_EMBEDS_INVALID).',
+  ),
+  encoderBackend: setting(
+    'ENCODER_BACKEND',
+    z.enum(['onnx', 'tei']).default('onnx'),
+    'What runs the chunk encoder: onnx (in-process onnxruntime) or tei (Hugging Face text-embeddings-inference\'s /embed). Set it alike on encoder and decoder workers: soft-prompt keys carry the backend\'s model identity.',
+  ),
+  encoderEngineUrl: setting('ENCODER_ENGINE_URL', z.string().url().optional(), 'Base URL of text-embeddings-inference. Required when ENCODER_BACKEND=tei.'),
+  encoderEngineModelId: setting(
+    'ENCODER_ENGINE_MODEL_ID',
+    z.string().regex(/^[A-Za-z0-9._\/-]+@[A-Za-z0-9._-]+$/, 'model_id@revision, as TEI /info reports model_id and model_sha').optional(),
+    'The embedding model TEI must serve, as model_id@model_sha (checked against its /info at start); part of the soft-prompt keys. Required when ENCODER_BACKEND=tei.',
+  ),
+  encoderEngineApiKey: setting('ENCODER_ENGINE_API_KEY', z.string().min(1).optional(), 'Bearer key of text-embeddings-inference (its --api-key).', true),
+  encoderEngineTimeoutMs: setting('ENCODER_ENGINE_TIMEOUT_MS', int(100, 3_600_000).default(60_000), 'Time limit of one request to text-embeddings-inference.'),
   softPromptDtype: setting('SOFT_PROMPT_DTYPE', z.enum(['f32', 'f16']).default('f32'), 'Number format of stored soft prompts (f16 halves storage; f32 keeps answers bit-identical to e2llm ask).'),
 
   port: setting('PORT', int(0, 65535).default(8080), 'HTTP port of the API.'),
@@ -159,10 +191,24 @@ export function loadConfig(
       problems.push(`${def.env}=${shown}: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
     }
   }
+  if (problems.length === 0) problems.push(...engineProblems(out as Config));
   if (problems.length > 0) {
     throw new AppError('CONFIG_INVALID', `invalid configuration: ${problems.join(', ')}`, { keys: problems.length });
   }
   return out as Config;
+}
+
+/** The rules between settings of the engine backends (each names the keys involved). */
+function engineProblems(c: Config): string[] {
+  const problems: string[] = [];
+  if (c.decoderBackend !== 'onnx' && !c.decoderEngineUrl) problems.push(`DECODER_ENGINE_URL: required when DECODER_BACKEND=${c.decoderBackend}`);
+  if (c.decoderBackend === 'vllm' && !c.decoderEngineModel) problems.push('DECODER_ENGINE_MODEL: required when DECODER_BACKEND=vllm');
+  if (c.decoderBackend !== 'onnx' && c.evidenceScorer !== 'bm25') {
+    problems.push(`EVIDENCE_SCORER=${JSON.stringify(c.evidenceScorer)}: needs the decoder's attention, which DECODER_BACKEND=${c.decoderBackend} does not return; use bm25`);
+  }
+  if (c.encoderBackend === 'tei' && !c.encoderEngineUrl) problems.push('ENCODER_ENGINE_URL: required when ENCODER_BACKEND=tei');
+  if (c.encoderBackend === 'tei' && !c.encoderEngineModelId) problems.push('ENCODER_ENGINE_MODEL_ID: required when ENCODER_BACKEND=tei');
+  return problems;
 }
 
 function emptyToUndefined(v: string | undefined): string | undefined {

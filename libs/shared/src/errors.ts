@@ -32,6 +32,17 @@ export const ERROR_CODES = {
   MODEL_MISMATCH: { status: 500, retryable: false, exitCode: 3 },
   /** Inference failed inside onnxruntime. */
   INFERENCE_FAILED: { status: 500, retryable: true, exitCode: 1 },
+  /**
+   * An inference engine (vLLM, SGLang, text-embeddings-inference) could not be reached, timed out, was overloaded
+   * (429, 503), failed (5xx) or cut its stream mid-answer; the job is retried with backoff.
+   */
+  ENGINE_UNAVAILABLE: { status: 503, retryable: true, exitCode: 1 },
+  /** The engine refused the request (4xx): a wrong model name or key, or a flag it runs without (--enable-prompt-embeds). */
+  ENGINE_REJECTED: { status: 502, retryable: false, exitCode: 1 },
+  /** The engine answered outside its protocol: malformed JSON, a missing field, vectors of the wrong count or width. */
+  ENGINE_BAD_RESPONSE: { status: 502, retryable: false, exitCode: 1 },
+  /** The prompt embeddings a decoder worker assembled failed their checks before leaving it (shape, NaN, a norm over the cap). */
+  PROMPT_EMBEDS_INVALID: { status: 500, retryable: false, exitCode: 1 },
   /** A soft-prompt blob failed to parse (bad magic, version, shape or checksum). */
   BLOB_CORRUPT: { status: 500, retryable: false, exitCode: 1 },
   /** The blob store cannot be reached. */

@@ -1,0 +1,40 @@
+import { AppError, type Config } from '@lib/shared';
+import { Decoder } from '../decoder.js';
+import type { ModelPackage } from '../model-package.js';
+import type { SessionSettings } from '../sessions.js';
+import type { TextTokenizer } from '../tokenizer.js';
+import { RemoteDecoder, type DecoderEngine } from './decoder-engine.js';
+import { sglangProtocol } from './sglang.js';
+import { vllmProtocol } from './vllm.js';
+
+export * from './decoder-engine.js';
+export * from './engine-http.js';
+export { sglangProtocol } from './sglang.js';
+export { torchSaveFloat32 } from './torch-save.js';
+export { vllmProtocol } from './vllm.js';
+
+/** The settings that choose and reach a decoder backend (all optional: unset means the in-process ONNX decoder). */
+export type DecoderBackendSettings = Partial<
+  Pick<Config, 'decoderBackend' | 'decoderEngineUrl' | 'decoderEngineModel' | 'decoderEngineApiKey' | 'decoderEngineTimeoutMs' | 'decoderEngineConcurrency' | 'promptEmbedsMaxNorm'>
+>;
+
+/**
+ * Opens the package's decoder on the configured backend: onnxruntime in-process (the default), or a vLLM or SGLang
+ * server that is checked end to end before this returns. A remote backend never opens decoder.onnx.
+ */
+export async function openDecoderEngine(pkg: ModelPackage, tokenizer: TextTokenizer, settings: SessionSettings & DecoderBackendSettings): Promise<DecoderEngine> {
+  const backend = settings.decoderBackend ?? 'onnx';
+  const spec = pkg.manifest.decoder;
+  if (backend === 'onnx') return Decoder.open(pkg.files.decoder, pkg.files.embeddings, tokenizer, spec, settings);
+  if (!settings.decoderEngineUrl) throw new AppError('CONFIG_INVALID', `DECODER_ENGINE_URL is required when DECODER_BACKEND=${backend}`);
+  if (backend === 'vllm' && !settings.decoderEngineModel) throw new AppError('CONFIG_INVALID', 'DECODER_ENGINE_MODEL is required when DECODER_BACKEND=vllm');
+  const remote = {
+    decoderEngineUrl: settings.decoderEngineUrl,
+    ...(settings.decoderEngineApiKey ? { decoderEngineApiKey: settings.decoderEngineApiKey } : {}),
+    decoderEngineTimeoutMs: settings.decoderEngineTimeoutMs ?? 60_000,
+    decoderEngineConcurrency: settings.decoderEngineConcurrency ?? 16,
+    promptEmbedsMaxNorm: settings.promptEmbedsMaxNorm ?? 1000,
+  };
+  const protocol = backend === 'vllm' ? vllmProtocol(settings.decoderEngineModel!) : sglangProtocol();
+  return RemoteDecoder.open(protocol, pkg.files.embeddings, tokenizer, spec, remote);
+}
