@@ -132,8 +132,9 @@ describe('jobs end to end (API, BullMQ flow, workers, S3)', () => {
     });
     expect(res.headers['content-type']).toMatch(/text\/event-stream/);
     const events = String(res.body).trim().split('\n\n').map((block) => {
-      const type = /^event: (.*)$/m.exec(block)?.[1];
-      const data = /^data: (.*)$/m.exec(block)?.[1];
+      // The space after the colon is optional in the SSE format (better-sse writes none).
+      const type = /^event: ?(.*)$/m.exec(block)?.[1];
+      const data = /^data: ?(.*)$/m.exec(block)?.[1];
       return { type, data: data ? JSON.parse(data) : null };
     });
     const last = events.at(-1)!;
