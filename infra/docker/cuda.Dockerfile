@@ -34,7 +34,7 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/libs ./libs
 COPY --from=build /app/apps ./apps
 COPY --from=build /app/models ./models
-# The repository's .npmrc skips this download (offline CI); here it is wanted, with CUDA 12 present.
+# npm ci above ran no install scripts (allowScripts denies this one; offline CI needs none); here it is wanted, with CUDA 12 present.
 RUN ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js
 # uid 1000: the Kubernetes manifests run as this numeric user (runAsNonRoot).
 USER 1000:1000
