@@ -237,6 +237,8 @@ export function embedIds(table: Float32Array, spec: Pick<ModelManifest['decoder'
 /**
  * Decoded text as tokens arrive, with stop sequences. Text is passed on only once it can no longer become part of a
  * stop sequence or of an unfinished multi-byte character, so a streamed answer never shows what the final one cuts.
+ * The answer starts at its first non-space character: tokenizers mark a word's start with a space (" Ada"), which is
+ * not part of the answer, and a streamed answer drops the same space as the final one, so the two stay equal.
  */
 export class TextStream {
   private emitted = 0;
@@ -254,7 +256,7 @@ export class TextStream {
 
   /** Returns true when a stop sequence has appeared. */
   push(tokens: number[]): boolean {
-    const text = this.tokenizer.decode(tokens);
+    const text = this.tokenizer.decode(tokens).trimStart();
     const hits = this.stop.map((s) => text.indexOf(s)).filter((i) => i >= 0);
     if (hits.length > 0) {
       this.cut = Math.min(...hits);
@@ -270,7 +272,7 @@ export class TextStream {
   }
 
   finish(tokens: number[]): string {
-    const full = this.tokenizer.decode(tokens);
+    const full = this.tokenizer.decode(tokens).trimStart();
     const text = this.cut >= 0 ? full.slice(0, this.cut) : full;
     if (text.length > this.emitted) this.onText?.(text.slice(this.emitted));
     return text;

@@ -58,3 +58,45 @@ describe('TextTokenizer', () => {
     expect(tok.decode(tok.encode('Hello world'))).toBe('Hello world');
   });
 });
+
+describe('TextStream', () => {
+  /** The bundled tokenizer: a word's first token carries its leading space, as real BPE vocabularies do. */
+  async function stream(stop: string[] = []) {
+    const { TextTokenizer } = await import('./tokenizer.js');
+    const { TextStream } = await import('./decoder.js');
+    const { BUNDLED_MODEL_PATH } = await import('@lib/shared');
+    const tok = await TextTokenizer.load(`${BUNDLED_MODEL_PATH}/tokenizer.json`);
+    const deltas: string[] = [];
+    return { tok, deltas, text: new TextStream(tok, stop, (d) => deltas.push(d)) };
+  }
+
+  it('starts the answer at its first non-space character, streamed and final alike', async () => {
+    const { tok, deltas, text } = await stream();
+    const ids = tok.encode('  Ada Lindqvist kept the lamp.');
+    expect(tok.decode(ids).startsWith(' ')).toBe(true);
+    const fed: number[] = [];
+    for (const id of ids) {
+      fed.push(id);
+      text.push([...fed]);
+    }
+    const answer = text.finish(fed);
+    expect(answer).toBe('Ada Lindqvist kept the lamp.');
+    expect(deltas.join('')).toBe(answer);
+    expect(deltas[0]!.startsWith(' ')).toBe(false);
+  });
+
+  it('keeps inner and trailing spaces, and cuts at a stop sequence counted from the trimmed start', async () => {
+    const { tok, deltas, text } = await stream(['\n']);
+    const ids = tok.encode('\n Forty years \nQuestion:');
+    const fed: number[] = [];
+    let stopped = false;
+    for (const id of ids) {
+      fed.push(id);
+      if ((stopped = text.push([...fed]))) break;
+    }
+    expect(stopped).toBe(true);
+    const answer = text.finish(fed);
+    expect(answer).toBe('Forty years ');
+    expect(deltas.join('')).toBe(answer);
+  });
+});
