@@ -9,7 +9,7 @@ import { MetricsController } from './health/metrics.controller.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobsService } from './jobs/jobs.service.js';
 import { ModelsController } from './models/models.controller.js';
-import { BLOBS, CONFIG, LOGGER, MODEL_INFO, PIPELINE, PLANNER, REDIS, STORE } from './tokens.js';
+import { BLOBS, CONFIG, EXTRACTOR, LOGGER, MODEL_INFO, PIPELINE, PLANNER, REDIS, STORE, WEBHOOK_TARGETS } from './tokens.js';
 
 export interface ApiDeps {
   config: unknown;
@@ -19,7 +19,9 @@ export interface ApiDeps {
   redis: unknown;
   manifest: unknown;
   planner: unknown;
+  extractor: unknown;
   logger: unknown;
+  webhookTargets: unknown;
 }
 
 @Module({})
@@ -39,7 +41,9 @@ export class AppModule {
         { provide: REDIS, useValue: deps.redis },
         { provide: MODEL_INFO, useValue: deps.manifest },
         { provide: PLANNER, useValue: deps.planner },
+        { provide: EXTRACTOR, useValue: deps.extractor },
         { provide: LOGGER, useValue: deps.logger },
+        { provide: WEBHOOK_TARGETS, useValue: deps.webhookTargets },
       ],
     };
   }

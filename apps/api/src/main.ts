@@ -11,10 +11,12 @@ import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
 import { createRedis, jobEndRecorder, JobStore, Pipeline, setBuildInfo } from '@lib/job-store';
 import { PlanningPool } from '@lib/model-runtime/planning';
+import { ExtractionPool } from '@lib/extract';
 import { AppError, ModelManifest, toAppError, type Config } from '@lib/shared';
+import { WebhookTargets, type HostResolver } from '@lib/webhooks';
 import { AppModule } from './app.module.js';
 import { assertAdmin, isLoopbackHost } from './auth/tenant.guard.js';
-import { AppErrorFilter, sendError, toHttpError } from './common/app-error.filter.js';
+import { AppErrorFilter, sendError } from './common/app-error.filter.js';
 import { httpMetrics } from './common/http-metrics.js';
 
 export interface ApiHandle {
@@ -54,7 +56,15 @@ function mountQueueDashboard(app: NestExpressApplication, config: Config, pipeli
   );
 }
 
-export async function createApi(config: Config, deps: { logger?: Logger; blobs?: BlobStore } = {}): Promise<ApiHandle> {
+/** What a caller (a test) may put in place of what the API makes from its configuration. */
+export interface ApiOptions {
+  logger?: Logger;
+  blobs?: BlobStore;
+  /** Resolves webhook host names at submission (default: the system resolver, as delivery uses). */
+  resolveHost?: HostResolver;
+}
+
+export async function createApi(config: Config, deps: ApiOptions = {}): Promise<ApiHandle> {
   const logger = deps.logger ?? pino({ level: config.logLevel, base: { app: 'api' } });
   if (config.apiKeys.length === 0) {
     if (!isLoopbackHost(config.host)) {
@@ -71,34 +81,15 @@ export async function createApi(config: Config, deps: { logger?: Logger; blobs?:
   const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds, jobEndRecorder(logger));
   const pipeline = new Pipeline(redis, config.redisPrefix, store, { attempts: config.webhookMaxAttempts, backoffMs: config.webhookBackoffMs });
   const planner = new PlanningPool(config.modelPath, { threads: config.plannerThreads });
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.register({ config, blobs, store, pipeline, redis, manifest, planner, logger }), {
+  const extractor = new ExtractionPool({ threads: config.extractThreads, memoryMb: config.extractMemoryMb, maxQueue: config.extractQueue });
+  const webhookTargets = new WebhookTargets({ allowLoopback: config.webhookAllowLoopback, allowPrivate: config.webhookAllowPrivate }, { resolve: deps.resolveHost });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.register({ config, blobs, store, pipeline, redis, manifest, planner, extractor, logger, webhookTargets }), {
     bodyParser: false,
     logger: ['error', 'warn'],
   });
   app.use(httpMetrics());
-  app.use(
-    express.json({
-      limit: config.maxUploadBytes,
-      type: 'application/json',
-      // body-parser would turn invalid UTF-8 into U+FFFD silently: refuse it instead.
-      verify: (_req, _res, buf) => {
-        try {
-          new TextDecoder('utf-8', { fatal: true }).decode(buf);
-        } catch {
-          // A plain error: body-parser sets status on what verify throws (AppError's is read-only) and tags it
-          // entity.verify.failed, which the error filter maps to INPUT_INVALID_UTF8.
-          throw new Error('the JSON body is not valid UTF-8');
-        }
-      },
-      // A "__proto__" key anywhere is refused: no request needs one, and some code would treat it specially.
-      reviver: (key, value) => {
-        if (key === '__proto__' || key === 'constructor' || key === 'prototype') throw new SyntaxError(`forbidden key ${key}`);
-        return value;
-      },
-    }),
-  );
-  // Body-parser errors are answered here: past this point Nest would wrap them into a bare HttpException.
-  app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => sendError(res, toHttpError(err)));
+  // No body parser: a create route reads its body itself (readBody), after its guard has authenticated the request,
+  // so an unauthenticated body is never parsed, and JSON and multipart pass one set of checks.
   mountQueueDashboard(app, config, pipeline);
   app.useGlobalFilters(new AppErrorFilter(logger));
   app.disable('x-powered-by');
@@ -110,6 +101,7 @@ export async function createApi(config: Config, deps: { logger?: Logger; blobs?:
       (closing ??= (async () => {
         await app.close();
         await planner.close();
+        await extractor.close();
         await pipeline.close();
         await blobs.close?.();
         redis.disconnect();
@@ -118,7 +110,7 @@ export async function createApi(config: Config, deps: { logger?: Logger; blobs?:
   return handle;
 }
 
-export async function startApi(config: Config, deps: { logger?: Logger; blobs?: BlobStore } = {}): Promise<ApiHandle> {
+export async function startApi(config: Config, deps: ApiOptions = {}): Promise<ApiHandle> {
   const handle = await createApi(config, deps);
   await handle.app.listen(config.port, config.host);
   // Requests Node refuses before routing (oversized headers, malformed HTTP) still get the one error shape.

@@ -6,4 +6,6 @@ export const PIPELINE = Symbol('PIPELINE');
 export const REDIS = Symbol('REDIS');
 export const MODEL_INFO = Symbol('MODEL_INFO');
 export const PLANNER = Symbol('PLANNER');
+export const EXTRACTOR = Symbol('EXTRACTOR');
 export const LOGGER = Symbol('LOGGER');
+export const WEBHOOK_TARGETS = Symbol('WEBHOOK_TARGETS');

@@ -1,46 +1,66 @@
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import { AppError, type ErrorCode } from '@lib/shared';
+import { Piscina } from 'piscina';
+import { AppError } from '@lib/shared';
 import type { DocumentKind } from './document-kind.js';
 import { extractText, type ExtractLimits } from './extract.js';
+import type { ExtractOutcome, ExtractTask } from './extract-task.js';
 
-// The compiled worker, found from src/ or dist/ alike (both sit one level below the package).
-const WORKER = fileURLToPath(new URL('../dist/extract-worker.js', import.meta.url));
+// The compiled task, found from src/ or dist/ alike (both sit one level below the package).
+const TASK = new URL('../dist/extract-task.js', import.meta.url);
+
+export interface ExtractionPoolOptions {
+  /** Extractions that run at once, each on a thread of its own. */
+  threads: number;
+  /** Heap cap of one thread: the pool holds at most threads x this much parser memory. */
+  memoryMb: number;
+  /** Uploads that may wait for a thread; past that the caller is told to come back (429 OVERLOADED). */
+  maxQueue: number;
+}
 
 /**
- * extractText for untrusted uploads: PDF, DOCX and HTML are parsed in a worker thread with a memory cap, and the
- * thread is terminated at the time limit. pdf.js and the HTML parser run synchronously, so a timer in the same
- * thread could not stop a pathological file; here the API's event loop is never blocked by one. Plain text needs
- * no parser and is decoded in place.
+ * extractText for untrusted uploads. PDF, DOCX and HTML are parsed on a fixed set of worker threads (piscina), each
+ * with a heap cap, and a thread is torn down at the time limit: pdf.js and the HTML parser run synchronously, so a
+ * timer in the same thread could not stop a pathological file, and the API's event loop is never blocked by one.
+ * The fixed set bounds the parsers' memory as a whole (threads x memoryMb), whatever number of uploads arrive at
+ * once; a full queue is refused with Retry-After instead of piling up. Plain text needs no parser and is decoded in
+ * place.
  */
-export async function extractTextIsolated(bytes: Uint8Array, kind: DocumentKind, limits: ExtractLimits & { maxMemoryMb?: number }): Promise<string> {
-  if (kind === 'txt' || kind === 'md') return extractText(bytes, kind, limits);
-  if (!existsSync(WORKER)) throw new AppError('INTERNAL', `extraction worker ${WORKER} is missing: run the build (this is a bug in packaging)`);
-  const { maxMemoryMb = 512, ...inner } = limits;
-  const worker = new Worker(WORKER, {
-    workerData: { bytes, kind, limits: inner },
-    resourceLimits: { maxOldGenerationSizeMb: maxMemoryMb, maxYoungGenerationSizeMb: 64 },
-  });
-  try {
-    return await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new AppError('DOCUMENT_UNREADABLE', `text extraction took longer than ${limits.timeoutMs} ms`)), limits.timeoutMs);
-      worker.once('message', (m: { ok: true; text: string } | { ok: false; code: ErrorCode; message: string; details?: Record<string, unknown> }) => {
-        clearTimeout(timer);
-        if (m.ok) resolve(m.text);
-        else reject(new AppError(m.code, m.message, m.details));
-      });
-      worker.once('error', (err) => {
-        clearTimeout(timer);
-        // Out of memory inside the worker: the file is too complex to extract within the limit.
-        reject(new AppError('DOCUMENT_UNREADABLE', `text extraction failed: ${err.message}`));
-      });
-      worker.once('exit', (code) => {
-        clearTimeout(timer);
-        reject(new AppError('DOCUMENT_UNREADABLE', `text extraction stopped (exit ${code})`));
-      });
+export class ExtractionPool {
+  private readonly pool: Piscina<ExtractTask, ExtractOutcome>;
+
+  constructor(readonly options: ExtractionPoolOptions) {
+    if (!existsSync(TASK)) throw new AppError('INTERNAL', `extraction task ${TASK.pathname} is missing: run the build (this is a bug in packaging)`);
+    this.pool = new Piscina({
+      filename: TASK.href,
+      minThreads: 0,
+      maxThreads: options.threads,
+      maxQueue: options.maxQueue,
+      // A parser's leftovers are not kept between uploads: an idle thread goes, its heap with it.
+      idleTimeout: 10_000,
+      resourceLimits: { maxOldGenerationSizeMb: options.memoryMb, maxYoungGenerationSizeMb: Math.min(64, Math.max(8, options.memoryMb / 8)) },
     });
-  } finally {
-    await worker.terminate();
+  }
+
+  async extract(bytes: Uint8Array, kind: DocumentKind, limits: ExtractLimits): Promise<string> {
+    if (kind === 'txt' || kind === 'md') return extractText(bytes, kind, limits);
+    if (this.pool.queueSize >= this.options.maxQueue) {
+      throw new AppError('OVERLOADED', `all ${this.options.threads} document extractors are busy and ${this.options.maxQueue} uploads wait; retry later`, { retryAfterSeconds: 2 });
+    }
+    // The timer starts when the upload is queued: time waiting counts against its limit too.
+    const signal = AbortSignal.timeout(limits.timeoutMs);
+    let out: ExtractOutcome;
+    try {
+      out = await this.pool.run({ bytes, kind, limits }, { signal });
+    } catch (err) {
+      if (signal.aborted) throw new AppError('DOCUMENT_UNREADABLE', `text extraction took longer than ${limits.timeoutMs} ms`);
+      // Out of memory inside the thread (the file is too complex to extract within the cap), or the thread died.
+      throw new AppError('DOCUMENT_UNREADABLE', `text extraction failed: ${(err as Error).message}`);
+    }
+    if (!out.ok) throw new AppError(out.code, out.message, out.details);
+    return out.text;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close({ force: true });
   }
 }

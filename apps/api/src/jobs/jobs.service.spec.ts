@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryBlobStore } from '@lib/blob-store/testing';
+import { ExtractionPool } from '@lib/extract';
 import { JobStore, Pipeline } from '@lib/job-store';
 import { testRedis } from '@lib/job-store/testing';
 import { DocumentPlanner } from '@lib/model-runtime';
@@ -22,12 +23,14 @@ const blobs = new MemoryBlobStore();
 const MODEL = new URL('../../../../models/e2llm-tiny/', import.meta.url);
 const manifest = ModelManifest.parse(JSON.parse(readFileSync(new URL('manifest.json', MODEL), 'utf8')));
 const planner = new PlanningPool(MODEL.pathname, { threads: 1 });
-const service = new JobsService(config, blobs, store, pipeline, manifest, planner, pino({ level: 'silent' }));
+const extractor = new ExtractionPool({ threads: 1, memoryMb: 128, maxQueue: 1 });
+const service = new JobsService(config, blobs, store, pipeline, manifest, planner, extractor, pino({ level: 'silent' }));
 const TEXT = 'The keeper of the northern light was Ada. '.repeat(40);
 const body = (fields: Record<string, unknown>) => ({ fields, file: null });
 
 afterAll(async () => {
   await planner.close();
+  await extractor.close();
   await pipeline.close();
   await cleanup();
 });

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { Logger } from 'pino';
 import type { BlobStore } from '@lib/blob-store';
-import { documentKind, extractTextIsolated } from '@lib/extract';
+import { documentKind, type ExtractionPool } from '@lib/extract';
 import { ID_PATTERN, newId, type JobStore, type Pipeline } from '@lib/job-store';
 import {
   AppError,
@@ -26,10 +26,10 @@ import {
   type Task,
 } from '@lib/shared';
 import type { PlanningPool } from '@lib/model-runtime/planning';
-import { checkWebhookUrl } from '@lib/webhooks';
+import { WebhookTargets } from '@lib/webhooks';
 import type { z } from 'zod';
 import { parseWith, type ParsedBody } from '../common/request-body.js';
-import { BLOBS, CONFIG, LOGGER, MODEL_INFO, PIPELINE, PLANNER, STORE } from '../tokens.js';
+import { BLOBS, CONFIG, EXTRACTOR, LOGGER, MODEL_INFO, PIPELINE, PLANNER, STORE, WEBHOOK_TARGETS } from '../tokens.js';
 
 /**
  * The API's job logic: validate, store the source, cut chunks and measure the prompt in tokens (on the planning
@@ -45,14 +45,21 @@ export class JobsService {
     @Inject(PIPELINE) private readonly pipeline: Pipeline,
     @Inject(MODEL_INFO) private readonly manifest: ModelManifest,
     @Inject(PLANNER) private readonly planner: PlanningPool,
+    @Inject(EXTRACTOR) private readonly extractor: ExtractionPool,
     @Inject(LOGGER) private readonly logger: Logger,
-  ) {}
+    @Optional() @Inject(WEBHOOK_TARGETS) webhooks?: WebhookTargets,
+  ) {
+    this.webhooks = webhooks ?? new WebhookTargets({ allowLoopback: config.webhookAllowLoopback, allowPrivate: config.webhookAllowPrivate });
+  }
+
+  /** The webhook check at submission (the URL, then its host resolved), under this deployment's address policy. */
+  private readonly webhooks: WebhookTargets;
 
   async createJob(tenant: string, body: ParsedBody, idempotencyKey: string | undefined, traceparent?: string): Promise<{ job: JobRecord; replayed: boolean }> {
     const { text: jsonText, ...options } = body.file
       ? { text: undefined, ...parseWith(JobOptions, body.fields, 'request') }
       : parseWith(CreateJobJson, body.fields, 'request');
-    const { task, generation } = this.checkOptions(options);
+    const { task, generation } = await this.checkOptions(options);
     const text = await this.documentText(body, jsonText);
     const source: JobSource = { text, chars: text.length, sha256: () => sha256(text), cut: (task, limit) => this.cut(text, task, limit) };
     return this.enqueueJob(tenant, { source, task, generation, options, documentId: null, traceparent }, idempotencyKey);
@@ -63,7 +70,7 @@ export class JobsService {
     const doc = await this.getDocument(tenant, documentId);
     if (doc.status === 'failed') throw new AppError('CONFLICT', `document ${documentId} failed to encode: ${doc.error?.message ?? ''}`);
     const options = parseWith(JobOptions, body.fields, 'request');
-    const { task, generation } = this.checkOptions(options);
+    const { task, generation } = await this.checkOptions(options);
     return this.enqueueJob(tenant, { source: await this.documentSource(doc), task, generation, options, documentId: doc.id, traceparent }, idempotencyKey);
   }
 
@@ -122,7 +129,7 @@ export class JobsService {
     return this.getJob(tenant, id);
   }
 
-  private checkOptions(options: z.output<typeof JobOptions>): { task: Task; generation: GenerationParams } {
+  private async checkOptions(options: z.output<typeof JobOptions>): Promise<{ task: Task; generation: GenerationParams }> {
     const task = options.task;
     if (task.type === 'qa') task.question = validateQuestion(task.question, this.config.maxQuestionChars);
     if (task.type === 'instruct') task.instruction = validateQuestion(task.instruction, this.config.maxQuestionChars, 'instruction');
@@ -135,7 +142,8 @@ export class JobsService {
     }
     if (options.webhook) {
       if (!this.config.webhookSecret) throw new AppError('INPUT_INVALID', 'webhooks are not configured on this server (WEBHOOK_SECRET)');
-      checkWebhookUrl(options.webhook.url, { allowLoopback: this.config.webhookAllowLoopback, allowPrivate: this.config.webhookAllowPrivate });
+      // The URL, and the addresses its host resolves to now: judged as delivery will judge them (libs/webhooks).
+      await this.webhooks.check(options.webhook.url);
     }
     return { task, generation };
   }
@@ -143,7 +151,7 @@ export class JobsService {
   private async documentText(body: ParsedBody, text: string | undefined): Promise<string> {
     if (body.file) {
       const kind = documentKind(body.file.fileName, body.file.mimeType);
-      return extractTextIsolated(body.file.bytes, kind, {
+      return this.extractor.extract(body.file.bytes, kind, {
         maxChars: this.config.maxDocumentChars,
         maxPdfPages: this.config.maxPdfPages,
         maxDocxUncompressedBytes: this.config.maxDocxBytes,
@@ -156,20 +164,13 @@ export class JobsService {
 
   /**
    * A stored document as a job's source: its chunk references as stored when it was created, so the API neither reads
-   * the source nor cuts it again. A document stored before chunk references were kept has none: it is cut as before.
+   * the source nor cuts it again. Without usable references (see storedChunkRefs) the stored text is cut again.
    */
   private async documentSource(doc: DocumentRecord): Promise<JobSource> {
     const t0 = performance.now();
-    let refs: DocumentChunks | undefined;
-    try {
-      const stored: unknown = JSON.parse((await this.blobs.get(documentChunksKey(doc.id))).toString('utf8'));
-      // Version 1 references were cut by characters alone (the encoder split them again by tokens): cut again.
-      if (!(typeof stored === 'object' && stored !== null && 'v' in stored && stored.v === 1)) refs = DocumentChunks.parse(stored);
-    } catch (err) {
-      if (!(err instanceof AppError && err.code === 'NOT_FOUND')) throw err;
-    }
+    const refs = await this.storedChunkRefs(doc);
     if (refs === undefined) {
-      const text = (await this.blobs.get(doc.sourceKey)).toString('utf8');
+      const text = await this.storedText(doc);
       return { key: doc.sourceKey, chars: text.length, sha256: () => sha256(text), cut: (task, limit) => this.cut(text, task, limit) };
     }
     const stored = refs;
@@ -184,6 +185,52 @@ export class JobsService {
       sha256: () => stored.sourceSha256,
       cut: async (task) => ({ batches, chunks: stored.chunks, chunkMs: loadMs, promptTokens: await this.planner.promptTokens(task) }),
     };
+  }
+
+  /**
+   * A document's chunk references, or undefined when its text must be cut again: none stored (a document stored before
+   * they were kept), an older cut (version 1: by characters alone, the encoder split them again by tokens), or a copy
+   * that fails its checks (truncated, not JSON, not a DocumentChunks: the schema checks every chunk is there once and
+   * inside the text). The references are a cache of the cut, which depends only on the text and the model, so a damaged
+   * copy is recomputed, as a damaged soft prompt is re-encoded, and never reaches the encoder.
+   */
+  private async storedChunkRefs(doc: DocumentRecord): Promise<DocumentChunks | undefined> {
+    let bytes: Buffer;
+    try {
+      bytes = await this.blobs.get(documentChunksKey(doc.id));
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'NOT_FOUND') return undefined;
+      throw err;
+    }
+    let stored: unknown;
+    try {
+      stored = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      stored = undefined;
+    }
+    if (typeof stored === 'object' && stored !== null && 'v' in stored && stored.v === 1) return undefined;
+    const parsed = DocumentChunks.safeParse(stored);
+    if (parsed.success) return parsed.data;
+    this.logger.warn({ documentId: doc.id, bytes: bytes.length, problem: parsed.error.issues[0]?.message }, 'stored chunk references fail their checks: cutting the text again');
+    return undefined;
+  }
+
+  /** A document's stored text; DOCUMENT_CORRUPT (409) when it is gone or is not UTF-8: the document cannot be asked. */
+  private async storedText(doc: DocumentRecord): Promise<string> {
+    let bytes: Buffer;
+    try {
+      bytes = await this.blobs.get(doc.sourceKey);
+    } catch (err) {
+      if (!(err instanceof AppError && err.code === 'NOT_FOUND')) throw err;
+      this.logger.error({ documentId: doc.id }, 'a stored document has lost its text');
+      throw new AppError('DOCUMENT_CORRUPT', `document ${doc.id} cannot be asked: its stored text is missing; upload it again`);
+    }
+    try {
+      return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      this.logger.error({ documentId: doc.id, bytes: bytes.length }, 'a stored document text is not UTF-8');
+      throw new AppError('DOCUMENT_CORRUPT', `document ${doc.id} cannot be asked: its stored text is damaged; upload it again`);
+    }
   }
 
   /**
