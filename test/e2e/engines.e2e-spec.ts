@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { E2llmModel } from '@lib/model-runtime';
-import { GenerationParams, Task } from '@lib/shared';
+import { E2llmModel, encoderIdFor, TeiEncoder } from '@lib/model-runtime';
+import { GenerationParams, Task, loadConfig } from '@lib/shared';
 import { startEngineProcess, type EngineProcess } from '../engines/engine-process.js';
 import { startStack, type Stack } from './stack.js';
 
@@ -39,7 +39,7 @@ let onnx: E2llmModel;
 
 beforeAll(async () => {
   sample = await readFile(SAMPLE, 'utf8');
-  onnx = await E2llmModel.load((await import('@lib/shared')).loadConfig({}));
+  onnx = await E2llmModel.load(loadConfig({}));
 }, 120_000);
 
 afterAll(async () => {
@@ -101,5 +101,63 @@ describe.each([
     const deltas = events.filter((e) => e.type === 'text');
     expect(deltas.length).toBeGreaterThan(1);
     expect(deltas.map((e) => e.data.delta).join('')).toBe(last.data.result.text);
+  });
+});
+
+describe('ENCODER_BACKEND=tei', () => {
+  const MODEL_ID = 'e2llm/e2llm-tiny-encoder';
+  let engine: EngineProcess;
+  let stack: Stack;
+  let http: ReturnType<typeof request>;
+  let modelId: string;
+
+  beforeAll(async () => {
+    engine = await startEngineProcess('tei', ['--model-id', MODEL_ID, '--api-key', 'tei-key-0123']);
+    const info = (await (await fetch(`${engine.url}/info`, { headers: { authorization: 'Bearer tei-key-0123' } })).json()) as { model_id: string; model_sha: string };
+    modelId = `${info.model_id}@${info.model_sha}`;
+    stack = await startStack({ encoderBackend: 'tei', encoderEngineUrl: engine.url, encoderEngineModelId: modelId, encoderEngineApiKey: 'tei-key-0123' });
+    http = request(stack.api.url);
+  }, 180_000);
+
+  afterAll(async () => {
+    await stack?.stop();
+    await engine?.stop();
+  });
+
+  it('TEI\'s vectors are the ONNX encoder\'s within float32 noise', async () => {
+    const chunks = onnx.chunk(sample);
+    const tei = await TeiEncoder.open({ encoderEngineUrl: engine.url, encoderEngineModelId: modelId, encoderEngineApiKey: 'tei-key-0123', encoderEngineTimeoutMs: 30_000 }, onnx.pkg.manifest.encoder);
+    const a = await tei.encodeChunks(chunks);
+    const b = await onnx.encoder.encode(chunks.map((c) => c.ids));
+    let diff = 0;
+    let scale = 0;
+    for (let i = 0; i < a.length; i++) {
+      diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+      scale = Math.max(scale, Math.abs(b[i]!));
+    }
+    console.log(`TEI stand-in (torch) vs onnxruntime, ${chunks.length} chunks: max abs diff ${diff.toExponential(2)} (largest value ${scale.toFixed(2)})`);
+    expect(diff).toBeLessThan(1e-4);
+  });
+
+  it('stores soft prompts under the TEI model\'s identity, not the package encoder\'s', async () => {
+    const res = await http.get('/v1/models').expect(200);
+    const id = res.body.data[0].encoderId;
+    expect(id).toBe(encoderIdFor(onnx.pkg, { encoderBackend: 'tei', encoderEngineModelId: modelId }));
+    expect(id).toMatch(/^enc-tei-[0-9a-f]{32}$/);
+    expect(id).not.toBe(onnx.encoderId);
+  });
+
+  it.each(CASES)('$name: the answer equals the ONNX backend\'s', async ({ text, task, generation, ends }) => {
+    const created = await http.post('/v1/jobs').send({ text: text ?? sample, task, generation }).expect(202);
+    const done = await waitFor(http, created.body.id);
+    expect(done.status, JSON.stringify(done.error) + engine.stderr()).toBe('succeeded');
+    const local = await onnx.ask(text ?? sample, Task.parse(task), GenerationParams.parse(generation));
+    expect(local.finishReason).toBe(ends);
+    expect(done.result.text).toBe(local.answer);
+    expect(done.result.finishReason).toBe(local.finishReason);
+    expect(done.result.usage).toEqual(local.usage);
+    // The same chunks in the same order; a summary's evidence is ranked by the decoder's attention, whose scores move
+    // with the encoder's float noise (measured above), so those are compared to 4 decimals.
+    expect(done.result.evidence).toEqual(local.evidence.map((e) => ({ ...e, score: expect.closeTo(e.score, 4) })));
   });
 });

@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sse, sseHead, startFakeEngine, vllmAnswer, vllmChunk, type FakeEngine } from '../engines/fake-engine.js';
+import { sse, sseHead, startFakeEngine, vllmAnswer, vllmChunk, type FakeEngine, type FakeHandler } from '../engines/fake-engine.js';
 import { startStack, type Stack } from '../e2e/stack.js';
 
 /*
@@ -86,4 +86,49 @@ describe('a hostile vLLM behind the stack', () => {
     expect(job.error.message).toMatch(/sent nothing for 500 ms/);
     expect((await http.get('/healthz')).status).toBe(200);
   }, 60_000);
+});
+
+describe('a hostile text-embeddings-inference behind the stack', () => {
+  let tei: FakeEngine;
+  let teiStack: Stack;
+  let teiHttp: ReturnType<typeof request>;
+  const info = { model_id: 'acme/embedder', model_sha: 'r1', model_type: { embedding: { pooling: 'mean' } }, max_input_length: 512, max_client_batch_size: 64 };
+  const reply = (res: Parameters<FakeHandler>[1], status: number, body: unknown) => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  const vectors = (width: number): FakeHandler => (r, res) =>
+    r.path === '/info' ? reply(res, 200, info) : reply(res, 200, r.body.inputs.map((t: string) => Array.from({ length: width }, (_, k) => ((t.length + k) % 7) / 10)));
+
+  beforeAll(async () => {
+    tei = await startFakeEngine(vectors(128));
+    teiStack = await startStack({ encoderBackend: 'tei', encoderEngineUrl: tei.url, encoderEngineModelId: 'acme/embedder@r1', encoderEngineTimeoutMs: 500 });
+    teiHttp = request(teiStack.api.url);
+  }, 120_000);
+
+  afterAll(async () => {
+    await teiStack?.stop();
+    await tei?.stop();
+  });
+
+  async function run(text: string) {
+    const created = await teiHttp.post('/v1/jobs').send({ text, task: { type: 'summarize' }, generation: { maxNewTokens: 2 } }).expect(202);
+    const t0 = Date.now();
+    for (;;) {
+      const res = await teiHttp.get(`/v1/jobs/${created.body.id}`);
+      expect(res.status).toBe(200);
+      if (['succeeded', 'failed', 'cancelled'].includes(res.body.status)) return res.body;
+      if (Date.now() - t0 > 40_000) throw new Error(`job stuck in ${res.body.status}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  it('vectors of the wrong width fail the job with ENGINE_BAD_RESPONSE', async () => {
+    tei.behave(vectors(64));
+    expect(await run('Vectors of the wrong width.')).toMatchObject({ status: 'failed', error: { code: 'ENGINE_BAD_RESPONSE' } });
+  });
+
+  it('a 503 once: the encode step is retried and the job succeeds', async () => {
+    let embeds = 0;
+    tei.behave((r, res) => (r.path === '/embed' && ++embeds === 1 ? reply(res, 503, { error: 'loading' }) : vectors(128)(r, res)));
+    expect((await run('An engine that is still loading.')).status).toBe('succeeded');
+    expect(embeds).toBe(2);
+  });
 });

@@ -166,7 +166,7 @@ export class DecodeProcessor {
     if (softPromptKey(key.split('/')[1]!, encoder.encoderId, hash) !== key) {
       throw new AppError('INTERNAL', `the source no longer matches soft prompt ${key} (this is a bug)`);
     }
-    const vector = await encoder.encoder.encode([encoder.encoderIds(text)]);
+    const vector = await encoder.chunkEncoder.encodeChunks([{ text, ids: encoder.encoderIds(text) }]);
     await this.blobs.put(key, encodeSoftPrompt({ encoderId: encoder.encoderId, chunkHash: hash, shape: [vector.length], data: vector }, this.config.softPromptDtype), 'application/octet-stream', { durable: false });
     return vector;
   }

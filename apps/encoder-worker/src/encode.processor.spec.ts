@@ -20,9 +20,10 @@ const SOURCE = 'One two three. Four five. Six seven eight nine.';
 class FakeRunner implements EncodeRunner {
   readonly encoderId = ENCODER;
   encoded: number[][][] = [];
-  readonly encoder = {
-    encode: async (ids: readonly number[][]) => {
-      this.encoded.push(ids.map((x) => [...x]));
+  readonly chunkEncoder = {
+    encodeChunks: async (chunks: readonly { text: string; ids: readonly number[] }[]) => {
+      const ids = chunks.map((c) => [...c.ids]);
+      this.encoded.push(ids);
       return Float32Array.from(ids.flatMap((x) => [x.length, x[0]!]));
     },
   };

@@ -81,7 +81,7 @@ export class EncodeProcessor {
       await this.inLane(async () => {
         t1 = performance.now();
         for (const batch of plan) {
-          const vectors = await this.model.encoder.encode(batch.map((i) => missing[i]!.ids));
+          const vectors = await this.model.chunkEncoder.encodeChunks(batch.map((i) => missing[i]!));
           metrics.encoderBatchSize.observe(batch.length);
           const write = mapLimit(batch, this.config.blobFetchConcurrency, (i, row) =>
             this.blobs.put(missing[i]!.key, encodeSoftPrompt({ encoderId, chunkHash: missing[i]!.hash, shape: [width], data: vectors.slice(row * width, (row + 1) * width) }, this.config.softPromptDtype), 'application/octet-stream', { durable: false }),

@@ -11,10 +11,10 @@ import {
   type FinishReason,
 } from '@lib/shared';
 import type { GenerationHooks, GenerationResult } from './decoder.js';
-import { openDecoderEngine, type DecoderBackendSettings, type DecoderEngine } from './engines/index.js';
+import { openDecoderEngine, openEncoderEngine, type DecoderBackendSettings, type DecoderEngine, type EncoderBackendSettings } from './engines/index.js';
 import { bm25Scores, buildEvidence, rankByScore, type ChunkScores, type TextChunk } from './evidence.js';
-import { ChunkEncoder, SoftTokenAdapter } from './encoder.js';
-import { loadModelPackage, type ModelPackage } from './model-package.js';
+import { ChunkEncoder, SoftTokenAdapter, type EncoderEngine } from './encoder.js';
+import { encoderIdFor, loadModelPackage, type ModelPackage } from './model-package.js';
 import { DocumentPlanner, type EncodableChunk } from './planner.js';
 import { TextTokenizer } from './tokenizer.js';
 
@@ -23,7 +23,8 @@ export type RuntimeSettings = Pick<
   'modelPath' | 'executionProviders' | 'intraOpThreads' | 'graphOptimization' | 'encoderMaxBatchTokens' | 'encoderMaxBatchSize'
 > &
   Partial<Pick<Config, 'evidenceScorer'>> &
-  DecoderBackendSettings;
+  DecoderBackendSettings &
+  EncoderBackendSettings;
 
 export interface AskResult {
   answer: string;
@@ -52,7 +53,8 @@ export interface DecodeRunner {
 export interface EncodeRunner {
   readonly encoderId: string;
   readonly pkg: { readonly manifest: Pick<ModelPackage['manifest'], 'encoder'> };
-  readonly encoder: Pick<ChunkEncoder, 'encode'>;
+  /** The chunk encoder of the configured backend (ONNX in-process, or text-embeddings-inference). */
+  readonly chunkEncoder: Pick<EncoderEngine, 'encodeChunks'>;
   /** The ids the encoder sees for one chunk (the planner's: the same the API measured the chunk with). */
   encoderIds(text: string): number[];
 }
@@ -91,8 +93,10 @@ export class E2llmModel implements DecodeRunner, EncodeRunner {
     readonly pkg: ModelPackage,
     /** The chunker and prompt lengths, the same the API admits jobs with. */
     readonly planner: DocumentPlanner,
-    private readonly parts: { encoder?: ChunkEncoder; adapter?: SoftTokenAdapter; decoder?: DecoderEngine },
+    private readonly parts: { encoder?: EncoderEngine; adapter?: SoftTokenAdapter; decoder?: DecoderEngine },
     private readonly evidenceScorer: NonNullable<RuntimeSettings['evidenceScorer']>,
+    /** The identity soft prompts are stored under: the package's encoder, or the model TEI serves (encoderIdFor). */
+    readonly encoderId: string,
   ) {}
 
   /**
@@ -105,16 +109,23 @@ export class E2llmModel implements DecodeRunner, EncodeRunner {
     const encTok = await TextTokenizer.load(pkg.files.encoderTokenizer);
     const decTok = pkg.files.decoderTokenizer === pkg.files.encoderTokenizer ? encTok : await TextTokenizer.load(pkg.files.decoderTokenizer);
     const limits = { maxBatchTokens: settings.encoderMaxBatchTokens, maxBatchSize: settings.encoderMaxBatchSize };
-    const parts: { encoder?: ChunkEncoder; adapter?: SoftTokenAdapter; decoder?: DecoderEngine } = {};
-    if (stages.encoder) parts.encoder = await ChunkEncoder.open(pkg.files.encoder, encTok, m.encoder, limits, settings);
+    const parts: { encoder?: EncoderEngine; adapter?: SoftTokenAdapter; decoder?: DecoderEngine } = {};
+    if (stages.encoder) parts.encoder = await openEncoderEngine(pkg, encTok, limits, settings);
     if (stages.decoder) {
       parts.adapter = await SoftTokenAdapter.open(pkg.files.adapter, m.adapter, settings);
       parts.decoder = await openDecoderEngine(pkg, decTok, settings);
     }
-    return new E2llmModel(pkg, new DocumentPlanner(m, encTok, decTok), parts, settings.evidenceScorer ?? 'bm25');
+    return new E2llmModel(pkg, new DocumentPlanner(m, encTok, decTok), parts, settings.evidenceScorer ?? 'bm25', encoderIdFor(pkg, settings));
   }
 
+  /** The in-process ONNX encoder (the parity and evaluation tools read it directly). */
   get encoder(): ChunkEncoder {
+    const e = this.parts.encoder ?? unloaded('encoder');
+    if (!(e instanceof ChunkEncoder)) throw new AppError('INTERNAL', 'the encoder runs on text-embeddings-inference in this process: there is no ONNX encoder (this is a bug)');
+    return e;
+  }
+
+  get chunkEncoder(): EncoderEngine {
     return this.parts.encoder ?? unloaded('encoder');
   }
 
@@ -124,10 +135,6 @@ export class E2llmModel implements DecodeRunner, EncodeRunner {
 
   get decoder(): DecoderEngine {
     return this.parts.decoder ?? unloaded('decoder');
-  }
-
-  get encoderId(): string {
-    return this.pkg.encoderId;
   }
 
   chunk(text: string): EncodableChunk[] {
@@ -155,7 +162,7 @@ export class E2llmModel implements DecodeRunner, EncodeRunner {
     this.checkBudget(chunks.length, this.promptIds(task), params.maxNewTokens);
 
     const t1 = performance.now();
-    const embeddings = await this.encoder.encode(chunks.map((c) => c.ids));
+    const embeddings = await this.chunkEncoder.encodeChunks(chunks);
     const encodeMs = performance.now() - t1;
     const t2 = performance.now();
     const softTokens = await this.adapter.run(embeddings, chunks.length);

@@ -9,8 +9,24 @@ export interface BatchLimits {
   maxBatchSize: number;
 }
 
+/** One chunk to encode: its text, and the ids the package's encoder tokenizer gives it (CLS included). */
+export interface ChunkToEncode {
+  text: string;
+  ids: readonly number[];
+}
+
+/**
+ * What encodes chunks, whichever runs it: the in-process ONNX `ChunkEncoder` (which reads the ids) or
+ * text-embeddings-inference (`TeiEncoder`, which reads the texts and tokenizes them itself).
+ */
+export interface EncoderEngine {
+  /** One vector per chunk, [chunks.length, width], in the input order. */
+  encodeChunks(chunks: readonly ChunkToEncode[]): Promise<Float32Array>;
+  release(): Promise<void>;
+}
+
 /** The text encoder: chunk ids in, one vector per chunk out. */
-export class ChunkEncoder {
+export class ChunkEncoder implements EncoderEngine {
   private constructor(
     private readonly session: ort.InferenceSession,
     private readonly tokenizer: TextTokenizer,
@@ -53,6 +69,10 @@ export class ChunkEncoder {
       onBatch?.(done);
     }
     return out;
+  }
+
+  encodeChunks(chunks: readonly ChunkToEncode[]): Promise<Float32Array> {
+    return this.encode(chunks.map((c) => [...c.ids]));
   }
 
   /** One padded batch through encoder.onnx: [b, width]. */

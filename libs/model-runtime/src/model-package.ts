@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { AppError, ModelManifest } from '@lib/shared';
+import { AppError, ModelManifest, type Config } from '@lib/shared';
 
 /** A model package folder whose manifest has been validated and whose files all exist. */
 export interface ModelPackage {
@@ -65,4 +65,18 @@ export async function loadModelPackage(dir: string): Promise<ModelPackage> {
   const { pooling, maxTokens, clsTokenId, padTokenId } = m.encoder;
   hash.update(JSON.stringify({ pooling, maxTokens, clsTokenId, padTokenId, chunking: m.prompt.chunking }));
   return { dir, manifest: m, files, encoderId: `enc-${hash.digest('hex').slice(0, 32)}` };
+}
+
+/**
+ * The encoder identity soft prompts are stored under for the configured encoder backend: the package's own encoder
+ * (its digest, above), or the embedding model text-embeddings-inference serves (ENCODER_ENGINE_MODEL_ID, its
+ * model_id@model_sha). Every process that reads or writes soft prompts computes it the same way, so a switch of
+ * backend never mixes vectors of two models under one key.
+ */
+export function encoderIdFor(pkg: Pick<ModelPackage, 'encoderId'>, settings: Partial<Pick<Config, 'encoderBackend' | 'encoderEngineModelId'>>): string {
+  if ((settings.encoderBackend ?? 'onnx') === 'onnx') return pkg.encoderId;
+  if (!settings.encoderEngineModelId) throw new AppError('CONFIG_INVALID', 'ENCODER_ENGINE_MODEL_ID is required when ENCODER_BACKEND=tei');
+  // The request options that change a vector are part of the identity: raw (not normalized) pooled vectors.
+  const hash = createHash('sha256').update(JSON.stringify({ backend: 'tei', model: settings.encoderEngineModelId, normalize: false }));
+  return `enc-tei-${hash.digest('hex').slice(0, 32)}`;
 }

@@ -1,6 +1,6 @@
 import { Controller, Get, Inject, UseGuards } from '@nestjs/common';
 // The package reader alone: the API never loads onnxruntime.
-import { loadModelPackage, type ModelPackage } from '@lib/model-runtime/package';
+import { encoderIdFor, loadModelPackage, type ModelPackage } from '@lib/model-runtime/package';
 import { TaskType, type Config, type ModelList, type ModelManifest } from '@lib/shared';
 import { TenantGuard } from '../auth/tenant.guard.js';
 import { CONFIG, MODEL_INFO } from '../tokens.js';
@@ -26,7 +26,10 @@ export class ModelsController {
       this.pkg = undefined; // a transient read error is not remembered
       throw err;
     });
-    const { manifest: m, encoderId } = await this.pkg;
+    const pkg = await this.pkg;
+    const m = pkg.manifest;
+    // The identity the workers store soft prompts under: the package's encoder, or the model TEI serves.
+    const encoderId = encoderIdFor(pkg, this.config);
     return {
       object: 'list',
       data: [

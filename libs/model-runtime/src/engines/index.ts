@@ -1,15 +1,18 @@
 import { AppError, type Config } from '@lib/shared';
 import { Decoder } from '../decoder.js';
+import { ChunkEncoder, type BatchLimits, type EncoderEngine } from '../encoder.js';
 import type { ModelPackage } from '../model-package.js';
 import type { SessionSettings } from '../sessions.js';
 import type { TextTokenizer } from '../tokenizer.js';
 import { RemoteDecoder, type DecoderEngine } from './decoder-engine.js';
 import { sglangProtocol } from './sglang.js';
+import { TeiEncoder } from './tei-encoder.js';
 import { vllmProtocol } from './vllm.js';
 
 export * from './decoder-engine.js';
 export * from './engine-http.js';
 export { sglangProtocol } from './sglang.js';
+export { TeiEncoder, type TeiSettings } from './tei-encoder.js';
 export { torchSaveFloat32 } from './torch-save.js';
 export { vllmProtocol } from './vllm.js';
 
@@ -37,4 +40,36 @@ export async function openDecoderEngine(pkg: ModelPackage, tokenizer: TextTokeni
   };
   const protocol = backend === 'vllm' ? vllmProtocol(settings.decoderEngineModel!) : sglangProtocol();
   return RemoteDecoder.open(protocol, pkg.files.embeddings, tokenizer, spec, remote);
+}
+
+/** The settings that choose and reach an encoder backend (unset: the in-process ONNX encoder). */
+export type EncoderBackendSettings = Partial<
+  Pick<Config, 'encoderBackend' | 'encoderEngineUrl' | 'encoderEngineModelId' | 'encoderEngineApiKey' | 'encoderEngineTimeoutMs'>
+>;
+
+/**
+ * Opens the package's chunk encoder on the configured backend: onnxruntime in-process (the default), or
+ * text-embeddings-inference, checked (model identity, input length, vector width) before this returns.
+ */
+export async function openEncoderEngine(
+  pkg: ModelPackage,
+  tokenizer: TextTokenizer,
+  limits: BatchLimits,
+  settings: SessionSettings & EncoderBackendSettings,
+): Promise<EncoderEngine> {
+  const spec = pkg.manifest.encoder;
+  if ((settings.encoderBackend ?? 'onnx') === 'onnx') return ChunkEncoder.open(pkg.files.encoder, tokenizer, spec, limits, settings);
+  if (!settings.encoderEngineUrl || !settings.encoderEngineModelId) {
+    throw new AppError('CONFIG_INVALID', 'ENCODER_ENGINE_URL and ENCODER_ENGINE_MODEL_ID are required when ENCODER_BACKEND=tei');
+  }
+  if (spec.width !== pkg.manifest.adapter.inputWidth) throw new AppError('MODEL_INVALID', 'the manifest\'s encoder.width differs from adapter.inputWidth');
+  return TeiEncoder.open(
+    {
+      encoderEngineUrl: settings.encoderEngineUrl,
+      encoderEngineModelId: settings.encoderEngineModelId,
+      encoderEngineTimeoutMs: settings.encoderEngineTimeoutMs ?? 60_000,
+      ...(settings.encoderEngineApiKey ? { encoderEngineApiKey: settings.encoderEngineApiKey } : {}),
+    },
+    spec,
+  );
 }
