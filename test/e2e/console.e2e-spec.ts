@@ -59,6 +59,9 @@ describe('web console in headless Chromium', () => {
       if (msg.type() === 'error') pageErrors.push(msg.text());
     });
 
+    // The SSE parser is eventsource-parser, served from its npm package.
+    const parserLoads: number[] = [];
+    page.on('response', (r) => r.url().endsWith('/console/assets/eventsource-parser.js') && parserLoads.push(r.status()));
     const response = await page.goto(`${stack.api.url}/`);
     expect(response?.status()).toBe(200);
     expect(response?.headers()['content-security-policy']).toContain("connect-src 'self'");
@@ -93,6 +96,39 @@ describe('web console in headless Chromium', () => {
 
     await mkdir(RESULTS, { recursive: true });
     await page.screenshot({ path: join(RESULTS, 'console.png'), fullPage: true });
+    expect(pageErrors).toEqual([]);
+    expect(parserLoads).toEqual([200]);
+    await page.close();
+  });
+
+  it('resumes a cut event stream with Last-Event-ID and shows the whole answer once', async () => {
+    const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (err) => pageErrors.push(err.message));
+    const asked: (string | undefined)[] = [];
+    let cutAfterId: string | undefined;
+    // The first event stream is cut after the retry preamble and four events, as a dropped connection would end it;
+    // the page must open it again from the last id it got. Later streams pass through.
+    await page.route('**/v1/jobs/*/events', async (route) => {
+      asked.push(route.request().headers()['last-event-id']);
+      if (asked.length > 1) return route.continue();
+      const full = await (await route.fetch()).text();
+      const kept = full.split('\n\n').slice(0, 5);
+      cutAfterId = /^id: ?(.*)$/m.exec(kept.at(-1)!)?.[1];
+      await route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: `${kept.join('\n\n')}\n\n` });
+    });
+    await page.goto(`${stack.api.url}/`);
+    await page.fill('#text', `${DOCUMENT} Resumed.`);
+    await page.selectOption('#task', 'summarize');
+    await page.fill('#max-new-tokens', '24');
+    await page.click('#submit');
+    await page.waitForSelector('#job-status.succeeded', { timeout: 60_000 });
+    await page.waitForSelector('#answer[data-state="done"]', { timeout: 10_000 });
+    const jobId = (await page.textContent('#job-id'))!.trim();
+    const job = (await (await fetch(`${stack.api.url}/v1/jobs/${jobId}`)).json()) as { result: { text: string } };
+    expect(cutAfterId).toMatch(/^\d+-\d+$/);
+    expect(asked).toEqual([undefined, cutAfterId]);
+    expect(await page.textContent('#answer')).toBe(job.result.text);
     expect(pageErrors).toEqual([]);
     await page.close();
   });

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 /*
  * The web console: one static page, no build step and no framework. It is a TS string module rather than an .html
  * file because the build (`tsc -b`) copies no assets into dist. It talks to the public API only (fetch for the
- * routes, EventSource for GET /v1/jobs/:id/events), so it shows nothing a client could not see.
+ * routes and GET /v1/jobs/:id/events, whose events eventsource-parser reads), so it shows nothing a client could not see.
  */
 
 const STYLE = `
@@ -108,34 +108,44 @@ function setAnswer(text, final) {
   $('answer').dataset.state = final ? 'done' : 'streaming';
 }
 
-function follow(id) {
-  // EventSource cannot send an Authorization header: with an API key the stream is read with fetch instead.
-  if (apiKey()) return followWithFetch(id);
-  const es = new EventSource('/v1/jobs/' + encodeURIComponent(id) + '/events');
-  es.addEventListener('status', (e) => { if (onEvent(id, 'status', e.data)) es.close(); });
-  es.addEventListener('progress', (e) => onEvent(id, 'progress', e.data));
-  es.addEventListener('text', (e) => onEvent(id, 'text', e.data));
-  es.onerror = () => { if (es.readyState === EventSource.CLOSED) poll(id); };
-}
-async function followWithFetch(id) {
-  const res = await fetch('/v1/jobs/' + encodeURIComponent(id) + '/events', { headers: headers({ accept: 'text/event-stream' }) });
-  if (!res.ok || !res.body) return poll(id);
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buf = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += value;
-    let i;
-    while ((i = buf.indexOf('\\n\\n')) >= 0) {
-      const block = buf.slice(0, i); buf = buf.slice(i + 2);
-      let type = 'message', data = '';
-      for (const line of block.split('\\n')) {
-        if (line.startsWith('event:')) type = line.slice(6).trim();
-        else if (line.startsWith('data:')) data += line.slice(5).trim();
+/**
+ * Follows a job's events (fetch, so an API key can be sent) through eventsource-parser, served from its npm package.
+ * A dropped stream is opened again with Last-Event-ID, so no event is missed or applied twice; after five drops in a
+ * row without an event the job is polled instead.
+ */
+let sseParser = null;
+async function follow(id) {
+  const { createParser } = await (sseParser ??= import('/console/assets/eventsource-parser.js'));
+  let lastEventId = null;
+  let drops = 0;
+  while (id === current) {
+    let ended = false;
+    try {
+      const h = headers({ accept: 'text/event-stream' });
+      if (lastEventId) h['last-event-id'] = lastEventId;
+      const res = await fetch('/v1/jobs/' + encodeURIComponent(id) + '/events', { headers: h });
+      if (res.status === 204) return; // the job ended with the last event this page applied
+      if (!res.ok || !res.body) throw new Error('HTTP ' + res.status);
+      const parser = createParser({
+        onEvent(e) {
+          if (ended) return;
+          if (e.id) lastEventId = e.id;
+          drops = 0;
+          if (onEvent(id, e.event || 'message', e.data)) ended = true;
+        },
+      });
+      const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      while (!ended) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        parser.feed(value);
       }
-      if (data && onEvent(id, type, data)) { reader.cancel(); return; }
+      if (ended) { reader.cancel(); return; }
+    } catch (e) {
+      // the connection dropped: open it again below
     }
+    if (++drops > 5) return poll(id);
+    await new Promise((r) => setTimeout(r, 500 * drops));
   }
 }
 /** Applies one server-sent event; true once the job has ended. */
@@ -244,7 +254,8 @@ const sha256 = (s: string) => `'sha256-${createHash('sha256').update(s).digest('
 /** Only this page's own inline script and style may run; it may only talk to its own origin. */
 export const CONSOLE_CSP = [
   "default-src 'none'",
-  `script-src ${sha256(SCRIPT)}`,
+  // 'self': the page imports eventsource-parser from /console/assets (served from the npm package).
+  `script-src ${sha256(SCRIPT)} 'self'`,
   `style-src ${sha256(STYLE)}`,
   "connect-src 'self'",
   "img-src 'self' data:",
