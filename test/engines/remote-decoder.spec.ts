@@ -59,7 +59,7 @@ describe('RemoteDecoder (vLLM) against a hostile engine', () => {
     expect(engine.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['GET /health', 'POST /v1/completions']);
     expect(engine.requests[1]!.headers.authorization).toBe('Bearer secret-key');
     const warm = engine.requests[1]!.body;
-    expect(warm).toMatchObject({ model: 'e2llm', max_tokens: 1, temperature: 0, stream: true, return_token_ids: true, stop_token_ids: [2], top_k: -1 });
+    expect(warm).toMatchObject({ model: 'e2llm', max_tokens: 1, temperature: 0, stream: true, return_token_ids: true, stop_token_ids: [2], top_k: -1, repetition_penalty: 1, min_p: 0 });
     expect(typeof warm.prompt_embeds).toBe('string');
     const got = await decoder.generate(input(), params());
     expect(got).toMatchObject({ tokens: [40, 41], finishReason: 'eos', text: tokenizer.decode([40, 41]) });
@@ -223,7 +223,7 @@ describe('RemoteDecoder (SGLang) stream forms', () => {
     const d = await RemoteDecoder.open(sglangProtocol(), pkg.files.embeddings, tokenizer, pkg.manifest.decoder, {
       decoderEngineUrl: engine.url, decoderEngineTimeoutMs: TIMEOUT_MS, decoderEngineConcurrency: 1, promptEmbedsMaxNorm: 1000,
     });
-    expect(engine.requests[1]!.body).toMatchObject({ sampling_params: { max_new_tokens: 1, temperature: 0, stop_token_ids: [2] }, stream: true });
+    expect(engine.requests[1]!.body).toMatchObject({ sampling_params: { max_new_tokens: 1, temperature: 0, stop_token_ids: [2], repetition_penalty: 1, min_p: 0 }, stream: true });
     expect(engine.requests[1]!.body.input_embeds).toHaveLength(1);
     expect(engine.requests[1]!.body.input_embeds[0]).toHaveLength(256);
     engine.behave(answer([[40], [40, 41], [40, 41, 42]], [1, 2, 3], { type: 'stop', matched: 2 }));

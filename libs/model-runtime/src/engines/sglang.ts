@@ -42,6 +42,9 @@ export function sglangProtocol(): DecoderProtocol {
           temperature: p.temperature,
           top_p: p.topP,
           top_k: p.topK > 0 ? p.topK : -1,
+          // Explicit, as for vLLM: not the model's generation_config defaults.
+          repetition_penalty: 1,
+          min_p: 0,
           stop: p.stop,
           stop_token_ids: eosTokenIds,
         },

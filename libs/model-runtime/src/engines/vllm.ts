@@ -42,6 +42,12 @@ export function vllmProtocol(model: string): DecoderProtocol {
       temperature: p.temperature,
       top_p: p.topP,
       top_k: p.topK > 0 ? p.topK : -1,
+      // Sent explicitly: vLLM otherwise takes defaults from the model's generation_config.json (Qwen2.5 sets
+      // repetition_penalty 1.05), and the answer would no longer be the one the ONNX decoder gives.
+      repetition_penalty: 1,
+      presence_penalty: 0,
+      frequency_penalty: 0,
+      min_p: 0,
       seed: p.seed,
       stop: p.stop,
       stop_token_ids: eosTokenIds,
