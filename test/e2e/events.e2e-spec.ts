@@ -104,19 +104,29 @@ describe('SSE resume with Last-Event-ID', () => {
     }
     const bad = await fetch(`${stack.api.url}/v1/jobs/${job.id}/events`, { headers: { 'last-event-id': 'yesterday' } });
     expect(bad.status).toBe(400);
-    expect((await bad.json()).error.code).toBe('INPUT_INVALID');
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('INPUT_INVALID');
   });
 
   it('gives every event an id, the snapshot the id of the last event before it', async () => {
-    const job = await direct.createJob({ text: `${DOCUMENT} Ids.`, task: { type: 'summarize' }, generation: { maxNewTokens: 4 } });
-    const res = await fetch(`${stack.api.url}/v1/jobs/${job.id}/events`);
-    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    const events = [];
-    for await (const e of parseSse(res.body!)) events.push(e);
-    expect(events.length).toBeGreaterThan(1);
-    for (const e of events) expect(e.id).toMatch(/^\d+-\d+$/);
-    expect(events.at(-1)!.event).toBe('status');
-    expect(JSON.parse(events.at(-1)!.data)).toMatchObject({ object: 'job', status: 'succeeded' });
+    const job = await direct.createJob({ text: `${DOCUMENT} Ids.`, task: { type: 'summarize' }, generation: { maxNewTokens: 16 } });
+    const read = async (headers: Record<string, string> = {}) => {
+      const res = await fetch(`${stack.api.url}/v1/jobs/${job.id}/events`, { headers });
+      expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+      const out = [];
+      for await (const e of parseSse(res.body!)) out.push(e);
+      return out;
+    };
+    const live = await read();
+    expect(live.length).toBeGreaterThan(1);
+    for (const e of live) expect(e.id).toMatch(/^\d+-\d+$/);
+    expect(live.at(-1)!.event).toBe('status');
+    expect(JSON.parse(live.at(-1)!.data)).toMatchObject({ object: 'job', status: 'succeeded' });
+    // The whole stream, read again from the start: the live events after the snapshot are its tail, and the snapshot
+    // carries the id of the event just before that tail (0-0 when none), so resuming from it repeats and skips nothing.
+    const all = await read({ 'last-event-id': '0-0' });
+    const tail = live.slice(1).map((e) => e.id);
+    expect(all.slice(all.length - tail.length).map((e) => e.id)).toEqual(tail);
+    expect(live[0]!.id).toBe(all.length > tail.length ? all[all.length - tail.length - 1]!.id : '0-0');
   });
 });
 
