@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { loadModelPackage, RemoteDecoder, sglangProtocol, TextTokenizer, vllmProtocol, type ModelPackage } from '@lib/model-runtime';
+import { loadModelPackage, RemoteDecoder, sglangProtocol, TextStream, TextTokenizer, vllmProtocol, type ModelPackage } from '@lib/model-runtime';
 import { AppError, BUNDLED_MODEL_PATH, GenerationParams, type ErrorCode } from '@lib/shared';
 import { sse, sseHead, startFakeEngine, vllmAnswer, vllmChunk, type FakeEngine, type FakeHandler } from './fake-engine.js';
 
@@ -12,7 +12,8 @@ let pkg: ModelPackage;
 let tokenizer: TextTokenizer;
 let engine: FakeEngine;
 let decoder: RemoteDecoder;
-const TIMEOUT_MS = 400;
+// Generous: the machine's cores are shared with other suites, and only the silent cases wait it out.
+const TIMEOUT_MS = 1500;
 const params = (over: Partial<GenerationParams> = {}) => GenerationParams.parse({ maxNewTokens: 8, temperature: 0, ...over });
 const input = () => ({ prefixIds: [1, 40, 41], context: new Float32Array(2 * 256).fill(0.01), suffixIds: [42] });
 
@@ -189,7 +190,11 @@ describe('RemoteDecoder (vLLM) against a hostile engine', () => {
     const ids = tokenizer.encode(' red fox. Then more text');
     engine.behave(vllmAnswer(ids, 'length'));
     const got = await decoder.generate(input(), params({ stop: ['.'], maxNewTokens: 20 }));
-    expect(got).toMatchObject({ text: ' red fox', finishReason: 'stop' });
+    // What the ONNX decoder's TextStream makes of the same tokens: up to the one completing the stop string, cut before it.
+    const reference = new TextStream(tokenizer, ['.']);
+    const upTo = ids.findIndex((_, i) => reference.push(ids.slice(0, i + 1))) + 1;
+    expect(got).toMatchObject({ tokens: ids.slice(0, upTo), text: reference.finish(ids.slice(0, upTo)), finishReason: 'stop' });
+    expect(got.text).toMatch(/red fox$/);
     expect(engine.requests[0]!.body.stop).toEqual(['.']);
   });
 

@@ -17,7 +17,7 @@ const good = (infoOver: object = {}): FakeHandler => (r, res) => {
   if (r.path === '/info') return json(res, 200, info(infoOver));
   json(res, 200, r.body.inputs.map((t: string, i: number) => Array.from({ length: WIDTH }, (_, k) => t.length + i + k / 1000)));
 };
-const settings = () => ({ encoderEngineUrl: engine.url, encoderEngineModelId: 'Alibaba-NLP/gte-large-en-v1.5@abc123', encoderEngineTimeoutMs: 300 });
+const settings = () => ({ encoderEngineUrl: engine.url, encoderEngineModelId: 'Alibaba-NLP/gte-large-en-v1.5@abc123', encoderEngineTimeoutMs: 1500 });
 
 async function failure(p: Promise<unknown>): Promise<AppError> {
   try {
@@ -71,7 +71,7 @@ describe('TeiEncoder', () => {
     { name: 'a 422 (input too long)', embed: (_r, res) => json(res, 422, { error: 'Input validation error: `inputs` must have less than 512 tokens', error_type: 'Validation' }), code: 'ENGINE_REJECTED', message: /422/ },
     { name: 'a 429 (overloaded)', embed: (_r, res) => json(res, 429, { error: 'Model is overloaded', error_type: 'Overloaded' }), code: 'ENGINE_UNAVAILABLE', message: /429/ },
     { name: 'a 503', embed: (_r, res) => json(res, 503, 'unavailable'), code: 'ENGINE_UNAVAILABLE', message: /503/ },
-    { name: 'silence (timeout)', embed: () => undefined, code: 'ENGINE_UNAVAILABLE', message: /sent nothing for 300 ms/ },
+    { name: 'silence (timeout)', embed: () => undefined, code: 'ENGINE_UNAVAILABLE', message: /sent nothing for 1500 ms/ },
     { name: 'a body cut mid-way', embed: (_r, res) => { res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' }); res.write('[[0.1,'); setTimeout(() => res.socket?.destroy(), 20); }, code: 'ENGINE_UNAVAILABLE', message: /broke off/ },
   ];
 

@@ -27,7 +27,7 @@ async function submitAndWait(timeoutMs = 40_000) {
 
 beforeAll(async () => {
   engine = await startFakeEngine(vllmAnswer([40], 'length'));
-  stack = await startStack({ decoderBackend: 'vllm', decoderEngineUrl: engine.url, decoderEngineModel: 'e2llm', decoderEngineTimeoutMs: 500 });
+  stack = await startStack({ decoderBackend: 'vllm', decoderEngineUrl: engine.url, decoderEngineModel: 'e2llm', decoderEngineTimeoutMs: 2000 });
   http = request(stack.api.url);
 }, 120_000);
 
@@ -83,7 +83,7 @@ describe('a hostile vLLM behind the stack', () => {
     engine.behave(() => undefined);
     const job = await submitAndWait();
     expect(job).toMatchObject({ status: 'failed', error: { code: 'ENGINE_UNAVAILABLE' } });
-    expect(job.error.message).toMatch(/sent nothing for 500 ms/);
+    expect(job.error.message).toMatch(/sent nothing for 2000 ms/);
     expect((await http.get('/healthz')).status).toBe(200);
   }, 60_000);
 });
@@ -99,7 +99,7 @@ describe('a hostile text-embeddings-inference behind the stack', () => {
 
   beforeAll(async () => {
     tei = await startFakeEngine(vectors(128));
-    teiStack = await startStack({ encoderBackend: 'tei', encoderEngineUrl: tei.url, encoderEngineModelId: 'acme/embedder@r1', encoderEngineTimeoutMs: 500 });
+    teiStack = await startStack({ encoderBackend: 'tei', encoderEngineUrl: tei.url, encoderEngineModelId: 'acme/embedder@r1', encoderEngineTimeoutMs: 2000 });
     teiHttp = request(teiStack.api.url);
   }, 120_000);
 
