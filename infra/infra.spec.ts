@@ -10,6 +10,7 @@ import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
 import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import { Namespace } from 'kubernetes-models/v1/Namespace';
 import { Service } from 'kubernetes-models/v1/Service';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1/PodDisruptionBudget';
 import { loadConfig, SETTINGS } from '@lib/shared';
 
@@ -39,6 +40,7 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   'v1/Service': Service,
   'apps/v1/Deployment': Deployment,
   'policy/v1/PodDisruptionBudget': PodDisruptionBudget,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'keda.sh/v1alpha1/ScaledObject': ScaledObject,
 };
 
@@ -48,9 +50,13 @@ function validateK8s(obj: K8sObject): void {
   new Model(obj).validate();
 }
 
+/** The manifests of k8s/ and of its optional k8s/engines/ (the GPU engines, applied on their own). */
 function loadManifests(): { file: string; obj: K8sObject }[] {
   const out: { file: string; obj: K8sObject }[] = [];
-  for (const file of readdirSync(K8S).filter((f) => /\.ya?ml$/.test(f)).sort()) {
+  const files = [K8S, join(K8S, 'engines')].flatMap((dir) =>
+    readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort().map((f) => join(dir, f).slice(K8S.length + 1)),
+  );
+  for (const file of files) {
     for (const doc of parseAllDocuments(readFileSync(join(K8S, file), 'utf8'))) {
       if (doc.errors.length > 0) throw new Error(`${file}: ${doc.errors.map((e) => e.message).join('; ')}`);
       const obj = doc.toJS() as K8sObject | null;
@@ -65,6 +71,7 @@ const byKind = (kind: string) => manifests.filter((m) => m.obj.kind === kind).ma
 const deployment = (name: string) => byKind('Deployment').find((d) => d.metadata.name === name)!;
 const container = (d: K8sObject) => d.spec.template.spec.containers[0];
 const configMap = byKind('ConfigMap').find((c) => c.metadata.name === 'e2llm-config')!;
+const enginesConfigMap = byKind('ConfigMap').find((c) => c.metadata.name === 'e2llm-engines')!;
 
 /** Placeholders for values that come from Secrets, in the format the config schema expects. */
 const SECRET_SAMPLES: Record<string, string> = {
@@ -74,14 +81,24 @@ const SECRET_SAMPLES: Record<string, string> = {
   API_KEYS: 'tenant-a:0123456789abcdef0123',
   WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
   ADMIN_API_KEY: '0123456789abcdef0123',
+  VLLM_API_KEY: 'vllm-key-0123456789abcdef',
+  TEI_API_KEY: 'tei-key-0123456789abcdef',
 };
 
-/** A container's environment as the process would see it (ConfigMap, literal values, Secret placeholders). */
-function containerEnv(c: any): Record<string, string> {
+/**
+ * A container's environment as the process would see it (ConfigMaps, literal values, Secret placeholders); with
+ * `engines: false`, as it is before k8s/engines/ is applied (its ConfigMap is an optional envFrom).
+ */
+function containerEnv(c: any, { engines = false } = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const from of c.envFrom ?? []) {
-    if (from.configMapRef?.name !== configMap.metadata.name) throw new Error(`envFrom names an unknown ConfigMap ${from.configMapRef?.name}`);
-    Object.assign(env, configMap.data);
+    const cm = byKind('ConfigMap').find((m) => m.metadata.name === from.configMapRef?.name);
+    if (!cm) throw new Error(`envFrom names an unknown ConfigMap ${from.configMapRef?.name}`);
+    if (cm === enginesConfigMap && !engines) {
+      expect(from.configMapRef.optional, 'the engines ConfigMap is optional').toBe(true);
+      continue;
+    }
+    Object.assign(env, cm.data);
   }
   for (const e of c.env ?? []) {
     if (e.value !== undefined) env[e.name] = String(e.value);
@@ -183,6 +200,76 @@ describe('Kubernetes manifests', () => {
   });
 });
 
+describe('the GPU engines (k8s/engines/, optional)', () => {
+  const vllm = deployment('e2llm-vllm');
+  const tei = deployment('e2llm-tei');
+  const args = (d: K8sObject): string[] => [...(container(d).command ?? []), ...(container(d).args ?? [])];
+  const flag = (d: K8sObject, name: string) => args(d).find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  const service = (name: string) => byKind('Service').find((s) => s.metadata.name === name)!;
+
+  it('switch every role to the engines once applied, with a configuration the app accepts', () => {
+    for (const role of ['api', 'encoder-worker', 'decoder-worker']) {
+      const env = containerEnv(container(deployment(`e2llm-${role}`)), { engines: true });
+      expectKnownConfig(env, `${role} with engines`);
+      expect(loadConfig(env), role).toMatchObject({ decoderBackend: 'vllm', encoderBackend: 'tei' });
+      // Before the engines are applied the same role runs ONNX in-process.
+      expect(loadConfig(containerEnv(container(deployment(`e2llm-${role}`)))), role).toMatchObject({ decoderBackend: 'onnx', encoderBackend: 'onnx' });
+    }
+  });
+
+  it('reach each engine at its Service, with the key the engine requires', () => {
+    const env = containerEnv(container(deployment('e2llm-decoder-worker')), { engines: true });
+    for (const [url, d] of [[env.DECODER_ENGINE_URL!, vllm], [env.ENCODER_ENGINE_URL!, tei]] as const) {
+      const u = new URL(url);
+      const svc = service(d.metadata.name);
+      expect(u.hostname).toBe(`${svc.metadata.name}.e2llm.svc`);
+      expect(String(svc.spec.ports[0].port)).toBe(u.port || '80');
+      for (const [k, v] of Object.entries(svc.spec.selector)) expect(d.spec.template.metadata.labels[k]).toBe(v);
+    }
+    const keyOf = (c: any, name: string) => c.env.find((e: any) => e.name === name)?.valueFrom?.secretKeyRef;
+    expect(keyOf(container(vllm), 'VLLM_API_KEY')).toMatchObject({ name: 'e2llm-engine-keys', key: 'VLLM_API_KEY' });
+    expect(keyOf(container(tei), 'API_KEY')).toMatchObject({ name: 'e2llm-engine-keys', key: 'TEI_API_KEY' });
+    expect(keyOf(container(deployment('e2llm-decoder-worker')), 'DECODER_ENGINE_API_KEY')).toMatchObject({ name: 'e2llm-engine-keys', key: 'VLLM_API_KEY', optional: true });
+    for (const w of ['encoder-worker', 'decoder-worker']) {
+      expect(keyOf(container(deployment(`e2llm-${w}`)), 'ENCODER_ENGINE_API_KEY')).toMatchObject({ name: 'e2llm-engine-keys', key: 'TEI_API_KEY', optional: true });
+    }
+  });
+
+  it('run vLLM 0.11.1 or later (CVE-2025-62164) with prompt embeddings and the model name the workers ask for', () => {
+    const tag = /:v(\d+)\.(\d+)\.(\d+)$/.exec(container(vllm).image);
+    expect(tag, container(vllm).image).not.toBeNull();
+    const [maj, min, patch] = tag!.slice(1).map(Number) as [number, number, number];
+    expect(maj * 1e6 + min * 1e3 + patch).toBeGreaterThanOrEqual(11_001);
+    expect(args(vllm)).toContain('--enable-prompt-embeds');
+    // The model's generation_config.json would otherwise set sampling defaults the workers do not send.
+    expect(flag(vllm, 'generation-config')).toBe('vllm');
+    expect(flag(vllm, 'served-model-name')).toBe(enginesConfigMap.data.DECODER_ENGINE_MODEL);
+  });
+
+  it('serve the TEI model and revision the workers store soft prompts under, raw CLS vectors', () => {
+    const [model, revision] = enginesConfigMap.data.ENCODER_ENGINE_MODEL_ID.split('@');
+    expect(flag(tei, 'model-id')).toBe(model);
+    expect(flag(tei, 'revision')).toBe(revision);
+    expect(flag(tei, 'pooling')).toBe('cls');
+    expect(args(tei)).not.toContain('--auto-truncate');
+  });
+
+  it('admit only the workers to the engines and expose them inside the cluster only', () => {
+    const policies = byKind('NetworkPolicy');
+    for (const [d, clients] of [[vllm, ['e2llm-decoder-worker']], [tei, ['e2llm-encoder-worker', 'e2llm-decoder-worker']]] as const) {
+      const svc = service(d.metadata.name);
+      expect(svc.spec.type ?? 'ClusterIP').toBe('ClusterIP');
+      const policy = policies.find((p) => Object.entries(p.spec.podSelector.matchLabels).every(([k, v]) => d.spec.template.metadata.labels[k] === v))!;
+      expect(policy, d.metadata.name).toBeDefined();
+      expect(policy.spec.policyTypes).toEqual(['Ingress']);
+      expect(policy.spec.ingress).toHaveLength(1);
+      const from = policy.spec.ingress[0].from.map((f: any) => f.podSelector.matchLabels['app.kubernetes.io/name']).sort();
+      expect(from).toEqual([...clients].sort());
+      expect(policy.spec.ingress[0].ports.map((p: any) => p.port)).toEqual([svc.spec.ports[0].port]);
+    }
+  });
+});
+
 /**
  * The Compose Specification's JSON schema (draft-07), as the `dclint` package ships it (schemas/compose.schema.json,
  * copied from compose-spec/compose-spec): current enough for top-level `name`, `include` and `models`.
@@ -234,6 +321,52 @@ describe('docker-compose.yml', () => {
       expectKnownConfig(env, role);
     }
     expect(compose.services.api.ports).toEqual(['127.0.0.1:8080:8080']);
+  });
+});
+
+describe('docker-compose.gpu.yml (the GPU engines over docker-compose.yml)', () => {
+  const ENV: Record<string, string> = {
+    API_KEYS: SECRET_SAMPLES.API_KEYS!, WEBHOOK_SECRET: SECRET_SAMPLES.WEBHOOK_SECRET!, VLLM_API_KEY: SECRET_SAMPLES.VLLM_API_KEY!, TEI_API_KEY: SECRET_SAMPLES.TEI_API_KEY!,
+    E2LLM_PACKAGE: '/srv/e2llm/package', E2LLM_DECODER: '/srv/e2llm/decoder',
+  };
+  /** Compose's interpolation: ${X}, ${X:-default}, ${X:?error} (an unset X with :? is an error). */
+  const interpolate = (source: string, env: Record<string, string>) =>
+    source.replace(/\$\{([A-Z_0-9]+)(?:(:?[-?])([^}]*))?\}/g, (_, name: string, op: string | undefined, arg: string) => {
+      if (env[name]) return env[name]!;
+      if (op?.endsWith('?')) throw new Error(`${name}: ${arg}`);
+      return op?.endsWith('-') ? arg : '';
+    });
+  const read = (f: string) => parse(interpolate(readFileSync(join(INFRA, f), 'utf8'), ENV), { merge: true }) as any;
+  const base = read('docker-compose.yml');
+  const gpu = read('docker-compose.gpu.yml');
+  const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false, validateSchema: false });
+  const validateCompose = ajv.compile(composeSchema());
+
+  it('matches the compose-spec schema and refuses to start without the engine keys', () => {
+    expect(validateCompose(gpu), JSON.stringify(validateCompose.errors, null, 1)).toBe(true);
+    const source = readFileSync(join(INFRA, 'docker-compose.gpu.yml'), 'utf8');
+    expect(() => interpolate(source, { ...ENV, VLLM_API_KEY: '' })).toThrow(/VLLM_API_KEY/);
+  });
+
+  it('gives each role, merged over the base file, a configuration the app accepts that uses the engines', () => {
+    for (const role of ['api', 'encoder-worker', 'decoder-worker']) {
+      const env = Object.fromEntries(Object.entries({ ...base.services[role].environment, ...gpu.services[role].environment }).map(([k, v]) => [k, String(v)]));
+      expectKnownConfig(env, role);
+      expect(loadConfig(env), role).toMatchObject({ decoderBackend: 'vllm', encoderBackend: 'tei', modelPath: '/models/e2llm', decoderEngineUrl: 'http://vllm:8000', encoderEngineUrl: 'http://tei:80' });
+      expect(gpu.services[role].volumes).toContain('/srv/e2llm/package:/models/e2llm:ro');
+    }
+  });
+
+  it('runs vLLM 0.11.1 or later with prompt embeddings and the workers\' key; the engines publish no ports', () => {
+    const vllm = gpu.services.vllm;
+    const [maj, min, patch] = /:v(\d+)\.(\d+)\.(\d+)$/.exec(vllm.image)!.slice(1).map(Number) as [number, number, number];
+    expect(maj * 1e6 + min * 1e3 + patch).toBeGreaterThanOrEqual(11_001);
+    expect(vllm.command).toContain('--enable-prompt-embeds');
+    expect(vllm.command).toContain('--served-model-name=e2llm-qwen2.5-7b');
+    expect(vllm.environment.VLLM_API_KEY).toBe(gpu.services['decoder-worker'].environment.DECODER_ENGINE_API_KEY);
+    expect(gpu.services.tei.environment.API_KEY).toBe(gpu.services['encoder-worker'].environment.ENCODER_ENGINE_API_KEY);
+    expect(gpu.services.sglang.command).toContain('--disable-radix-cache');
+    for (const engine of ['tei', 'vllm', 'sglang']) expect(gpu.services[engine].ports, engine).toBeUndefined();
   });
 });
 
