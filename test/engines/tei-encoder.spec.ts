@@ -9,7 +9,7 @@ let pkg: ModelPackage;
 let engine: FakeEngine;
 const WIDTH = 128;
 const info = (over: object = {}) => ({
-  model_id: 'Alibaba-NLP/gte-large-en-v1.5', model_sha: 'abc123', model_dtype: 'float16', model_type: { embedding: { pooling: 'cls' } },
+  model_id: 'Alibaba-NLP/gte-large-en-v1.5', model_sha: 'abc123', model_dtype: 'float16', model_type: { embedding: { pooling: 'mean' } },
   max_input_length: 8192, max_client_batch_size: 2, version: '1.8.2', ...over,
 });
 const json = (res: Parameters<FakeHandler>[1], status: number, body: unknown) => void res.writeHead(status, { 'content-type': 'application/json' }).end(typeof body === 'string' ? body : JSON.stringify(body));
@@ -56,6 +56,7 @@ describe('TeiEncoder', () => {
     { name: 'another model', over: { model_id: 'BAAI/bge-large-en-v1.5' }, message: /TEI serves BAAI\/bge-large-en-v1.5@abc123; ENCODER_ENGINE_MODEL_ID is/ },
     { name: 'another revision', over: { model_sha: 'fff999' }, message: /@fff999/ },
     { name: 'inputs shorter than the package cuts', over: { max_input_length: 128 }, message: /takes 128 tokens per input; the package cuts chunks of up to 256/ },
+    { name: 'another pooling', over: { model_type: { embedding: { pooling: 'cls' } } }, message: /TEI pools cls; the package's encoder \(and its adapter\) use mean pooling/ },
   ])('refuses to start on $name (MODEL_MISMATCH)', async ({ over, message }) => {
     engine.behave(good(over));
     const err = await failure(TeiEncoder.open(settings(), pkg.manifest.encoder));

@@ -35,8 +35,8 @@ export class TeiEncoder implements EncoderEngine {
   ) {}
 
   /**
-   * Checks TEI before the worker takes a job: /info must name the configured model and revision, take chunks as long
-   * as the package cuts them, and a warm-up vector must have the width the adapter reads.
+   * Checks TEI before the worker takes a job: /info must name the configured model and revision, pool as the package's
+   * encoder does, take chunks as long as the package cuts them, and a warm-up vector must have the adapter's width.
    */
   static async open(settings: TeiSettings, spec: ModelManifest['encoder']): Promise<TeiEncoder> {
     const endpoint: EngineEndpoint = {
@@ -55,6 +55,10 @@ export class TeiEncoder implements EncoderEngine {
     const serving = `${info.model_id}@${info.model_sha ?? 'none'}`;
     if (serving !== settings.encoderEngineModelId) {
       throw new AppError('MODEL_MISMATCH', `TEI serves ${serving}; ENCODER_ENGINE_MODEL_ID is ${settings.encoderEngineModelId} (soft prompts are stored under the model's identity)`);
+    }
+    const pooling = info.model_type.embedding.pooling;
+    if (pooling !== spec.pooling) {
+      throw new AppError('MODEL_MISMATCH', `TEI pools ${pooling}; the package's encoder (and its adapter) use ${spec.pooling} pooling (TEI --pooling)`);
     }
     if (info.max_input_length < spec.maxTokens) {
       throw new AppError('MODEL_MISMATCH', `TEI takes ${info.max_input_length} tokens per input; the package cuts chunks of up to ${spec.maxTokens}`);
