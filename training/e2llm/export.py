@@ -46,22 +46,10 @@ DEFAULT_SAMPLE = "samples/gpl-3.0.txt"
 # ----------------------------------------------------------------------------------------------
 
 def chunk_text(text: str, chunk_chars: int = CHUNK_CHARS, overlap_chars: int = OVERLAP_CHARS) -> List[str]:
-    """Cut at most chunk_chars, backing off to the last sentence end or line break; hard cut if none."""
-    chunks: List[str] = []
-    start = 0
-    n = len(text)
-    while start < n:
-        end = min(start + chunk_chars, n)
-        if end < n:
-            window = text[start:end]
-            cut = max(window.rfind("\n"), window.rfind(". "), window.rfind("? "), window.rfind("! "))
-            if cut > 0:
-                end = start + cut + 1
-        chunks.append(text[start:end])
-        if end >= n:
-            break
-        start = max(end - overlap_chars, start + 1) if overlap_chars else end
-    return chunks
+    """Cut as serving cuts (libs/shared/src/chunker.ts, run by Node: see chunker.py)."""
+    from .chunker import serving_chunker
+
+    return serving_chunker().chunk(text, chunk_chars, overlap_chars)
 
 
 def split_template(template: str, **fields: str) -> Tuple[str, str]:

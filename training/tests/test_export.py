@@ -46,7 +46,7 @@ class ExportTest(unittest.TestCase):
         with open(os.path.join(self.out, "manifest.json")) as f:
             m = json.load(f)
         self.assertEqual(m["schemaVersion"], 1)
-        self.assertEqual(set(m), {"schemaVersion", "name", "version", "encoder", "adapter", "decoder", "prompt", "golden"})
+        self.assertEqual(set(m), {"schemaVersion", "name", "version", "encoder", "adapter", "decoder", "prompt", "golden", "languages"})
         self.assertEqual(m["encoder"], {"onnx": "encoder.onnx", "tokenizer": "tokenizer.json", "maxTokens": 256,
                                         "width": 128, "pooling": "pma", "clsTokenId": 3, "padTokenId": 0})
         self.assertEqual(m["adapter"], {"onnx": "adapter.onnx", "kind": "mlp", "inputWidth": 128, "outputWidth": 256})
