@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { Controller, Get, Header, Param, Res, StreamableFile } from '@nestjs/common';
 import type { Response } from 'express';
 import { z } from 'zod';
-import { AppError, CreateDocumentJson, CreateJobJson, ERROR_CODES, JobListPageSchema, JobOptions, ModelListSchema, PublicJobSchema } from '@lib/shared';
+import { AppError, CreateDocumentJson, CreateJobJson, ERROR_CODES, JobListPageSchema, JobOptions, ModelListSchema, PublicJobSchema, STREAM_EVENT_ID } from '@lib/shared';
 
 /** A request schema (what a client may send: defaults not yet applied) and a response schema (what it receives). */
 const schema = (s: z.ZodType) => strip(z.toJSONSchema(s, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' }));
@@ -66,8 +66,8 @@ export const OPENAPI = {
           'A status snapshot (the whole job), then status, progress and text events; the last event is the terminal status with the whole job. Every event has an id: reconnect with Last-Event-ID (or ?lastEventId=) to get the events after it, each once, without a new snapshot.',
         parameters: [
           idParam,
-          { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string', pattern: '^\\d+-\\d+$' }, description: 'resume after this event' },
-          { name: 'lastEventId', in: 'query', required: false, schema: { type: 'string', pattern: '^\\d+-\\d+$' }, description: 'the same, for clients that cannot set headers' },
+          { name: 'Last-Event-ID', in: 'header', required: false, schema: { type: 'string', pattern: STREAM_EVENT_ID.source }, description: 'resume after this event' },
+          { name: 'lastEventId', in: 'query', required: false, schema: { type: 'string', pattern: STREAM_EVENT_ID.source }, description: 'the same, for clients that cannot set headers' },
         ],
         responses: { '200': { description: 'text/event-stream' }, '204': { description: 'resumed after the terminal event: nothing more will come' }, ...errors },
       },

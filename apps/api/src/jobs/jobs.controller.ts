@@ -3,8 +3,8 @@ import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { createSession } from 'better-sse';
 import type { Logger } from 'pino';
-import { EVENT_ID_PATTERN, type JobStore } from '@lib/job-store';
-import { AppError, jobListPage, ListQuery, toPublicJob, type Config, type JobRecord } from '@lib/shared';
+import type { JobStore } from '@lib/job-store';
+import { AppError, jobListPage, ListQuery, STREAM_EVENT_ID, toPublicJob, type Config, type JobRecord } from '@lib/shared';
 import { parseWith, readBody } from '../common/request-body.js';
 import { CONFIG, LOGGER, REDIS, STORE } from '../tokens.js';
 import { AdmissionService } from '../auth/admission.service.js';
@@ -124,7 +124,7 @@ const READ_BLOCK_MS = 10_000;
 function lastEventId(req: Request): string | undefined {
   const raw = req.header('last-event-id') ?? (typeof req.query.lastEventId === 'string' ? req.query.lastEventId : undefined);
   if (raw === undefined || raw.trim() === '') return undefined;
-  if (!EVENT_ID_PATTERN.test(raw.trim())) {
+  if (!STREAM_EVENT_ID.test(raw.trim())) {
     throw new AppError('INPUT_INVALID', `Last-Event-ID must be an event id this stream sent (like 1733300000000-0), got "${raw.slice(0, 40)}"`);
   }
   return raw.trim();

@@ -45,9 +45,6 @@ export interface StoredJobEvent {
   event: JobEvent;
 }
 
-/** Event-stream ids as Redis makes them (`<ms>-<seq>`); `0-0` is before the first event. */
-export const EVENT_ID_PATTERN = /^\d{1,20}-\d{1,20}$/;
-
 /** Server-generated ids: a time prefix (so listings sort by creation) and 80 random bits. */
 export function newId(kind: 'job' | 'doc'): string {
   const time = Date.now().toString(36).padStart(9, '0');

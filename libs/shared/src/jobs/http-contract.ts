@@ -51,7 +51,14 @@ export function jobListPage(data: PublicJob[], nextCursor: string | null): JobLi
 /**
  * A server-sent event of GET /v1/jobs/:id/events, as a client sees it. `status` carries the whole job when the server
  * sends a snapshot (the first event and the terminal one, result included); between them it carries only the status.
+ * The SSE `event` field is the type, `data` the JSON, and `id` a STREAM_EVENT_ID a client resumes after.
  */
+/**
+ * The id of every job event (`<ms>-<seq>`, a Redis stream id; `0-0` is before the first), sent back as Last-Event-ID
+ * (or `?lastEventId=`) to resume after it.
+ */
+export const STREAM_EVENT_ID = /^\d{1,20}-\d{1,20}$/;
+
 export type JobStreamEvent =
   | { type: 'status'; status: JobStatus; job: PublicJob | null; error?: { code: ErrorCode; message: string } }
   | { type: 'progress'; progress: JobProgress }
