@@ -1,7 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import type { Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
-import { createQueueWorker, handle, startWorkerProcess, TRACER } from '@lib/job-store';
+import { createQueueWorker, handle, setBuildInfo, startWorkerProcess, TRACER } from '@lib/job-store';
 import { E2llmModel } from '@lib/model-runtime';
 import { DecodeJob, DeliverWebhook, IndexDocument, QueueName, type Config } from '@lib/shared';
 import { DecodeProcessor } from './decode.processor.js';
@@ -19,6 +20,9 @@ export interface DecoderWorkerHandle {
 export async function startDecoderWorker(config: Config, deps: { logger?: Logger; blobs?: BlobStore } = {}): Promise<DecoderWorkerHandle> {
   const logger = deps.logger ?? pino({ level: config.logLevel, base: { app: 'decoder-worker' } });
   const model = await E2llmModel.load(config, { decoder: true });
+  // e2llm_build_info on this process's /metrics (METRICS_PORT when scaled out): which build serves which package.
+  const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  setBuildInfo({ version, model: model.pkg.manifest.name, modelVersion: model.pkg.manifest.version });
   const blobs = deps.blobs ?? createBlobStore(config);
   let decode: DecodeProcessor | undefined;
   const proc = await startWorkerProcess(

@@ -1,7 +1,8 @@
+import { readFile } from 'node:fs/promises';
 import type { Worker } from 'bullmq';
 import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
-import { createQueueWorker, handle, startWorkerProcess, TRACER } from '@lib/job-store';
+import { createQueueWorker, handle, setBuildInfo, startWorkerProcess, TRACER } from '@lib/job-store';
 import { E2llmModel } from '@lib/model-runtime';
 import { EncodeChunks, QueueName, type Config } from '@lib/shared';
 import { EncodeProcessor } from './encode.processor.js';
@@ -18,6 +19,9 @@ export interface EncoderWorkerHandle {
 export async function startEncoderWorker(config: Config, deps: { logger?: Logger; blobs?: BlobStore } = {}): Promise<EncoderWorkerHandle> {
   const logger = deps.logger ?? pino({ level: config.logLevel, base: { app: 'encoder-worker' } });
   const model = await E2llmModel.load(config, { encoder: true });
+  // e2llm_build_info on this process's /metrics (METRICS_PORT when scaled out): which build serves which package.
+  const { version } = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  setBuildInfo({ version, model: model.pkg.manifest.name, modelVersion: model.pkg.manifest.version });
   const blobs = deps.blobs ?? createBlobStore(config);
   const proc = await startWorkerProcess(
     config,
