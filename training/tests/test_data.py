@@ -175,3 +175,22 @@ class BatchTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class DebianDocsCorpusTest(unittest.TestCase):
+    def test_more_genres_disjoint_split_and_nothing_reserved(self):
+        from training.e2llm.data import debian_docs
+
+        files = debian_docs.doc_files()
+        if not files:
+            self.skipTest("no Debian documentation installed")
+        self.assertFalse([p for _, p in files if "python" in p.lower() or "vim" in p.lower()])
+        self.assertLessEqual({k for k, _ in files[:3]}, {"info", "man", "plain"})
+        train, held = load_documents(sources=["debian-docs"], docs_max_bytes=600_000)
+        self.assertTrue(train and held)
+        self.assertFalse(set(train) & set(held))
+        self.assertTrue(all(len(d) >= 400 and "\x1f" not in d and not d.startswith("File: ") for d in train + held))
+        # the default is what the shipped model was trained on: the licences alone
+        self.assertEqual(load_documents(max_bytes=200_000), load_documents(max_bytes=200_000, sources=["licences"]))
+        with self.assertRaises(ValueError):
+            load_documents(sources=["python-docs"])

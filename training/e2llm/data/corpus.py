@@ -6,6 +6,7 @@ Sources (read from system paths at run time, not copied into the repository):
 |---|---|
 | ``/usr/share/common-licenses/*`` (GPL, LGPL, GFDL, Apache-2.0, Artistic, BSD, CC0, MPL texts) | verbatim copying permitted by each text |
 | ``/usr/share/doc/*/copyright`` (Debian copyright files of installed packages) | redistributable with the free packages they belong to |
+| with ``sources`` including ``debian-docs``: GNU info manuals, manual pages, package READMEs, NEWS and changelogs | see ``debian_docs.py`` |
 
 The same file list as the tokenizer corpus (``tokenizer.corpus_files``): any path containing ``python`` is
 skipped, because the Python documentation (python3-doc) is reserved for an independent evaluation.
@@ -25,10 +26,26 @@ from ..tokenizer import unique_corpus_bytes
 HELDOUT_MOD = 10  # sha1 % 10 == 0 -> held out
 
 
-def load_documents(max_bytes: int = 8_000_000, min_chars: int = 400) -> Tuple[List[str], List[str]]:
-    """-> (train_docs, heldout_docs), deterministic for a given set of installed files."""
+SOURCES = ("licences", "debian-docs")
+
+
+def load_documents(max_bytes: int = 8_000_000, min_chars: int = 400, sources: Sequence[str] = ("licences",),
+                   docs_max_bytes: int = 24_000_000) -> Tuple[List[str], List[str]]:
+    """-> (train_docs, heldout_docs), deterministic for a given set of installed files. ``licences`` (the default,
+    what the shipped model was trained on) reads up to max_bytes; ``debian-docs`` adds up to docs_max_bytes of
+    manuals, manual pages, READMEs and changelogs (debian_docs.py), split the same way."""
+    unknown = set(sources) - set(SOURCES)
+    if unknown:
+        raise ValueError(f"unknown corpus sources {sorted(unknown)}: choose from {list(SOURCES)}")
     train: List[str] = []
     held: List[str] = []
+    if "debian-docs" in sources:
+        from .debian_docs import documents
+
+        for digest, text in documents(docs_max_bytes, min_chars):
+            (held if int(digest, 16) % HELDOUT_MOD == 0 else train).append(text)
+    if "licences" not in sources:
+        return train, held
     total = 0
     for digest, data in unique_corpus_bytes():
         text = data.decode("utf-8", errors="replace").replace("\r\n", "\n")
@@ -70,8 +87,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                  "training documents to a file that `training.train --docs` reads elsewhere")
     ap.add_argument("command", choices=["snapshot"])
     ap.add_argument("--out", required=True)
+    ap.add_argument("--sources", default="licences", help=f"comma-separated, of {','.join(SOURCES)}")
+    ap.add_argument("--docs-max-mb", type=float, default=24.0, help="most megabytes of debian-docs text")
     a = ap.parse_args(argv)
-    train, _ = load_documents()
+    train, _ = load_documents(sources=a.sources.split(","), docs_max_bytes=int(a.docs_max_mb * 1e6))
     write_corpus(a.out, train)
     print(f"{a.out}: {len(train)} documents, {sum(map(len, train))} characters")
 
