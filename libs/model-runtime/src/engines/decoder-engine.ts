@@ -113,10 +113,11 @@ export class RemoteDecoder implements DecoderEngine {
     let firstAt: number | undefined;
     const t0 = performance.now();
     const call = new EngineCall(this.endpoint, hooks.signal);
+    let events: AsyncGenerator<unknown, { done: boolean }> | undefined;
     try {
       const res = await call.request('POST', this.protocol.generatePath, this.protocol.request(prompt, shape, params, eos));
       const read = this.protocol.reader();
-      const events = call.events(res);
+      events = call.events(res);
       let ended: { done: boolean } | undefined;
       reading: for (;;) {
         const next = await events.next();
@@ -159,7 +160,9 @@ export class RemoteDecoder implements DecoderEngine {
         finishReason = reported.kind === 'length' ? 'length' : reported.matched !== undefined ? 'stop' : 'eos';
       }
     } finally {
+      // Drops the connection first (the engine aborts a request whose client went away), then ends the reader.
       call.close();
+      await events?.return({ done: false }).catch(() => undefined);
     }
     const answer = text.finish(tokens);
     const end = performance.now();
