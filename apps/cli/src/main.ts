@@ -14,6 +14,7 @@ export const USAGE = `Usage:
   e2llm ask FILE --question "..." [options]    answer from a long document, every stage in-process
   e2llm submit FILE -q "..." --url URL [options]
                                                send a document to a running API: progress bar, then the answer
+                                               (a dropped event stream resumes; 429/503 wait for Retry-After)
   e2llm serve                                  API and both workers in one process (npm start)
   e2llm eval ruler [options]                   RULER's synthetic tasks by length (e2llm eval --help)
   e2llm api | encoder-worker | decoder-worker  one role, for scale-out
