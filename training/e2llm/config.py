@@ -39,6 +39,7 @@ DEFAULTS = {
     "rescale_adapter": True,     # at step 0, scale the adapter output to the token embeddings' RMS
     "max_steps": None,           # stop after this many steps (tests)
     "docs_file": None,           # training documents from a corpus snapshot (--docs) instead of this machine's files
+    "corpus_sources": ["licences"],  # this machine's files: licences and/or debian-docs (data/corpus.py)
     "run_dir": None,             # run directory (default training/runs/<name>)
 }
 STAGE_KEYS = {"until", "chunk_chars", "max_chunks", "batch_size", "mix", "pad_chunks", "train_encoder", "expand"}

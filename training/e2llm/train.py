@@ -137,7 +137,8 @@ def train(cfg: dict, fresh: bool = False, deadline: Optional[float] = None, quie
         for n in ("loss.jsonl", "loss.csv"):
             if os.path.exists(os.path.join(run_dir, n)):
                 os.remove(os.path.join(run_dir, n))
-    docs = cfg.get("_docs") or (read_corpus(cfg["docs_file"]) if cfg.get("docs_file") else load_documents()[0])
+    docs = cfg.get("_docs") or (read_corpus(cfg["docs_file"]) if cfg.get("docs_file")
+                                else load_documents(sources=cfg["corpus_sources"])[0])
     if state["step"] == 0 and cfg["rescale_adapter"]:
         st0 = cfg["stages"][0]
         f = rescale_adapter_output(model, ids, [sample_task(random.Random(cfg["seed"] + 1), docs, st0["mix"],
