@@ -14,6 +14,12 @@ export interface BlobStore {
   exists(key: string): Promise<boolean>;
   /** Idempotent: deleting a missing blob succeeds. */
   delete(key: string): Promise<void>;
+  /**
+   * Every key that starts with `prefix`, sorted. For what the service must find without a record naming each blob (a
+   * tenant's soft prompts, when its data is purged) and for tests that compare the store before and after; never on
+   * a request's hot path. `prefix` is '' or a valid key, optionally ending in '/'.
+   */
+  list(prefix: string): Promise<string[]>;
   /** Readiness probe: throws AppError('STORAGE_UNAVAILABLE') when the store cannot be reached. */
   ping(): Promise<void>;
   close?(): Promise<void>;
@@ -53,6 +59,12 @@ export function assertValidKey(key: string): void {
     if (segment === '') refuse('empty path segment');
     if (segment === '.') refuse("'.' path segment");
   }
+}
+
+/** Throws INPUT_INVALID unless `prefix` is '' or a valid key with or without a trailing '/'. */
+export function assertValidPrefix(prefix: string): void {
+  if (prefix === '') return;
+  assertValidKey(prefix.endsWith('/') ? prefix.slice(0, -1) : prefix);
 }
 
 /** The bytes of a body; strings are encoded as UTF-8. Returns a view, not a copy, when given a Uint8Array. */

@@ -32,6 +32,20 @@ describe('LocalBlobStore', () => {
     await rm(tmp, { recursive: true, force: true });
   });
 
+  it('lists the keys under a prefix, sorted, without the files a put is still writing', async () => {
+    expect(await store.list('')).toEqual([]); // no root yet
+    for (const k of ['soft-prompts/t1/enc/b', 'soft-prompts/t1/enc/a', 'soft-prompts/t10/enc/c', 'sources/job_1', 'results/job_1.json']) await store.put(k, 'x');
+    await writeFile(path.join(root, 'soft-prompts', 't1', 'enc', '.blob-0123456789abcdef.tmp'), 'half');
+    expect(await store.list('soft-prompts/t1/')).toEqual(['soft-prompts/t1/enc/a', 'soft-prompts/t1/enc/b']);
+    expect(await store.list('soft-prompts/t1')).toEqual(['soft-prompts/t1/enc/a', 'soft-prompts/t1/enc/b', 'soft-prompts/t10/enc/c']);
+    expect(await store.list('sources/job_')).toEqual(['sources/job_1']);
+    expect(await store.list('chunk-refs/')).toEqual([]);
+    expect(await store.list('')).toHaveLength(5);
+    await store.delete('soft-prompts/t1/enc/a');
+    expect(await store.list('soft-prompts/t1/')).toEqual(['soft-prompts/t1/enc/b']);
+    expect(await codeOf(store.list('../'))).toBe('INPUT_INVALID');
+  });
+
   it('round-trips binary and UTF-8 blobs under nested keys', async () => {
     const binary = Uint8Array.from({ length: 512 }, (_, i) => i % 256);
     const text = 'héllo ✓ 日本語 \u{1F600}\n';

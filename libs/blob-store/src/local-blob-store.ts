@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { access, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { access, mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { AppError } from '@lib/shared';
-import { assertValidKey, toBuffer, type BlobStore, type PutOptions } from './blob-store.js';
+import { assertValidKey, assertValidPrefix, toBuffer, type BlobStore, type PutOptions } from './blob-store.js';
 
 /** A path component that does not exist, or that is a file where a folder was expected: there is no blob there. */
 const ABSENT = new Set(['ENOENT', 'ENOTDIR']);
@@ -90,6 +90,27 @@ export class LocalBlobStore implements BlobStore {
       if (ABSENT.has(errno(err)) || errno(err) === 'EISDIR') return;
       throw this.toAppError(err, 'delete', key);
     }
+  }
+
+  /** Walks the folder the prefix names up to its last '/'; the files put() is still writing (.blob-*.tmp) are not blobs. */
+  async list(prefix: string): Promise<string[]> {
+    assertValidPrefix(prefix);
+    const dirPart = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
+    const dir = dirPart === '' ? this.rootDir : this.pathOf(dirPart);
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await readdir(dir, { recursive: true, withFileTypes: true });
+    } catch (err) {
+      if (ABSENT.has(errno(err))) return [];
+      throw this.toAppError(err, 'list', prefix);
+    }
+    const keys: string[] = [];
+    for (const e of entries) {
+      if (!e.isFile() || (e.name.startsWith('.blob-') && e.name.endsWith('.tmp'))) continue;
+      const key = path.relative(this.rootDir, path.join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).split(path.sep).join('/');
+      if (key.startsWith(prefix)) keys.push(key);
+    }
+    return keys.sort();
   }
 
   /**

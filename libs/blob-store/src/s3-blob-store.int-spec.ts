@@ -25,6 +25,21 @@ describe('S3BlobStore against s3rver', () => {
     await server?.stop();
   });
 
+  it('lists the keys under a prefix across pages, sorted', async () => {
+    // pages of 10 show the paging.
+    const paged = new S3BlobStore({ ...server.config, ...FAST, listPageSize: 10 });
+    const keys = Array.from({ length: 25 }, (_, i) => `list-test/t1/enc/${String(i).padStart(4, '0')}`);
+    for (const k of keys) await store.put(k, 'x');
+    await store.put('list-test/t10/enc/x', 'x');
+    expect(await paged.list('list-test/t1/')).toEqual(keys);
+    await paged.close();
+    expect(await store.list('list-test/t1/')).toEqual(keys);
+    expect(await store.list('list-test/t1')).toEqual([...keys, 'list-test/t10/enc/x']);
+    expect(await store.list('list-test/none/')).toEqual([]);
+    await store.delete(keys[0]!);
+    expect((await store.list('list-test/t1/'))[0]).toBe(keys[1]);
+  });
+
   it('pings the bucket', async () => {
     await store.ping();
   });

@@ -4,13 +4,14 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListObjectsCommand,
   PutObjectCommand,
   S3Client,
   type BucketLocationConstraint,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { AppError } from '@lib/shared';
-import { DEFAULT_CONTENT_TYPE, assertValidKey, toBuffer, type BlobStore, type PutOptions } from './blob-store.js';
+import { DEFAULT_CONTENT_TYPE, assertValidKey, assertValidPrefix, toBuffer, type BlobStore, type PutOptions } from './blob-store.js';
 
 export interface S3BlobStoreOptions {
   /** S3 endpoint URL (MinIO, s3rver or another S3-compatible server); unset for AWS. */
@@ -31,6 +32,8 @@ export interface S3BlobStoreOptions {
   connectionTimeoutMs?: number;
   /** Milliseconds one request (attempt) may take in all. Default 60000: a stuck request must not hold a job forever. */
   requestTimeoutMs?: number;
+  /** Keys per ListObjects page (S3's most, and the default: 1000); smaller only to test paging. */
+  listPageSize?: number;
 }
 
 /** S3 error names that mean "slow down / try later" whatever status they come with. */
@@ -45,6 +48,7 @@ export class S3BlobStore implements BlobStore {
   readonly bucket: string;
   private readonly client: S3Client;
   private readonly region: string;
+  private readonly listPageSize: number;
 
   constructor(options: S3BlobStoreOptions) {
     if ((options.accessKeyId === undefined) !== (options.secretAccessKey === undefined)) {
@@ -52,6 +56,7 @@ export class S3BlobStore implements BlobStore {
     }
     this.bucket = options.bucket;
     this.region = options.region;
+    this.listPageSize = options.listPageSize ?? 1000;
     const config: S3ClientConfig = {
       region: options.region,
       forcePathStyle: options.forcePathStyle,
@@ -128,6 +133,30 @@ export class S3BlobStore implements BlobStore {
       if (mapped.code === 'NOT_FOUND') return;
       throw mapped;
     }
+  }
+
+  /**
+   * ListObjects (version 1), page by page, each page starting after the last key of the one before. Without a
+   * delimiter that is exactly what version 2's continuation token does, and every S3-compatible store takes it;
+   * s3rver, the test server, cannot make version 2 tokens on Node 20 and later (it enciphers them with DES, which
+   * OpenSSL 3 refuses) and answers 500 to any listing that needs a second page.
+   */
+  async list(prefix: string): Promise<string[]> {
+    assertValidPrefix(prefix);
+    const keys: string[] = [];
+    let marker: string | undefined;
+    try {
+      for (;;) {
+        const out = await this.client.send(new ListObjectsCommand({ Bucket: this.bucket, Prefix: prefix, MaxKeys: this.listPageSize, ...(marker ? { Marker: marker } : {}) }));
+        const page = (out.Contents ?? []).flatMap((o) => (o.Key === undefined ? [] : [o.Key]));
+        keys.push(...page);
+        if (!out.IsTruncated || page.length === 0) break;
+        marker = page.at(-1);
+      }
+    } catch (err) {
+      throw s3ErrorToAppError(err, 'list', this.bucket, prefix);
+    }
+    return keys.sort();
   }
 
   /** HEAD on the bucket: reachable, credentials accepted, bucket present. Any failure is STORAGE_UNAVAILABLE. */

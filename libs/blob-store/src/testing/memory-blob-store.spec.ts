@@ -27,6 +27,15 @@ describe('MemoryBlobStore', () => {
     await store.ping();
   });
 
+  it('lists the keys under a prefix, sorted', async () => {
+    const store = new MemoryBlobStore();
+    for (const k of ['p/b', 'p/a', 'pq/c', 'z']) await store.put(k, 'x');
+    expect(await store.list('p/')).toEqual(['p/a', 'p/b']);
+    expect(await store.list('p')).toEqual(['p/a', 'p/b', 'pq/c']);
+    expect(await store.list('')).toEqual(['p/a', 'p/b', 'pq/c', 'z']);
+    expect(await codeOf(store.list('a//'))).toBe('INPUT_INVALID');
+  });
+
   it('applies the same key rules as the real drivers', async () => {
     const store = new MemoryBlobStore();
     expect(await codeOf(store.put('../x', 'v'))).toBe('INPUT_INVALID');
@@ -37,7 +46,7 @@ describe('MemoryBlobStore', () => {
     const store = new MemoryBlobStore();
     await store.put('k', 'v');
     store.down = true;
-    for (const op of [store.get('k'), store.exists('k'), store.put('k', 'w'), store.delete('k'), store.ping()]) {
+    for (const op of [store.get('k'), store.exists('k'), store.put('k', 'w'), store.delete('k'), store.list(''), store.ping()]) {
       expect(await codeOf(op)).toBe('STORAGE_UNAVAILABLE');
     }
     store.down = false;

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '@lib/shared';
-import { DEFAULT_CONTENT_TYPE, assertValidKey, toBuffer, type BlobStore, type PutOptions } from '../blob-store.js';
+import { DEFAULT_CONTENT_TYPE, assertValidKey, assertValidPrefix, toBuffer, type BlobStore, type PutOptions } from '../blob-store.js';
 
-export type BlobOperation = 'put' | 'get' | 'exists' | 'delete' | 'ping';
+export type BlobOperation = 'put' | 'get' | 'exists' | 'delete' | 'list' | 'ping';
 
 export interface MemoryBlobStoreOptions {
   /** Milliseconds every operation waits before acting, so a test can see how many run at once. Default 0. */
@@ -67,6 +67,11 @@ export class MemoryBlobStore implements BlobStore {
     await this.run('delete', key, () => {
       this.blobs.delete(key);
     });
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    assertValidPrefix(prefix);
+    return this.run('list', undefined, () => this.keys().filter((k) => k.startsWith(prefix)));
   }
 
   async ping(): Promise<void> {
