@@ -67,7 +67,7 @@ export class EngineCall {
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
           ...(this.endpoint.apiKey ? { authorization: `Bearer ${this.endpoint.apiKey}` } : {}),
         },
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        ...(body === undefined ? {} : { body: body instanceof JsonText ? body.text : JSON.stringify(body) }),
         signal: this.ctrl.signal,
       });
     } catch (err) {
@@ -136,6 +136,27 @@ export class EngineCall {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     return new AppError('ENGINE_UNAVAILABLE', `${what}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, undefined, { cause: err });
   }
+}
+
+/** A request body already serialized as JSON (sent as it is). */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
+/**
+ * Float32 values as a JSON array with 9 significant digits: enough for every float32 to parse back to itself (a
+ * reader that rounds the decimal to float32 gets the same bits), in about half the characters of the float64 digits
+ * JSON.stringify writes for a float32 (0.1f is 0.100000001, not 0.10000000149011612).
+ */
+export function float32JsonArray(values: Float32Array): string {
+  const parts = new Array<string>(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    if (!Number.isFinite(v)) throw new AppError('INTERNAL', `a non-finite value ${v} reached JSON serialization (this is a bug)`);
+    // toPrecision(9) may end in zeros or use an exponent: both are valid JSON numbers; trim the zeros.
+    parts[i] = v === 0 ? '0' : v.toPrecision(9).replace(/(\.\d*?)0+(e|$)/, '$1$2').replace(/\.(e|$)/, '$1');
+  }
+  return `[${parts.join(',')}]`;
 }
 
 /** An engine's HTTP error as our code: overload, timeouts and 5xx are worth retrying; other 4xx are not. */

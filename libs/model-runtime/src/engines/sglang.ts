@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { AppError, type GenerationParams } from '@lib/shared';
 import type { DecoderProtocol, StreamStep } from './decoder-engine.js';
-import { checkEngineShape, engineHttpError } from './engine-http.js';
+import { checkEngineShape, engineHttpError, float32JsonArray, JsonText } from './engine-http.js';
 import { finishOf } from './vllm.js';
 
 const StreamError = z.object({ error: z.union([z.string(), z.object({ message: z.string().optional(), code: z.number().int().optional() }).passthrough()]) });
@@ -33,9 +33,9 @@ export function sglangProtocol(): DecoderProtocol {
     healthPath: 'health',
     request: (prompt: Float32Array, shape: readonly [number, number], p: GenerationParams, eosTokenIds: readonly number[]) => {
       const [rows, hidden] = shape;
-      const inputEmbeds = Array.from({ length: rows }, (_, r) => Array.from(prompt.subarray(r * hidden, (r + 1) * hidden)));
-      return {
-        input_embeds: inputEmbeds,
+      // Written by hand: a prompt of thousands of rows is mostly numbers, and float32 digits halve it (float32JsonArray).
+      const inputEmbeds = `[${Array.from({ length: rows }, (_, r) => float32JsonArray(prompt.subarray(r * hidden, (r + 1) * hidden))).join(',')}]`;
+      const rest = JSON.stringify({
         sampling_params: {
           max_new_tokens: p.maxNewTokens,
           min_new_tokens: p.minNewTokens,
@@ -49,7 +49,8 @@ export function sglangProtocol(): DecoderProtocol {
           stop_token_ids: eosTokenIds,
         },
         stream: true,
-      };
+      });
+      return new JsonText(`{"input_embeds":${inputEmbeds},${rest.slice(1)}`);
     },
     reader: () => {
       let seen = 0;

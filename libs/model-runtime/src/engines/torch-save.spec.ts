@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
+import { float32JsonArray } from './engine-http.js';
 import { torchSaveFloat32 } from './torch-save.js';
 
 /**
@@ -55,5 +56,25 @@ describe('torchSaveFloat32', () => {
 
   it('refuses a shape that does not hold the values', () => {
     expect(() => torchSaveFloat32(new Float32Array(6), [4, 2])).toThrow(/does not hold 6 values/);
+  });
+});
+
+describe('float32JsonArray (SGLang input_embeds)', () => {
+  it('writes every float32 so that it parses back to the same bits, shorter than JSON.stringify', () => {
+    const values = new Float32Array(20_000);
+    const bits = new Uint32Array(values.buffer);
+    let seed = 7;
+    for (let i = 0; i < bits.length; i++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      bits[i] = seed;
+    }
+    for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i]!)) values[i] = i % 2 ? 1e-45 : -3.4028234663852886e38;
+    values.set([0, -0, 0.1, 1, 100, 1.5e-7, 123456789], 0);
+    const text = float32JsonArray(values);
+    const back = Float32Array.from(JSON.parse(text) as number[]);
+    expect(Array.from(new Uint32Array(back.buffer))).toEqual(Array.from(bits).map((b, i) => (i === 1 ? 0 : b))); // -0 is written as 0
+    expect(text.length).toBeLessThan(JSON.stringify(Array.from(values)).length * 0.75);
+    expect(text.startsWith('[0,0,0.100000001,1,100,1.50000005e-7,123456792,')).toBe(true);
+    expect(() => float32JsonArray(Float32Array.of(Number.NaN))).toThrow(/non-finite/);
   });
 });
