@@ -1,4 +1,4 @@
-import { assertNever, type Config } from '@lib/shared';
+import { assertNever, STORAGE_NAMESPACES, type Config } from '@lib/shared';
 import type { BlobStore } from './blob-store.js';
 import { LocalBlobStore } from './local-blob-store.js';
 import { S3BlobStore } from './s3-blob-store.js';
@@ -12,7 +12,7 @@ export type BlobStoreConfig = Pick<
 export function createBlobStore(config: BlobStoreConfig): BlobStore {
   switch (config.blobStore) {
     case 'local':
-      return new LocalBlobStore(config.dataDir);
+      return new LocalBlobStore(config.dataDir, { namespaces: STORAGE_NAMESPACES });
     case 's3':
       return new S3BlobStore({
         ...(config.s3Endpoint === undefined ? {} : { endpoint: config.s3Endpoint }),

@@ -113,11 +113,13 @@ describe('LocalBlobStore', () => {
     expect(await store.exists('dir/x')).toBe(true);
   });
 
-  it('refuses a key that would collide with a folder or sit below a blob (CONFLICT)', async () => {
+  it('answers a key that would collide with a folder or sit below a blob as a damaged store (STORAGE_UNAVAILABLE, retryable)', async () => {
     await store.put('a', 'file');
-    expect(await codeOf(store.put('a/b', 'x'))).toBe('CONFLICT');
+    const below = (await store.put('a/b', 'x').catch((e: unknown) => e)) as AppError;
+    expect(below.code).toBe('STORAGE_UNAVAILABLE');
+    expect(below.retryable).toBe(true);
     await store.put('d/e', 'x');
-    expect(await codeOf(store.put('d', 'x'))).toBe('CONFLICT');
+    expect(await codeOf(store.put('d', 'x'))).toBe('STORAGE_UNAVAILABLE');
     expect(await filesUnder(root)).toEqual(['a', 'd/e']);
   });
 
@@ -187,6 +189,25 @@ describe('LocalBlobStore', () => {
       expect(await codeOf(store.ping())).toBe('STORAGE_UNAVAILABLE');
       expect(await codeOf(store.put('k', 'v'))).toBe('STORAGE_UNAVAILABLE');
       expect(await codeOf(store.put('a/k', 'v'))).toBe('STORAGE_UNAVAILABLE');
+    });
+
+    it('fails with STORAGE_UNAVAILABLE while a namespace folder is a file (DATA_DIR/sources replaced), and recovers once repaired', async () => {
+      const probed = new LocalBlobStore(root, { namespaces: ['sources', 'results'] });
+      await probed.ping(); // namespaces not created yet: ready
+      await probed.put('results/r1', 'x');
+      await writeFile(path.join(root, 'sources'), 'a file where the folder was');
+      const err = (await probed.ping().catch((e: unknown) => e)) as AppError;
+      expect(err.code).toBe('STORAGE_UNAVAILABLE');
+      expect(err.message).toContain('sources');
+      expect(await codeOf(probed.put('sources/job_1', 'text'))).toBe('STORAGE_UNAVAILABLE');
+      await rm(path.join(root, 'sources'));
+      await probed.ping();
+      await probed.put('sources/job_1', 'text');
+      expect(await filesUnder(root)).toEqual(['results/r1', 'sources/job_1']);
+    });
+
+    it('refuses a namespace that is not a valid key segment', () => {
+      expect(() => new LocalBlobStore(root, { namespaces: ['../up'] })).toThrow(AppError);
     });
 
     it('fails with STORAGE_UNAVAILABLE when the root cannot be created', async () => {

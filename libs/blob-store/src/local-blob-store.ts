@@ -10,6 +10,14 @@ const ABSENT = new Set(['ENOENT', 'ENOTDIR']);
 /** What a put fails with when a file sits where a folder is needed, or a folder where the blob goes. */
 const COLLISION = new Set(['ENOTDIR', 'EEXIST', 'EISDIR']);
 
+export interface LocalBlobStoreOptions {
+  /**
+   * Top-level folders the readiness probe checks besides the root (the first segments of the keys the caller
+   * writes, `STORAGE_NAMESPACES`): each must be absent or a folder this process can write to.
+   */
+  namespaces?: readonly string[];
+}
+
 /**
  * Blobs as files under one folder: key `a/b/c` is `<rootDir>/a/b/c`. For a single machine (development, the CLI,
  * tests); workers on several machines need the S3 driver or a shared volume.
@@ -19,9 +27,12 @@ const COLLISION = new Set(['ENOTDIR', 'EEXIST', 'EISDIR']);
  */
 export class LocalBlobStore implements BlobStore {
   readonly rootDir: string;
+  private readonly namespaces: readonly string[];
 
-  constructor(rootDir: string) {
+  constructor(rootDir: string, options: LocalBlobStoreOptions = {}) {
     this.rootDir = path.resolve(rootDir);
+    this.namespaces = options.namespaces ?? [];
+    for (const ns of this.namespaces) assertValidKey(ns);
   }
 
   async put(key: string, body: Uint8Array | string, _contentType?: string, options: PutOptions = {}): Promise<void> {
@@ -52,10 +63,14 @@ export class LocalBlobStore implements BlobStore {
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
       if (COLLISION.has(errno(err)) && (await this.rootIsFolder())) {
-        // A key below an existing blob (`a` is a file, `a/b` is wanted) or a blob where a key prefix is a folder:
-        // S3 allows both, files cannot. Keys from storage-keys.ts never collide like this.
+        // A file where a folder of the key should be (`a` is a file, `a/b` is wanted), or a folder where the blob
+        // goes. S3 allows both, files cannot; and the keys of storage-keys.ts never collide like this, so it means the
+        // store's folders were damaged (DATA_DIR/sources replaced by a file): the store is unusable for this key until
+        // someone repairs it, not a fault of the caller's. Retryable, as any unavailable store.
         const details = { driver: 'local', operation: 'put', key, errno: errno(err) };
-        throw new AppError('CONFLICT', `blob key ${key} collides with another key used as a folder`, details, { cause: err });
+        throw new AppError('STORAGE_UNAVAILABLE', `local blob store put ${key} failed: a file stands where a folder is needed, or a folder where the blob goes (${errno(err)})`, details, {
+          cause: err,
+        });
       }
       throw this.toAppError(err, 'put', key);
     }
@@ -114,18 +129,26 @@ export class LocalBlobStore implements BlobStore {
   }
 
   /**
-   * Creates the root folder when missing, then checks that it is a folder this process can write to. Creating it
-   * here (as `put` would) keeps a fresh setup from failing its readiness probe before anything was ever written.
+   * Creates the root folder when missing, then checks that it is a folder this process can write to, and so is each
+   * namespace folder that exists (one that does not is created by the first put). Creating the root here (as `put`
+   * would) keeps a fresh setup from failing its readiness probe before anything was ever written. A few stat and
+   * access calls: cheap enough for every readiness probe.
    */
   async ping(): Promise<void> {
+    let checking = this.rootDir;
     try {
       await mkdir(this.rootDir, { recursive: true });
-      if (!(await stat(this.rootDir)).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
-      await access(this.rootDir, constants.W_OK | constants.X_OK);
+      await assertWritableFolder(this.rootDir);
+      for (const ns of this.namespaces) {
+        checking = this.pathOf(ns);
+        await assertWritableFolder(checking).catch((err: unknown) => {
+          if (errno(err) !== 'ENOENT') throw err;
+        });
+      }
     } catch (err) {
       throw new AppError(
         'STORAGE_UNAVAILABLE',
-        `local blob store root ${this.rootDir} is not a writable folder (${errno(err) || String(err)})`,
+        `local blob store folder ${checking} is not a writable folder (${errno(err) || String(err)})`,
         { driver: 'local', operation: 'ping', errno: errno(err) || undefined },
         { cause: err },
       );
@@ -156,6 +179,11 @@ export class LocalBlobStore implements BlobStore {
       cause: err,
     });
   }
+}
+
+async function assertWritableFolder(dir: string): Promise<void> {
+  if (!(await stat(dir)).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+  await access(dir, constants.W_OK | constants.X_OK);
 }
 
 function notFound(key: string): AppError {

@@ -10,7 +10,10 @@ export const ERROR_CODES = {
   INPUT_EMPTY: { status: 400, retryable: false, exitCode: 2 },
   /** The document bytes are not valid UTF-8. */
   INPUT_INVALID_UTF8: { status: 400, retryable: false, exitCode: 2 },
-  /** The file is not a text document (binary content). */
+  /**
+   * Not text: a document with a NUL anywhere or with more than 5% other control characters (a binary file), or a
+   * request string (a JSON value or key, a multipart field) holding a NUL.
+   */
   INPUT_NOT_TEXT: { status: 415, retryable: false, exitCode: 2 },
   /** The file type is not one the API extracts text from. */
   UNSUPPORTED_MEDIA_TYPE: { status: 415, retryable: false, exitCode: 2 },
@@ -45,7 +48,12 @@ export const ERROR_CODES = {
   PROMPT_EMBEDS_INVALID: { status: 500, retryable: false, exitCode: 1 },
   /** A soft-prompt blob failed to parse (bad magic, version, shape or checksum). */
   BLOB_CORRUPT: { status: 500, retryable: false, exitCode: 1 },
-  /** The blob store cannot be reached. */
+  /**
+   * A stored document cannot be asked: its stored text is missing or is not UTF-8 (chunk references that fail their
+   * checks are not this: they are cut again from the text). Not retryable: upload the document again.
+   */
+  DOCUMENT_CORRUPT: { status: 409, retryable: false, exitCode: 1 },
+  /** The blob store cannot be reached or used (unreachable, refusing, or its folders damaged). */
   STORAGE_UNAVAILABLE: { status: 503, retryable: true, exitCode: 1 },
   /** Redis (queues, job records) cannot be reached. */
   QUEUE_UNAVAILABLE: { status: 503, retryable: true, exitCode: 1 },

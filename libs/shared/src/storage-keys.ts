@@ -47,3 +47,9 @@ export function resultKey(jobId: string): string {
 export function documentChunksKey(documentId: string): string {
   return `chunk-refs/${safe('document id', documentId)}.json`;
 }
+
+/**
+ * The first segment of every key above: the folders the local blob store keeps under DATA_DIR. Its readiness probe
+ * checks each one (a file where one of these folders should be, or one that cannot be written, is a broken store).
+ */
+export const STORAGE_NAMESPACES = ['sources', 'soft-prompts', 'results', 'chunk-refs'] as const;

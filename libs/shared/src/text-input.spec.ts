@@ -99,6 +99,23 @@ describe('validateDocumentText', () => {
     expect(codeOf(() => validateDocumentText('\u0001\u0002\u0003abc', LIMIT))).toBe('INPUT_NOT_TEXT');
   });
 
+  it('refuses one NUL anywhere in the text, however long (issue 18: JSON text is checked as files are)', () => {
+    const long = 'plain words '.repeat(20_000); // 240,000 characters, past the 65,536 the check used to sample
+    expect(codeOf(() => validateDocumentText(`${'a'.repeat(130)}\u0000`, 4_000_000))).toBe('INPUT_NOT_TEXT');
+    expect(codeOf(() => validateDocumentText(`${'x'.repeat(65_536)}${'\u0000'.repeat(100_000)}`, 4_000_000))).toBe('INPUT_NOT_TEXT');
+    expect(codeOf(() => validateDocumentText(`${long}\u0000`, 4_000_000))).toBe('INPUT_NOT_TEXT');
+    expect(validateDocumentText(long, 4_000_000)).toBe(long);
+  });
+
+  it('counts other control characters over the whole text, not a prefix: over 5% is INPUT_NOT_TEXT', () => {
+    const clean = 'y'.repeat(65_536);
+    // 64k of clean text, then 10,000 control characters: 13% of the whole, all past the old sample.
+    expect(codeOf(() => validateDocumentText(clean + '\u0001'.repeat(10_000), 4_000_000))).toBe('INPUT_NOT_TEXT');
+    // 3% terminal escapes spread through the text are text (a coloured log), wherever they are.
+    const log = Array.from({ length: 3_000 }, () => `\u001b[1m${'w'.repeat(96)}`).join('');
+    expect(validateDocumentText(log, 4_000_000)).toBe(log);
+  });
+
   it('rejects unpaired surrogates as INPUT_INVALID_UTF8', () => {
     expect(codeOf(() => validateDocumentText('abc\ud800def', LIMIT))).toBe('INPUT_INVALID_UTF8');
     expect(codeOf(() => validateDocumentText('abc\udc00', LIMIT))).toBe('INPUT_INVALID_UTF8');

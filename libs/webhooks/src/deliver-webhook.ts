@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
+import type { LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP, type LookupFunction, type TcpNetConnectOpts } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { AppError, isAppError } from '@lib/shared';
 import { Webhook } from 'standardwebhooks';
-import { classifyAddress, isForbiddenKind, type AddressPolicy } from './address-policy.js';
+import type { AddressPolicy } from './address-policy.js';
+import { assertResolvedAllowed, systemResolver, type HostResolver } from './resolve-host.js';
+export type { HostResolver } from './resolve-host.js';
 import { bareHostname, checkWebhookUrl } from './webhook-url.js';
 
 /** How much of a receiver's answer is read before the connection is dropped; the body itself is never used. */
@@ -36,19 +38,11 @@ export interface DeliveryOutcome {
   durationMs: number;
 }
 
-/** Resolves a host name to every address it has, like `dns.lookup(host, { all: true })`. */
-export type HostResolver = (hostname: string) => Promise<LookupAddress[]>;
-
 /** Seams for tests; production passes nothing. */
 export interface DeliverWebhookOptions {
   /** Replaces the system resolver, so tests can make a name resolve to anything without touching DNS. */
   resolve?: HostResolver;
 }
-
-const systemResolver: HostResolver = (hostname) =>
-  new Promise((resolve, reject) => {
-    dnsLookup(hostname, { all: true, verbatim: true }, (err, addresses) => (err ? reject(err) : resolve(addresses)));
-  });
 
 /** Generates a new signing secret: `whsec_` and 32 random bytes in base64, the form standardwebhooks expects. */
 export function generateWebhookSecret(): string {
@@ -150,17 +144,7 @@ async function resolveChecked(host: string, policy: AddressPolicy, resolve: Host
     throw failed(`cannot resolve host (${code ?? 'lookup failed'})`, { host }, err);
   }
   if (addresses.length === 0) throw failed('host has no addresses', { host });
-  for (const { address } of addresses) {
-    const kind = classifyAddress(address);
-    if (isForbiddenKind(kind, policy)) {
-      throw new AppError('WEBHOOK_URL_FORBIDDEN', `webhook URL refused: ${host} resolves to a ${kind} address`, {
-        reason: `resolves to a ${kind} address`,
-        host,
-        address,
-        kind,
-      });
-    }
-  }
+  assertResolvedAllowed(host, addresses, policy);
   return addresses;
 }
 

@@ -1,5 +1,6 @@
 export { isForbiddenAddress, type AddressPolicy } from './address-policy.js';
-export { checkWebhookUrl, MAX_WEBHOOK_URL_LENGTH } from './webhook-url.js';
+export { checkWebhookUrl, hostKindWithoutDns, MAX_WEBHOOK_URL_LENGTH } from './webhook-url.js';
+export { assertResolvedAllowed, systemResolver, WebhookTargets, type HostResolver, type WebhookTargetsOptions } from './resolve-host.js';
 export {
   deliverWebhook,
   generateWebhookSecret,
@@ -7,5 +8,4 @@ export {
   type Delivery,
   type DeliveryOutcome,
   type DeliverWebhookOptions,
-  type HostResolver,
 } from './deliver-webhook.js';

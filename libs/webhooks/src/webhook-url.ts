@@ -15,21 +15,32 @@ export function bareHostname(url: URL): string {
 }
 
 /**
- * What a literal host is, without DNS: an IP literal is classified, `localhost` and `*.localhost` are loopback
- * (RFC 6761 reserves them and resolvers may answer them without DNS), and any other name is left to the resolver.
+ * Suffixes of names that are private by definition, whatever they resolve to here: `.internal` (ICANN's private-use
+ * top-level domain, 2024: `metadata.google.internal`, `instance-data.ec2.internal`), `.local` (multicast DNS, RFC 6762)
+ * and `.home.arpa` (RFC 8375).
  */
-function literalHostKind(host: string): AddressKind | undefined {
+const PRIVATE_SUFFIXES = ['.internal', '.local', '.home.arpa'];
+
+/**
+ * What a host is without DNS: an IP literal is classified; `localhost` and `*.localhost` are loopback (RFC 6761 reserves
+ * them and resolvers may answer them without DNS); a name of one label (`metadata`, `instance-data`, a container's own
+ * name: no public name has no dot, they are answered by search domains and the hosts file) or under a private-use
+ * suffix is `internal`; any other name is left to the resolver.
+ */
+export function hostKindWithoutDns(host: string): AddressKind | undefined {
   if (isIP(host) !== 0) return classifyAddress(host);
-  const name = host.replace(/\.+$/, '');
+  const name = host.toLowerCase().replace(/\.+$/, '');
   if (name === 'localhost' || name.endsWith('.localhost')) return 'loopback';
+  if (!name.includes('.') || PRIVATE_SUFFIXES.some((s) => name.endsWith(s))) return 'internal';
   return undefined;
 }
 
 /**
- * Synchronous check at submission: an absolute http(s) URL of at most 2048 characters, with a host and without
- * credentials, whose host is not a forbidden IP literal or `localhost`. WHATWG parsing has already turned decimal,
- * octal, hex and short IPv4 forms (`http://2130706433/`, `http://0x7f.1/`) into dotted quads, so they are caught
- * here too. Host names are resolved and checked again when the webhook is sent. Returns the parsed URL.
+ * The check without DNS, made at submission and again at delivery: an absolute http(s) URL of at most 2048 characters,
+ * with a host and without credentials, whose host is not a forbidden IP literal, `localhost`, a one-label name or a
+ * private-use name (see hostKindWithoutDns) under the policy. WHATWG parsing has already turned decimal, octal, hex
+ * and short IPv4 forms (`http://2130706433/`, `http://0x7f.1/`) into dotted quads, so they are caught here too. Host
+ * names are then resolved (WebhookTargets.check at submission, deliverWebhook at delivery). Returns the parsed URL.
  */
 export function checkWebhookUrl(url: string, policy: AddressPolicy): URL {
   if (typeof url !== 'string') throw forbidden('not a string');
@@ -46,7 +57,7 @@ export function checkWebhookUrl(url: string, policy: AddressPolicy): URL {
   if (parsed.username !== '' || parsed.password !== '') throw forbidden('URL carries credentials');
   const host = bareHostname(parsed);
   if (host === '') throw forbidden('no host');
-  const kind = literalHostKind(host);
+  const kind = hostKindWithoutDns(host);
   if (kind !== undefined && isForbiddenKind(kind, policy)) throw forbidden(`host is a ${kind} address`, { host, kind });
   return parsed;
 }

@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AppError } from '@lib/shared';
 import { Webhook } from 'standardwebhooks';
@@ -11,6 +12,8 @@ import {
   type AddressPolicy,
   type Delivery,
   type HostResolver,
+  systemResolver,
+  WebhookTargets,
 } from './index.js';
 
 const STRICT: AddressPolicy = { allowLoopback: false, allowPrivate: false };
@@ -200,6 +203,22 @@ describe('checkWebhookUrl', () => {
     // Metadata and unspecified addresses stay closed whatever the policy.
     expect(caught(() => checkWebhookUrl('http://169.254.169.254/', BOTH)).code).toBe('WEBHOOK_URL_FORBIDDEN');
     expect(caught(() => checkWebhookUrl('http://0.0.0.0/', BOTH)).code).toBe('WEBHOOK_URL_FORBIDDEN');
+  });
+
+  it.each([
+    ['http://metadata.google.internal/computeMetadata/v1/', 'GCP metadata name'],
+    ['http://METADATA.GOOGLE.INTERNAL./computeMetadata/v1/', 'GCP metadata name, upper case with trailing dot'],
+    ['http://instance-data/latest/meta-data/', 'AWS metadata name (one label)'],
+    ['http://instance-data.ec2.internal/latest/', 'AWS metadata name (qualified)'],
+    ['http://metadata/computeMetadata/v1/', 'one-label name'],
+    ['http://printer.local/hook', 'mDNS name'],
+    ['http://router.home.arpa/hook', 'home network name'],
+  ])('refuses the private-by-definition name %s (%s) without DNS', (url) => {
+    const err = caught(() => checkWebhookUrl(url, STRICT));
+    expect(err.code).toBe('WEBHOOK_URL_FORBIDDEN');
+    expect(err.details).toMatchObject({ kind: 'internal' });
+    // An on-prem deployment that allows private receivers lets the name through to the resolver, which judges it.
+    expect(checkWebhookUrl(url, PRIVATE)).toBeInstanceOf(URL);
   });
 
   it('keeps the URL and credentials out of the error details', () => {
@@ -505,5 +524,98 @@ describe('deliverWebhook', () => {
     const badId = await rejected(deliverWebhook(delivery(`${server.url}/hook`, LOOPBACK, { messageId: 'a\r\nb' })));
     expect(badId.code).toBe('INTERNAL');
     expect(server.connections).toBe(0);
+  });
+});
+
+describe('WebhookTargets (the check at submission)', () => {
+  /** A resolver answering from a table; names not in it do not exist. */
+  const table = (t: Record<string, string[]>): HostResolver => async (hostname) => {
+    const addresses = t[hostname];
+    if (!addresses) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
+    return addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+  };
+  const dns = table({
+    'metadata.attacker.example': ['169.254.169.254'],
+    'rebind.attacker.example': ['127.0.0.1'],
+    'lan.attacker.example': ['10.1.2.3'],
+    'mixed.attacker.example': ['93.184.216.34', 'fd00::5'],
+    'v6.attacker.example': ['::ffff:169.254.169.254'],
+    'hooks.customer.example': ['93.184.216.34', '2606:2800:220:1:248:1893:25c8:1946'],
+    'metadata.google.internal': ['169.254.169.254'],
+  });
+  const refusedAs = async (targets: WebhookTargets, url: string) => {
+    const err = await targets.check(url).then(
+      () => undefined,
+      (e: unknown) => e as AppError,
+    );
+    return err ? { code: err.code, kind: err.details?.kind } : 'accepted';
+  };
+
+  it.each([
+    ['http://metadata.attacker.example/latest', 'never'],
+    ['http://rebind.attacker.example/hook', 'loopback'],
+    ['http://lan.attacker.example/hook', 'internal'],
+    ['https://mixed.attacker.example/hook', 'internal'],
+    ['https://v6.attacker.example/hook', 'never'],
+  ])('refuses %s at submission: it resolves to a %s address', async (url, kind) => {
+    expect(await refusedAs(new WebhookTargets(STRICT, { resolve: dns }), url)).toEqual({ code: 'WEBHOOK_URL_FORBIDDEN', kind });
+  });
+
+  it('judges resolved addresses by the same policy as delivery: allowPrivate lets a LAN name through, never metadata', async () => {
+    const onPrem = new WebhookTargets(PRIVATE, { resolve: dns });
+    expect(await refusedAs(onPrem, 'http://lan.attacker.example/hook')).toBe('accepted');
+    expect(await refusedAs(onPrem, 'http://metadata.google.internal/computeMetadata/v1/')).toEqual({ code: 'WEBHOOK_URL_FORBIDDEN', kind: 'never' });
+    expect(await refusedAs(onPrem, 'http://rebind.attacker.example/hook')).toEqual({ code: 'WEBHOOK_URL_FORBIDDEN', kind: 'loopback' });
+  });
+
+  it('accepts a public name, and a name that does not resolve now (delivery resolves it again)', async () => {
+    const targets = new WebhookTargets(STRICT, { resolve: dns });
+    expect(await refusedAs(targets, 'https://hooks.customer.example/hook')).toBe('accepted');
+    expect(await refusedAs(targets, 'https://not-yet-published.customer.example/hook')).toBe('accepted');
+  });
+
+  it('resolves through the hosts file, as delivery does: this machine\'s own name is refused', async () => {
+    const self = os.hostname();
+    const addresses = await systemResolver(self).catch(() => []);
+    const forbidden = addresses.some((a) => isForbiddenAddress(a.address, PRIVATE));
+    // The name has one label (refused without DNS under STRICT); under allowPrivate only its addresses can refuse it.
+    expect(await refusedAs(new WebhookTargets(STRICT), `http://${self}/hook`)).toMatchObject({ code: 'WEBHOOK_URL_FORBIDDEN' });
+    if (forbidden) expect(await refusedAs(new WebhookTargets(PRIVATE), `http://${self}:8080/hook`)).toMatchObject({ code: 'WEBHOOK_URL_FORBIDDEN' });
+  });
+
+  it('lets a name through after timeoutMs when the resolver is slow, and never holds more than maxLookups lookups', async () => {
+    let calls = 0;
+    const answers: ((a: { address: string; family: number }[]) => void)[] = [];
+    const slow: HostResolver = () => {
+      calls++;
+      return new Promise((resolve) => answers.push(resolve));
+    };
+    const targets = new WebhookTargets(STRICT, { resolve: slow, timeoutMs: 100, maxLookups: 2 });
+    const started = Date.now();
+    expect(await refusedAs(targets, 'http://slow1.attacker.example/hook')).toBe('accepted');
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(await refusedAs(targets, 'http://slow2.attacker.example/hook')).toBe('accepted');
+    // Both lookups still hold their threads: a third name is not looked up at all.
+    expect(await refusedAs(targets, 'http://slow3.attacker.example/hook')).toBe('accepted');
+    expect(calls).toBe(2);
+    // Once they answer, lookups are made again; a late answer of a forbidden address refuses nothing already accepted.
+    for (const answer of answers) answer([{ address: '127.0.0.1', family: 4 }]);
+    await new Promise((r) => setTimeout(r, 10));
+    const fast = new WebhookTargets(STRICT, { resolve: dns, maxLookups: 2 });
+    expect(await refusedAs(fast, 'http://rebind.attacker.example/hook')).toMatchObject({ code: 'WEBHOOK_URL_FORBIDDEN' });
+    expect(await refusedAs(targets, 'http://slow4.attacker.example/hook')).toBe('accepted');
+    expect(calls).toBe(3);
+  });
+
+  it('judges IP literals without a lookup', async () => {
+    let calls = 0;
+    const counting: HostResolver = async () => {
+      calls++;
+      return [];
+    };
+    const targets = new WebhookTargets(STRICT, { resolve: counting });
+    expect(await refusedAs(targets, 'http://[::ffff:127.0.0.1]/hook')).toMatchObject({ code: 'WEBHOOK_URL_FORBIDDEN' });
+    expect(await refusedAs(targets, 'https://8.8.8.8/hook')).toBe('accepted');
+    expect(calls).toBe(0);
   });
 });

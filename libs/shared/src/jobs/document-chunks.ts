@@ -18,5 +18,19 @@ export const DocumentChunks = z.object({
   chunks: z.number().int().nonnegative(),
   /** The encode children's chunk references, as the document was encoded. */
   batches: z.array(z.array(ChunkRef).min(1)),
-});
+})
+  // What the schema alone cannot say, checked so that a damaged copy is never handed to the encoder as a valid plan:
+  // every chunk 0..chunks-1 exactly once, each a non-empty range inside the text.
+  .superRefine((refs, ctx) => {
+    const total = refs.batches.reduce((n, b) => n + b.length, 0);
+    if (total !== refs.chunks) return void ctx.addIssue({ code: 'custom', message: `${total} chunk references for ${refs.chunks} chunks`, path: ['chunks'] });
+    const seen = new Uint8Array(total);
+    for (const batch of refs.batches) {
+      for (const r of batch) {
+        if (r.i >= refs.chunks || seen[r.i]) return void ctx.addIssue({ code: 'custom', message: `chunk ${r.i} is out of range or repeated`, path: ['batches'] });
+        seen[r.i] = 1;
+        if (r.start >= r.end || r.end > refs.chars) return void ctx.addIssue({ code: 'custom', message: `chunk ${r.i} spans ${r.start}-${r.end}, outside the text`, path: ['batches'] });
+      }
+    }
+  });
 export type DocumentChunks = z.infer<typeof DocumentChunks>;
