@@ -108,10 +108,12 @@ export class JobsController {
         }
       }
     } catch (err) {
-      // The client went away (the reader was closed under a blocking read) or Redis did: either way the stream ends;
-      // a client resumes from the last id it got.
-      if (session.isConnected) res.end();
-      if (!(err instanceof Error) || !/Connection is closed|disconnect/i.test(err.message)) this.logger.warn({ jobId: id, err: (err as Error).message }, 'event stream ended early');
+      // The client went away (its reader was closed under a blocking read: nothing to say) or Redis did while the
+      // client was still there: the stream ends, and the client resumes from the last id it got.
+      if (session.isConnected) {
+        this.logger.warn({ jobId: id, err: (err as Error).message }, 'event stream ended early');
+        res.end();
+      }
     } finally {
       reader.disconnect();
     }
