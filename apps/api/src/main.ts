@@ -78,7 +78,7 @@ export async function createApi(config: Config, deps: ApiOptions = {}): Promise<
   const blobs = deps.blobs ?? createBlobStore(config);
   // Fail fast while Redis is down or paused, so requests get 503 QUEUE_UNAVAILABLE instead of hanging.
   const redis = createRedis(config.redisUrl, { maxRetriesPerRequest: 1, commandTimeout: 3000 });
-  const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds, jobEndRecorder(logger));
+  const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds, jobEndRecorder(logger), config.retentionSeconds);
   const pipeline = new Pipeline(redis, config.redisPrefix, store, { attempts: config.webhookMaxAttempts, backoffMs: config.webhookBackoffMs });
   const planner = new PlanningPool(config.modelPath, { threads: config.plannerThreads });
   const extractor = new ExtractionPool({ threads: config.extractThreads, memoryMb: config.extractMemoryMb, maxQueue: config.extractQueue });

@@ -63,7 +63,8 @@ export class DecodeProcessor {
     // Cancellation is polled, not pushed: a cancelled job stops within one poll interval of generation.
     const abort = new AbortController();
     const poll = setInterval(() => {
-      void this.store.getJob(p.jobId).then((r) => r?.status === 'cancelled' && abort.abort(), () => undefined);
+      // Cancelled, or deleted (no record): either way nobody wants the answer any more.
+      void this.store.getJob(p.jobId).then((r) => (r === null || r.status === 'cancelled') && abort.abort(), () => undefined);
     }, 500);
     let grounded;
     try {
@@ -113,7 +114,11 @@ export class DecodeProcessor {
     const key = resultKey(p.jobId);
     const tStore = performance.now();
     await this.blobs.put(key, JSON.stringify(result), 'application/json');
-    await this.pipeline.finishJob(p.jobId, 'succeeded', { result });
+    if (!(await this.pipeline.finishJob(p.jobId, 'succeeded', { result })) && !(await this.store.ownerExists({ kind: 'job', id: p.jobId }))) {
+      // Deleted while it generated: the delete has already removed what it found, so this result goes too.
+      await this.blobs.delete(key);
+      throw new AppError('JOB_CANCELLED', `job ${p.jobId} was deleted`);
+    }
     const storeMs = performance.now() - tStore;
     log.info(
       {

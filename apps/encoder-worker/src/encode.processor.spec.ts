@@ -46,10 +46,17 @@ const refs = [
 
 afterAll(cleanup);
 
+/** A document record for an encode child's owner: a step whose owner does not exist (was deleted) refuses to run. */
+async function documentOwner(id: string): Promise<void> {
+  const now = new Date().toISOString();
+  await store.createDocument({ id, tenant: TENANT, status: 'encoding', sourceKey: `sources/${id}`, chars: SOURCE.length, chunks: 2, metadata: {}, createdAt: now, readyAt: null, expiresAt: now, error: null });
+}
+
 describe('EncodeProcessor', () => {
   it('encodes what is missing, stores it under content keys, and skips it the second time', async () => {
     const blobs = new MemoryBlobStore();
     await blobs.put('sources/doc_1', SOURCE, 'text/plain');
+    await documentOwner('doc_1');
     const runner = new FakeRunner();
     const processor = new EncodeProcessor(runner, blobs, store, config);
     const payload = { v: 1 as const, owner: { kind: 'document' as const, id: 'doc_1' }, tenant: TENANT, sourceKey: 'sources/doc_1', batch: 3, chunks: refs };
@@ -64,11 +71,37 @@ describe('EncodeProcessor', () => {
     expect(runner.encoded.flat()).toHaveLength(2); // the second child ran no encoder
     expect(runner.tokenized).toHaveLength(2); // nor tokenized what was stored
     expect(again.encoderTokens).toBe(first.encoderTokens);
+    // Each soft prompt is referenced once by its owner, however often its step runs.
+    for (const k of keys) expect(await store.refCount(TENANT, k)).toBe(1);
+  });
+
+  it('refuses to run for an owner that was deleted, and leaves what a deleted owner\'s step wrote for deletion', async () => {
+    const blobs = new MemoryBlobStore();
+    await blobs.put('sources/doc_3', SOURCE, 'text/plain');
+    const processor = new EncodeProcessor(new FakeRunner(), blobs, store, config);
+    const payload = { v: 1 as const, owner: { kind: 'document' as const, id: 'doc_3' }, tenant: TENANT, sourceKey: 'sources/doc_3', batch: 0, chunks: refs };
+    await expect(processor.encodeChunks(payload, { data: payload } as unknown as Job, log)).rejects.toMatchObject({ code: 'JOB_CANCELLED' });
+    expect(blobs.keys()).toEqual(['sources/doc_3']); // nothing written for it
+
+    // Deleted while it encodes: its blobs, referenced by no one, become pending deletions.
+    await documentOwner('doc_3');
+    const slow = new FakeRunner();
+    const encode = slow.chunkEncoder.encodeChunks;
+    slow.chunkEncoder.encodeChunks = async (chunks) => {
+      await store.deleteDocumentRecords({ id: 'doc_3', tenant: TENANT }, []);
+      return encode(chunks);
+    };
+    const other = { ...payload, chunks: [{ i: 0, start: 15, end: 25, tokens: 10 }] };
+    await expect(new EncodeProcessor(slow, blobs, store, config).encodeChunks(other, { data: other } as unknown as Job, log)).rejects.toMatchObject({ code: 'JOB_CANCELLED' });
+    const written = softPromptKey(TENANT, ENCODER, chunkHash(ENCODER, SOURCE.slice(15, 25)));
+    expect(await store.pendingBlobDeletions(100)).toContain(written);
+    expect(await store.refCount(TENANT, written)).toBe(0);
   });
 
   it('refuses a chunk whose tokens differ from the API\'s count (another package cut it), without encoding it', async () => {
     const blobs = new MemoryBlobStore();
     await blobs.put('sources/doc_2', SOURCE, 'text/plain');
+    await documentOwner('doc_2');
     const runner = new FakeRunner();
     const processor = new EncodeProcessor(runner, blobs, store, config);
     const payload = { v: 1 as const, owner: { kind: 'document' as const, id: 'doc_2' }, tenant: TENANT, sourceKey: 'sources/doc_2', batch: 0, chunks: [{ i: 0, start: 0, end: 15, tokens: 14 }] };

@@ -47,6 +47,11 @@ export class EncodeProcessor {
       return { ref: ref.i, start: ref.start, end: ref.end, tokens: ref.tokens, text, hash, key: softPromptKey(p.tenant, encoderId, hash) };
     });
     const prep = performance.now() - tPrep;
+    // Referenced before they are reused or written, so a delete of another job or document of the tenant that shares
+    // a chunk keeps its soft prompt (libs/job-store: reference counts). Refused when the owner was deleted meanwhile.
+    if (!(await this.store.addRefs(p.owner, p.tenant, pieces.map((c) => c.key)))) {
+      throw new AppError('JOB_CANCELLED', `${p.owner.kind} ${p.owner.id} was deleted`);
+    }
     const tExists = performance.now();
     const stored = await mapLimit(pieces, this.config.blobFetchConcurrency, (c) => this.blobs.exists(c.key));
     const maxTokens = this.model.pkg.manifest.encoder.maxTokens;
@@ -98,6 +103,11 @@ export class EncodeProcessor {
     await Promise.all(writes);
     // The writes not hidden behind inference.
     const upload = performance.now() - t2;
+    // Deleted while this step encoded: what it wrote and nobody else references is left for the deletion sweep.
+    if (missing.length > 0 && !(await this.store.ownerExists(p.owner))) {
+      await this.store.collectUnreferenced(p.tenant, missing.map((c) => c.key));
+      throw new AppError('JOB_CANCELLED', `${p.owner.kind} ${p.owner.id} was deleted`);
+    }
     metrics.stageSeconds.observe({ stage: 'encode_download' }, download / 1000);
     metrics.stageSeconds.observe({ stage: 'encode_inference' }, inference / 1000);
     metrics.stageSeconds.observe({ stage: 'encode_upload' }, upload / 1000);

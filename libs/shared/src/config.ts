@@ -90,6 +90,11 @@ export const SETTINGS = {
   ),
   encoderEngineApiKey: setting('ENCODER_ENGINE_API_KEY', z.string().min(1).optional(), 'Bearer key of text-embeddings-inference (its --api-key).', true),
   encoderEngineTimeoutMs: setting('ENCODER_ENGINE_TIMEOUT_MS', int(100, 3_600_000).default(60_000), 'Time limit of one request to text-embeddings-inference.'),
+  engineStartTimeoutMs: setting(
+    'ENGINE_START_TIMEOUT_MS',
+    int(0, 3_600_000).default(300_000),
+    'How long a worker waits at start for its engines (vLLM, SGLang, TEI) to answer while they are unreachable or loading (retried every few seconds); other failures stop the start at once.',
+  ),
   softPromptDtype: setting('SOFT_PROMPT_DTYPE', z.enum(['f32', 'f16']).default('f32'), 'Number format of stored soft prompts (f16 halves storage; f32 keeps answers bit-identical to e2llm ask).'),
 
   port: setting('PORT', int(0, 65535).default(8080), 'HTTP port of the API.'),

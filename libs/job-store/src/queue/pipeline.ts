@@ -108,7 +108,14 @@ export class Pipeline {
    * a retried step re-enqueues the same delivery (deduplicated by job id) and receivers see one webhook-id.
    */
   async finishJob(jobId: string, status: Extract<JobStatus, 'succeeded' | 'failed' | 'cancelled'>, extra: { error?: JobRecord['error']; result?: JobResult } = {}): Promise<boolean> {
-    const changed = await this.store.transition(jobId, status, extra);
+    let changed: boolean;
+    try {
+      changed = await this.store.transition(jobId, status, extra);
+    } catch (err) {
+      // A deleted job has nothing left to end (a step that was running when DELETE came ends here).
+      if (err instanceof AppError && err.code === 'NOT_FOUND') return false;
+      throw err;
+    }
     const job = await this.store.getJob(jobId);
     if (job?.webhook && job.status === status) {
       const payload = DeliverWebhook.payload.parse({ v: 1, jobId, tenant: job.tenant, eventId: `msg_${jobId}_${status}` });

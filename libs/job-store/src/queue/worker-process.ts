@@ -25,13 +25,13 @@ export interface WorkerProcess {
  * use is closed. `release` frees what the caller loaded (model sessions, blob store) after the workers have drained.
  */
 export async function startWorkerProcess(
-  config: Pick<Config, 'redisUrl' | 'redisPrefix' | 'jobTtlSeconds' | 'metricsPort' | 'webhookMaxAttempts' | 'webhookBackoffMs'>,
+  config: Pick<Config, 'redisUrl' | 'redisPrefix' | 'jobTtlSeconds' | 'retentionSeconds' | 'metricsPort' | 'webhookMaxAttempts' | 'webhookBackoffMs'>,
   logger: Logger,
   build: (deps: WorkerProcessDeps) => Worker[],
   release: () => Promise<void>,
 ): Promise<WorkerProcess> {
   const redis = createRedis(config.redisUrl);
-  const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds, jobEndRecorder(logger));
+  const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds, jobEndRecorder(logger), config.retentionSeconds);
   const pipeline = new Pipeline(redis, config.redisPrefix, store, { attempts: config.webhookMaxAttempts, backoffMs: config.webhookBackoffMs });
   const workers = build({ redis, store, pipeline });
   const metricsServer = config.metricsPort > 0 ? await serveMetrics(config.metricsPort) : null;

@@ -1,9 +1,9 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GenerationParams, type JobRecord, type JobResult } from '@lib/shared';
+import { GenerationParams, softPromptKey, type DocumentRecord, type JobRecord, type JobResult } from '@lib/shared';
 import { testRedis } from '../testing/index.js';
 import type { JobEnd } from '../observability/metrics.js';
-import { JobStore, newId } from './job-store.js';
+import { JobStore, newId, RETENTION_MARGIN_SECONDS } from './job-store.js';
 
 /** The job store against the machine's real Redis, under a key prefix of its own. */
 const { redis, prefix, cleanup } = testRedis();
@@ -175,5 +175,114 @@ describe('JobStore listing', () => {
     const second = await store.listJobs(tenant, 3, first.nextCursor!);
     expect(second.data.map((j) => j.id)).toEqual(ids.slice(0, 2).reverse());
     expect(second.nextCursor).toBeNull();
+  });
+});
+
+describe('JobStore data lifecycle: documents, soft-prompt references, deletion, retention', () => {
+  const sp = (tenant: string, n: number) => softPromptKey(tenant, 'enc1', createHash('sha256').update(String(n)).digest('hex'));
+  function doc(tenant = 'tenant-l'): DocumentRecord {
+    const now = new Date().toISOString();
+    return { id: newId('doc'), tenant, status: 'encoding', sourceKey: 'sources/d', chars: 5, chunks: 2, metadata: {}, createdAt: now, readyAt: null, expiresAt: now, error: null };
+  }
+
+  it('pages documents newest first per tenant', async () => {
+    const tenant = `t-${randomUUID()}`;
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const d = { ...doc(tenant), id: newId('doc') };
+      await store.createDocument(d);
+      ids.push(d.id);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await store.createDocument(doc(`${tenant}-other`));
+    const first = await store.listDocuments(tenant, 2);
+    expect(first.data.map((d) => d.id)).toEqual(ids.slice(1).reverse());
+    const second = await store.listDocuments(tenant, 2, first.nextCursor!);
+    expect(second.data.map((d) => d.id)).toEqual([ids[0]]);
+    expect(second.nextCursor).toBeNull();
+  });
+
+  it('counts a shared soft prompt once per owner and deletes it with the last owner only', async () => {
+    const tenant = `t-${randomUUID()}`;
+    const d = doc(tenant);
+    await store.createDocument(d);
+    const j = { ...job(tenant), documentId: d.id };
+    await store.createJob(j);
+    const [shared, own] = [sp(tenant, 1), sp(tenant, 2)];
+    expect(await store.addRefs({ kind: 'document', id: d.id }, tenant, [shared])).toBe(true);
+    expect(await store.addRefs({ kind: 'job', id: j.id }, tenant, [shared, own, own])).toBe(true);
+    expect(await store.addRefs({ kind: 'job', id: j.id }, tenant, [shared, own])).toBe(true); // a retried step
+    expect(await store.refCount(tenant, shared)).toBe(2);
+    expect(await store.refCount(tenant, own)).toBe(1);
+    expect(await store.jobsOfDocument(d.id)).toEqual([j.id]);
+
+    const firstDelete = await store.deleteJobRecords(j, ['results/x.json']);
+    expect(firstDelete.sort()).toEqual([own, 'results/x.json'].sort());
+    expect(await store.getJob(j.id)).toBeNull();
+    expect(await store.refCount(tenant, shared)).toBe(1);
+    expect(await store.jobsOfDocument(d.id)).toEqual([]);
+    expect((await store.listJobs(tenant, 10)).data).toEqual([]);
+    expect(await redis.exists(store.eventsKey(j.id))).toBe(0);
+    // Idempotent: nothing is released twice.
+    expect(await store.deleteJobRecords(j, [])).toEqual([]);
+    expect(await store.refCount(tenant, shared)).toBe(1);
+    // An owner that is gone can reference nothing.
+    expect(await store.addRefs({ kind: 'job', id: j.id }, tenant, [own])).toBe(false);
+    expect(await store.refCount(tenant, own)).toBe(0);
+
+    expect(await store.deleteDocumentRecords(d, ['sources/d'])).toEqual([shared, 'sources/d']);
+    expect(await store.getDocument(d.id)).toBeNull();
+    expect((await store.listDocuments(tenant, 10)).data).toEqual([]);
+    const pending = await store.pendingBlobDeletions(1000);
+    for (const k of [own, shared, 'results/x.json', 'sources/d']) expect(pending).toContain(k);
+    await store.blobsDeleted([own, shared, 'results/x.json', 'sources/d']);
+    expect(await store.pendingBlobDeletions(1000)).not.toContain(own);
+  });
+
+  it('keeps a pending soft-prompt deletion that was referenced again, and collects what a deleted owner wrote', async () => {
+    const tenant = `t-${randomUUID()}`;
+    const [a, b] = [sp(tenant, 3), sp(tenant, 4)];
+    const j = job(tenant);
+    await store.createJob(j);
+    await store.addRefs({ kind: 'job', id: j.id }, tenant, [a]);
+    expect(await store.referencedAgain(a)).toBe(true);
+    expect(await store.referencedAgain(b)).toBe(false);
+    expect(await store.referencedAgain('results/x.json')).toBe(false);
+    expect(await store.collectUnreferenced(tenant, [a, b])).toBe(1); // a is referenced: kept
+    expect(await store.pendingBlobDeletions(1000)).toContain(b);
+    expect(await store.pendingBlobDeletions(1000)).not.toContain(a);
+    await store.blobsDeleted([b]);
+  });
+
+  it('puts a job in retention when it ends, keeps its records past it, and keeps its document at least as long', async () => {
+    const tenant = `t-${randomUUID()}`;
+    const short = new JobStore(redis, prefix, 600, () => undefined, 120);
+    const d = doc(tenant);
+    await short.createDocument(d);
+    await short.setDocumentStatus(d.id, 'ready');
+    const ready = (await short.getDocument(d.id))!;
+    expect(Date.parse(ready.expiresAt) - Date.parse(ready.readyAt!)).toBeLessThanOrEqual(120_000);
+    expect(Date.parse(ready.expiresAt) - Date.parse(ready.readyAt!)).toBeGreaterThan(119_000);
+
+    const j = { ...job(tenant), documentId: d.id };
+    await short.createJob(j);
+    await short.addRefs({ kind: 'job', id: j.id }, tenant, [sp(tenant, 5)]);
+    expect(await short.dueForDeletion(Date.now() + 200_000, 1000)).not.toContain(j.id);
+    await new Promise((r) => setTimeout(r, 20));
+    await short.transition(j.id, 'succeeded', { result });
+    const done = (await short.getJob(j.id))!;
+    expect(Date.parse(done.expiresAt)).toBe(Date.parse(done.finishedAt!) + 120_000);
+    expect(await redis.ttl(`${prefix}:job:${j.id}`)).toBeGreaterThan(120);
+    expect(await redis.ttl(`${prefix}:job:${j.id}`)).toBeLessThanOrEqual(120 + RETENTION_MARGIN_SECONDS);
+    expect(await redis.ttl(`${prefix}:refs:${j.id}`)).toBeGreaterThan(120);
+    expect(await short.dueForDeletion(Date.parse(done.expiresAt) - 1, 1000)).not.toContain(j.id);
+    expect(await short.dueForDeletion(Date.parse(done.expiresAt), 1000)).toContain(j.id);
+    // The document's retention moved to the job's end.
+    expect((await short.getDocument(d.id))!.expiresAt).toBe(done.expiresAt);
+    await short.postponeDeletion(d.id, Date.parse(done.expiresAt) + 5000);
+    expect(await short.dueForDeletion(Date.parse(done.expiresAt), 1000)).not.toContain(d.id);
+    await short.deleteJobRecords(j, []);
+    await short.deleteDocumentRecords(d, []);
+    expect(await short.dueForDeletion(Number.MAX_SAFE_INTEGER, 100000)).not.toContain(j.id);
   });
 });

@@ -10,6 +10,8 @@ import {
   type JobRecord,
   type JobResult,
   type JobStatus,
+  type Owner,
+  softPromptKey,
 } from '@lib/shared';
 import { recordJobEnd, type JobEndObserver } from '../observability/metrics.js';
 
@@ -36,8 +38,83 @@ if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'result', ARGV[4]) end
 if rank[ARGV[1]] == 4 then redis.call('SREM', ARGV[6] .. redis.call('HGET', KEYS[1], 'tenant'), ARGV[7]) end
 redis.call('XADD', KEYS[2], '*', 'e', ARGV[5])
 redis.call('EXPIRE', KEYS[2], ARGV[8])
-return {1, cjson.decode(redis.call('HGET', KEYS[1], 'fixed')).createdAt}
+local fixed = cjson.decode(redis.call('HGET', KEYS[1], 'fixed'))
+if rank[ARGV[1]] == 4 then
+  -- Retention: the job is due for deletion RETENTION_SECONDS from now; its records outlive that by a margin, so the
+  -- sweep (not Redis expiry) is what removes them, blobs and soft-prompt references included.
+  redis.call('HSET', KEYS[1], 'expiresAt', ARGV[9])
+  redis.call('ZADD', KEYS[3], ARGV[10], ARGV[7])
+  for _, k in ipairs({KEYS[1], KEYS[2], KEYS[4]}) do redis.call('EXPIRE', k, ARGV[11]) end
+  -- A job on a stored document keeps the document at least as long as itself.
+  if type(fixed.documentId) == 'string' then
+    redis.call('ZADD', KEYS[3], 'GT', ARGV[10], fixed.documentId)
+    for _, k in ipairs({ARGV[12] .. 'doc:' .. fixed.documentId, ARGV[12] .. 'refs:' .. fixed.documentId, ARGV[12] .. 'docjobs:' .. fixed.documentId}) do
+      if redis.call('TTL', k) >= 0 and redis.call('TTL', k) < tonumber(ARGV[11]) then redis.call('EXPIRE', k, ARGV[11]) end
+    end
+  end
+end
+return {1, fixed.createdAt}
 `;
+
+// Records a chunk's soft prompt as referenced by an owner (a job or a document): each member ("<encoderId>/<hash>")
+// is counted once per owner, however often its encode step is retried. Refused (-1) when the owner no longer exists,
+// so a step still running after its job was deleted cannot reference anything again.
+const ADD_REFS = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local added = 0
+for i = 1, #ARGV do
+  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+    redis.call('HINCRBY', KEYS[3], ARGV[i], 1)
+    added = added + 1
+  end
+end
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 then redis.call('EXPIRE', KEYS[2], ttl) end
+return added
+`;
+
+// Deletes an owner's records and releases its soft-prompt references in one step: every soft prompt whose count falls
+// to zero, and the owner's own blobs (ARGV[4..]), go into the pending-deletion set, returned to the caller, which
+// deletes the blobs and then removes them from the set (what it could not delete, the sweep retries). Idempotent: a
+// second call finds no references to release. KEYS: record, refs, refcount, gc, index, retention, a set to leave
+// (active jobs), a key to drop with the record (the job's events, the document's job set).
+const DELETE_OWNER = `
+local out = {}
+for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  if redis.call('HINCRBY', KEYS[3], m, -1) <= 0 then
+    redis.call('HDEL', KEYS[3], m)
+    local key = ARGV[2] .. m
+    redis.call('SADD', KEYS[4], key)
+    table.insert(out, key)
+  end
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[8])
+redis.call('ZREM', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('SREM', KEYS[7], ARGV[1])
+if ARGV[3] ~= '' then redis.call('SREM', ARGV[3], ARGV[1]) end
+for i = 4, #ARGV do
+  redis.call('SADD', KEYS[4], ARGV[i])
+  table.insert(out, ARGV[i])
+end
+return out
+`;
+
+// Soft prompts written by a step whose owner was deleted meanwhile: those nobody references go to the
+// pending-deletion set (a key referenced again since is left alone).
+const COLLECT_UNREFERENCED = `
+local n = 0
+for i = 2, #ARGV do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then
+    redis.call('SADD', KEYS[2], ARGV[1] .. ARGV[i])
+    n = n + 1
+  end
+end
+return n
+`;
+
+/** Records outlive their retention by this much: the sweep deletes them first, Redis expiry is the backstop. */
+export const RETENTION_MARGIN_SECONDS = 3600;
 
 /** One entry of a job's event stream: its id (the SSE event id a client resumes from) and the event. */
 export interface StoredJobEvent {
@@ -65,7 +142,19 @@ export class JobStore {
     readonly ttlSeconds: number,
     /** Told once per job when it ends (metrics, the log line of a final failure): see `transition`. */
     private readonly onJobEnd: JobEndObserver = recordJobEnd,
+    /** RETENTION_SECONDS: how long a finished job or document is kept before the retention sweep deletes it. */
+    readonly retentionSeconds: number = ttlSeconds,
   ) {}
+
+  /** How long finished records live in Redis: past their retention by a margin (see RETENTION_MARGIN_SECONDS). */
+  private get finishedTtlSeconds(): number {
+    return this.retentionSeconds + RETENTION_MARGIN_SECONDS;
+  }
+
+  /** Indexes outlive every record they list. */
+  private get indexTtlSeconds(): number {
+    return Math.max(this.ttlSeconds, this.finishedTtlSeconds);
+  }
 
   private key(...parts: string[]): string {
     return [this.prefix, ...parts].join(':');
@@ -84,7 +173,7 @@ export class JobStore {
     const { status, progress, startedAt, finishedAt, result, error, ...fixed } = job;
     const k = this.key('job', job.id);
     const index = this.key('jobs', job.tenant);
-    await this.redis
+    const multi = this.redis
       .multi()
       .hset(k, { fixed: JSON.stringify(fixed), tenant: job.tenant, status, chunksTotal: progress.chunksTotal, chunksEncoded: 0, chunksCached: 0 })
       .expire(k, this.ttlSeconds)
@@ -93,8 +182,10 @@ export class JobStore {
       .expire(this.activeKey(job.tenant), this.ttlSeconds)
       // Lexicographic order of ids is creation order: listing pages by member, not by rank, never skips or repeats.
       .zadd(index, 0, job.id)
-      .expire(index, this.ttlSeconds)
-      .exec();
+      .expire(index, this.indexTtlSeconds);
+    // The jobs asked on a document: deleting the document deletes them (their results quote it).
+    if (job.documentId !== null) multi.sadd(this.key('docjobs', job.documentId), job.id).expire(this.key('docjobs', job.documentId), this.indexTtlSeconds);
+    await multi.exec();
   }
 
   async getJob(id: string): Promise<JobRecord | null> {
@@ -124,11 +215,14 @@ export class JobStore {
   async transition(id: string, to: JobStatus, extra: { error?: JobRecord['error']; result?: JobResult } = {}): Promise<boolean> {
     const event: JobEvent = { type: 'status', status: to, ...(extra.error ? { error: extra.error } : {}) };
     const now = new Date();
+    const due = now.getTime() + this.retentionSeconds * 1000;
     const [r, createdAt] = (await this.redis.eval(
       TRANSITION,
-      2,
+      4,
       this.key('job', id),
       this.eventsKey(id),
+      this.retentionKey,
+      this.key('refs', id),
       to,
       now.toISOString(),
       extra.error ? JSON.stringify(extra.error) : '',
@@ -137,6 +231,10 @@ export class JobStore {
       this.key('active', ''),
       id,
       this.ttlSeconds,
+      new Date(due).toISOString(),
+      due,
+      this.finishedTtlSeconds,
+      this.key(''),
     )) as [number, string?];
     if (r === -1) throw new AppError('NOT_FOUND', `job ${id} not found`);
     if (r === 1 && (to === 'succeeded' || to === 'failed' || to === 'cancelled')) {
@@ -221,19 +319,199 @@ export class JobStore {
 
   async createDocument(doc: DocumentRecord): Promise<void> {
     const k = this.key('doc', doc.id);
-    await this.redis.multi().set(k, JSON.stringify(doc), 'EX', this.ttlSeconds).exec();
+    const index = this.key('docs', doc.tenant);
+    await this.redis.multi().set(k, JSON.stringify(doc), 'EX', this.ttlSeconds).zadd(index, 0, doc.id).expire(index, this.indexTtlSeconds).exec();
   }
 
+  /** The document; its `expiresAt` is when the retention sweep will delete it, once it has ended or been asked. */
   async getDocument(id: string): Promise<DocumentRecord | null> {
-    const raw = await this.redis.get(this.key('doc', id));
-    return raw ? (JSON.parse(raw) as DocumentRecord) : null;
+    const [[e1, raw], [e2, due]] = (await this.redis.multi().get(this.key('doc', id)).zscore(this.retentionKey, id).exec())! as [[Error | null, string | null], [Error | null, string | null]];
+    if (e1 || e2) throw e1 ?? e2;
+    if (!raw) return null;
+    const doc = JSON.parse(raw) as DocumentRecord;
+    return due === null ? doc : { ...doc, expiresAt: new Date(Number(due)).toISOString() };
   }
 
   async setDocumentStatus(id: string, status: DocumentStatus, error: DocumentRecord['error'] = null): Promise<void> {
     const doc = await this.getDocument(id);
     if (!doc || doc.status !== 'encoding') return;
-    const next: DocumentRecord = { ...doc, status, error, readyAt: status === 'ready' ? new Date().toISOString() : null };
-    await this.redis.set(this.key('doc', id), JSON.stringify(next), 'KEEPTTL');
+    const now = Date.now();
+    const due = now + this.retentionSeconds * 1000;
+    const next: DocumentRecord = { ...doc, status, error, readyAt: status === 'ready' ? new Date(now).toISOString() : null, expiresAt: new Date(due).toISOString() };
+    // Encoded (or failed): finished data from now on, kept RETENTION_SECONDS (longer while jobs on it end later).
+    await this.redis
+      .multi()
+      .set(this.key('doc', id), JSON.stringify(next), 'EX', this.finishedTtlSeconds)
+      .zadd(this.retentionKey, 'GT', due, id)
+      .expire(this.key('refs', id), this.finishedTtlSeconds)
+      .exec();
+  }
+
+  /** Newest first, paged as listJobs. */
+  async listDocuments(tenant: string, limit: number, cursor?: string): Promise<Page<DocumentRecord>> {
+    const index = this.key('docs', tenant);
+    const start = cursor ? `(${decodeCursor(cursor)}` : '+';
+    const ids = await this.redis.zrange(index, start, '-', 'BYLEX', 'REV', 'LIMIT', 0, limit + 1);
+    const page = ids.slice(0, limit);
+    const records = await Promise.all(page.map((id) => this.getDocument(id)));
+    const expired = page.filter((_, i) => records[i] === null);
+    if (expired.length > 0) await this.redis.zrem(index, ...expired);
+    return {
+      data: records.filter((r): r is DocumentRecord => r !== null && r.tenant === tenant),
+      nextCursor: ids.length > limit ? encodeCursor(page.at(-1)!) : null,
+    };
+  }
+
+  // --- Data lifecycle: soft-prompt references, deletion, retention -------------------------------------------------
+  //
+  // Soft prompts are content-addressed per tenant and shared by every job and document of the tenant whose text has
+  // the chunk, so a delete may remove only those no one else still references. They are reference-counted in Redis,
+  // not found by a sweep that lists what is still referenced: a sweep reads every reference of the tenant (all its
+  // jobs' and documents' chunks) on every delete, while a count costs a delete only its own chunks, and the Lua
+  // scripts keep it exact: a member is counted once per owner (a set per owner), released once (the set goes with the
+  // record, in the same script), and an owner that is gone can no longer add one. Counts can only err high (an owner
+  // whose records Redis expired without a delete: a soft prompt kept, never one deleted under a reader); the tenant
+  // purge removes those too. A soft prompt deleted while a new job was reusing it is encoded again by the decoder.
+
+  private get retentionKey(): string {
+    return this.key('retention');
+  }
+
+  private get gcKey(): string {
+    return this.key('gc');
+  }
+
+  private refcountKey(tenant: string): string {
+    return this.key('refcount', tenant);
+  }
+
+  private ownerKey(owner: Owner): string {
+    return this.key(owner.kind === 'job' ? 'job' : 'doc', owner.id);
+  }
+
+  /** The part of a soft-prompt key after `soft-prompts/<tenant>/`: what an owner's reference set holds. */
+  private refMember(tenant: string, key: string): string {
+    const prefix = softPromptPrefix(tenant);
+    if (!key.startsWith(prefix)) throw new AppError('INTERNAL', `soft prompt ${key.slice(0, 80)} is not tenant ${tenant}'s (this is a bug)`);
+    return key.slice(prefix.length);
+  }
+
+  /**
+   * Records that an owner uses these soft prompts (call before reusing or writing them). False when the owner no
+   * longer exists (deleted while its step ran): the step must not write them.
+   */
+  async addRefs(owner: Owner, tenant: string, softPromptKeys: readonly string[]): Promise<boolean> {
+    if (softPromptKeys.length === 0) return (await this.redis.exists(this.ownerKey(owner))) === 1;
+    const members = [...new Set(softPromptKeys.map((k) => this.refMember(tenant, k)))];
+    const r = (await this.redis.eval(ADD_REFS, 3, this.ownerKey(owner), this.key('refs', owner.id), this.refcountKey(tenant), ...members)) as number;
+    return r >= 0;
+  }
+
+  /** How many owners reference a soft prompt (0 when none): for tests and the pending-deletion check. */
+  async refCount(tenant: string, softPromptKey: string): Promise<number> {
+    return Number((await this.redis.hget(this.refcountKey(tenant), this.refMember(tenant, softPromptKey))) ?? 0);
+  }
+
+  /** Whether an owner's records still exist. */
+  async ownerExists(owner: Owner): Promise<boolean> {
+    return (await this.redis.exists(this.ownerKey(owner))) === 1;
+  }
+
+  /** Soft prompts a step wrote for an owner deleted meanwhile: the unreferenced ones become pending deletions. */
+  async collectUnreferenced(tenant: string, softPromptKeys: readonly string[]): Promise<number> {
+    if (softPromptKeys.length === 0) return 0;
+    const members = [...new Set(softPromptKeys.map((k) => this.refMember(tenant, k)))];
+    return (await this.redis.eval(COLLECT_UNREFERENCED, 2, this.refcountKey(tenant), this.gcKey, softPromptPrefix(tenant), ...members)) as number;
+  }
+
+  /**
+   * Deletes a job's records (hash, events, indexes, retention entry, references) and returns the blobs to delete now:
+   * its result, its own source (not a document's), and the soft prompts it was the last to reference. They stay in
+   * the pending-deletion set until `blobsDeleted` confirms them.
+   */
+  async deleteJobRecords(job: Pick<JobRecord, 'id' | 'tenant' | 'documentId' | 'sourceKey'>, ownBlobs: readonly string[]): Promise<string[]> {
+    return (await this.redis.eval(
+      DELETE_OWNER,
+      8,
+      this.key('job', job.id),
+      this.key('refs', job.id),
+      this.refcountKey(job.tenant),
+      this.gcKey,
+      this.key('jobs', job.tenant),
+      this.retentionKey,
+      this.activeKey(job.tenant),
+      this.eventsKey(job.id),
+      job.id,
+      softPromptPrefix(job.tenant),
+      job.documentId === null ? '' : this.key('docjobs', job.documentId),
+      ...ownBlobs,
+    )) as string[];
+  }
+
+  /** The same for a document (its jobs are deleted first: see `jobsOfDocument`). */
+  async deleteDocumentRecords(doc: Pick<DocumentRecord, 'id' | 'tenant'>, ownBlobs: readonly string[]): Promise<string[]> {
+    return (await this.redis.eval(
+      DELETE_OWNER,
+      8,
+      this.key('doc', doc.id),
+      this.key('refs', doc.id),
+      this.refcountKey(doc.tenant),
+      this.gcKey,
+      this.key('docs', doc.tenant),
+      this.retentionKey,
+      this.key('none'),
+      this.key('docjobs', doc.id),
+      doc.id,
+      softPromptPrefix(doc.tenant),
+      '',
+      ...ownBlobs,
+    )) as string[];
+  }
+
+  /** The jobs asked on a document (ids; some may have expired). */
+  async jobsOfDocument(documentId: string): Promise<string[]> {
+    return this.redis.smembers(this.key('docjobs', documentId));
+  }
+
+  /** Every job or document id a tenant's index lists (for the tenant purge). */
+  async allIds(kind: 'job' | 'doc', tenant: string): Promise<string[]> {
+    return this.redis.zrange(this.key(kind === 'job' ? 'jobs' : 'docs', tenant), '0', '-1');
+  }
+
+  /** Blob deletions pending (from deletes whose blob removal failed or was interrupted), at most `limit`. */
+  async pendingBlobDeletions(limit: number): Promise<string[]> {
+    return (await this.redis.srandmember(this.gcKey, limit)) as unknown as string[];
+  }
+
+  /** True when a pending soft-prompt deletion is referenced again (a new job reuses it): it must be kept. */
+  async referencedAgain(key: string): Promise<boolean> {
+    const m = /^soft-prompts\/([^/]+)\//.exec(key);
+    return m !== null && (await this.redis.hexists(this.refcountKey(m[1]!), key.slice(m[0].length))) === 1;
+  }
+
+  async blobsDeleted(keys: readonly string[]): Promise<void> {
+    if (keys.length > 0) await this.redis.srem(this.gcKey, ...keys);
+  }
+
+  /** Ids (jobs and documents) whose retention ended by `nowMs`, oldest first. */
+  async dueForDeletion(nowMs: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.retentionKey, '-inf', nowMs, 'LIMIT', 0, limit);
+  }
+
+  /** Moves an id's retention to `dueMs` (a document with a job still running is kept until that job ends). */
+  async postponeDeletion(id: string, dueMs: number): Promise<void> {
+    await this.redis.zadd(this.retentionKey, dueMs, id);
+  }
+
+  /** Drops what the tenant purge leaves: the soft-prompt counts and the idempotency keys. */
+  async purgeTenantKeys(tenant: string): Promise<void> {
+    await this.redis.del(this.refcountKey(tenant));
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.key('idem', tenant)}:*`, 'COUNT', 500);
+      if (keys.length > 0) await this.redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
   }
 
   async ping(): Promise<void> {
@@ -254,9 +532,16 @@ function parseJob(h: Record<string, string>): JobRecord | null {
     progress: { chunksTotal: Number(h.chunksTotal), chunksEncoded: Number(h.chunksEncoded), chunksCached: Number(h.chunksCached) },
     startedAt: h.startedAt ?? null,
     finishedAt: h.finishedAt ?? null,
+    // Set when the job ended: when the retention sweep deletes it.
+    expiresAt: h.expiresAt ?? fixed.expiresAt,
     result: h.result ? (JSON.parse(h.result) as JobResult) : null,
     error: h.error ? JSON.parse(h.error) : null,
   };
+}
+
+/** The start of every soft-prompt key of a tenant (`softPromptKey`). */
+function softPromptPrefix(tenant: string): string {
+  return `${softPromptKey(tenant, 'e', '0'.repeat(64)).slice(0, -('e/'.length + 64))}`;
 }
 
 function encodeCursor(id: string): string {
