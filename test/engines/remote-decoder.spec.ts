@@ -165,6 +165,19 @@ describe('RemoteDecoder (vLLM) against a hostile engine', () => {
     expect(err.message).toMatch(/cannot reach vLLM/);
   });
 
+  it('waits at start for an engine that is still loading, and not for one that refuses', async () => {
+    let calls = 0;
+    engine.behave((r, res) => (++calls <= 3 ? void res.writeHead(503).end('loading') : vllmAnswer([5])(r, res)));
+    const settings = { decoderEngineUrl: engine.url, decoderEngineTimeoutMs: TIMEOUT_MS, decoderEngineConcurrency: 1, promptEmbedsMaxNorm: 1000, engineStartTimeoutMs: 20_000 };
+    await RemoteDecoder.open(vllmProtocol('e2llm'), pkg.files.embeddings, tokenizer, pkg.manifest.decoder, settings);
+    expect(calls).toBe(5); // three 503s, then the health route and the warm-up token
+    engine.behave((r, res) => (r.method === 'GET' ? void res.end('') : void res.writeHead(400).end('You must set --enable-prompt-embeds')));
+    const t0 = Date.now();
+    const err = await failure(RemoteDecoder.open(vllmProtocol('e2llm'), pkg.files.embeddings, tokenizer, pkg.manifest.decoder, settings));
+    expect(err.code).toBe('ENGINE_REJECTED');
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
   it('a cancelled job stops the stream with JOB_CANCELLED', async () => {
     engine.behave((_r, res) => { sseHead(res); sse(res, vllmChunk([40])); });
     const abort = new AbortController();

@@ -52,6 +52,16 @@ describe('TeiEncoder', () => {
     expect([0, 1, 2, 3, 4].map((i) => out[i * WIDTH])).toEqual([1, 3, 3, 5, 5]);
   });
 
+  it('waits at start for a TEI that is not up yet, up to ENGINE_START_TIMEOUT_MS', async () => {
+    let infos = 0;
+    engine.behave((r, res) => (r.path === '/info' && ++infos <= 2 ? json(res, 503, 'loading') : good()(r, res)));
+    await TeiEncoder.open({ ...settings(), engineStartTimeoutMs: 20_000 }, pkg.manifest.encoder);
+    expect(infos).toBe(3);
+    engine.behave((r, res) => (r.path === '/info' ? json(res, 503, 'loading') : good()(r, res)));
+    const err = await failure(TeiEncoder.open({ ...settings(), engineStartTimeoutMs: 600 }, pkg.manifest.encoder));
+    expect(err.code).toBe('ENGINE_UNAVAILABLE');
+  });
+
   it.each([
     { name: 'another model', over: { model_id: 'BAAI/bge-large-en-v1.5' }, message: /TEI serves BAAI\/bge-large-en-v1.5@abc123; ENCODER_ENGINE_MODEL_ID is/ },
     { name: 'another revision', over: { model_sha: 'fff999' }, message: /@fff999/ },

@@ -1,7 +1,7 @@
 import { AppError, GenerationParams, type Config, type FinishReason, type ModelManifest } from '@lib/shared';
 import { assemblePrompt, embedIds, loadEmbeddingTable, TextStream, type GenerationHooks, type GenerationInput, type GenerationResult } from '../decoder.js';
 import type { TextTokenizer } from '../tokenizer.js';
-import { EngineCall, EngineLimiter, type EngineEndpoint } from './engine-http.js';
+import { EngineCall, EngineLimiter, untilEngineAnswers, type EngineEndpoint } from './engine-http.js';
 
 /**
  * What the grounded decode needs from a decoder, whichever runs it: the in-process ONNX `Decoder` or a remote engine
@@ -42,6 +42,8 @@ export interface DecoderProtocol {
 export type RemoteDecoderSettings = Pick<Config, 'decoderEngineTimeoutMs' | 'decoderEngineConcurrency' | 'promptEmbedsMaxNorm'> & {
   decoderEngineUrl: string;
   decoderEngineApiKey?: string;
+  /** How long open() waits for an engine that is unreachable or loading (0: not at all). */
+  engineStartTimeoutMs?: number;
 };
 
 /**
@@ -72,18 +74,21 @@ export class RemoteDecoder implements DecoderEngine {
 
   /**
    * Loads the embedding table, then checks the engine end to end before the worker takes a job: its health route,
-   * then a one-token greedy answer to the BOS embedding (this also proves it accepts our embeddings and their width).
+   * then a one-token greedy answer to the BOS embedding (this also proves it accepts our embeddings and their width),
+   * waiting up to engineStartTimeoutMs for an engine that is not up yet.
    */
   static async open(protocol: DecoderProtocol, embeddingsPath: string, tokenizer: TextTokenizer, spec: ModelManifest['decoder'], settings: RemoteDecoderSettings): Promise<RemoteDecoder> {
     const decoder = new RemoteDecoder(protocol, tokenizer, spec, await loadEmbeddingTable(embeddingsPath, spec), settings);
-    const call = new EngineCall(decoder.endpoint);
-    try {
-      await (await call.request('GET', protocol.healthPath)).arrayBuffer();
-    } finally {
-      call.close();
-    }
     const warm = { prefixIds: [spec.bosTokenId ?? spec.eosTokenIds[0] ?? 0], context: new Float32Array(0), suffixIds: [] };
-    await decoder.generate(warm, GenerationParams.parse({ maxNewTokens: 1, temperature: 0 }));
+    await untilEngineAnswers(settings.engineStartTimeoutMs ?? 0, async () => {
+      const call = new EngineCall(decoder.endpoint);
+      try {
+        await (await call.request('GET', protocol.healthPath)).arrayBuffer();
+      } finally {
+        call.close();
+      }
+      await decoder.generate(warm, GenerationParams.parse({ maxNewTokens: 1, temperature: 0 }));
+    });
     return decoder;
   }
 

@@ -191,6 +191,25 @@ function quote(text: string): string {
   return JSON.stringify(t.length > QUOTE_CHARS ? `${t.slice(0, QUOTE_CHARS)}…` : t);
 }
 
+/**
+ * Runs an engine's start checks until they pass, while the engine is unreachable or still loading (ENGINE_UNAVAILABLE:
+ * connection refused, 503 while a 7B model loads), for at most `timeoutMs`; any other failure ends the wait at once.
+ */
+export async function untilEngineAnswers<T>(timeoutMs: number, check: () => Promise<T>, onWait?: (err: AppError, delayMs: number) => void): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 250;
+  for (;;) {
+    try {
+      return await check();
+    } catch (err) {
+      if (!(err instanceof AppError) || err.code !== 'ENGINE_UNAVAILABLE' || Date.now() + delay > deadline) throw err;
+      onWait?.(err, delay);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 5000);
+    }
+  }
+}
+
 /** At most `limit` engine requests of this process in flight; the rest wait their turn in order. */
 export class EngineLimiter {
   private active = 0;

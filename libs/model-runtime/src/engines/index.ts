@@ -18,7 +18,10 @@ export { vllmProtocol } from './vllm.js';
 
 /** The settings that choose and reach a decoder backend (all optional: unset means the in-process ONNX decoder). */
 export type DecoderBackendSettings = Partial<
-  Pick<Config, 'decoderBackend' | 'decoderEngineUrl' | 'decoderEngineModel' | 'decoderEngineApiKey' | 'decoderEngineTimeoutMs' | 'decoderEngineConcurrency' | 'promptEmbedsMaxNorm'>
+  Pick<
+    Config,
+    'decoderBackend' | 'decoderEngineUrl' | 'decoderEngineModel' | 'decoderEngineApiKey' | 'decoderEngineTimeoutMs' | 'decoderEngineConcurrency' | 'promptEmbedsMaxNorm' | 'engineStartTimeoutMs'
+  >
 >;
 
 /**
@@ -37,6 +40,7 @@ export async function openDecoderEngine(pkg: ModelPackage, tokenizer: TextTokeni
     decoderEngineTimeoutMs: settings.decoderEngineTimeoutMs ?? 60_000,
     decoderEngineConcurrency: settings.decoderEngineConcurrency ?? 16,
     promptEmbedsMaxNorm: settings.promptEmbedsMaxNorm ?? 1000,
+    engineStartTimeoutMs: settings.engineStartTimeoutMs ?? 0,
   };
   const protocol = backend === 'vllm' ? vllmProtocol(settings.decoderEngineModel!) : sglangProtocol();
   return RemoteDecoder.open(protocol, pkg.files.embeddings, tokenizer, spec, remote);
@@ -44,7 +48,7 @@ export async function openDecoderEngine(pkg: ModelPackage, tokenizer: TextTokeni
 
 /** The settings that choose and reach an encoder backend (unset: the in-process ONNX encoder). */
 export type EncoderBackendSettings = Partial<
-  Pick<Config, 'encoderBackend' | 'encoderEngineUrl' | 'encoderEngineModelId' | 'encoderEngineApiKey' | 'encoderEngineTimeoutMs'>
+  Pick<Config, 'encoderBackend' | 'encoderEngineUrl' | 'encoderEngineModelId' | 'encoderEngineApiKey' | 'encoderEngineTimeoutMs' | 'engineStartTimeoutMs'>
 >;
 
 /**
@@ -68,6 +72,7 @@ export async function openEncoderEngine(
       encoderEngineUrl: settings.encoderEngineUrl,
       encoderEngineModelId: settings.encoderEngineModelId,
       encoderEngineTimeoutMs: settings.encoderEngineTimeoutMs ?? 60_000,
+      engineStartTimeoutMs: settings.engineStartTimeoutMs ?? 0,
       ...(settings.encoderEngineApiKey ? { encoderEngineApiKey: settings.encoderEngineApiKey } : {}),
     },
     spec,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { AppError, type Config, type ModelManifest } from '@lib/shared';
 import type { ChunkToEncode, EncoderEngine } from '../encoder.js';
-import { EngineCall, type EngineEndpoint } from './engine-http.js';
+import { EngineCall, untilEngineAnswers, type EngineEndpoint } from './engine-http.js';
 
 /** TEI's GET /info, the fields checked at start. */
 const Info = z.object({
@@ -20,6 +20,8 @@ export type TeiSettings = Pick<Config, 'encoderEngineTimeoutMs'> & {
   /** model_id@model_sha that /info must report. */
   encoderEngineModelId: string;
   encoderEngineApiKey?: string;
+  /** How long open() waits for a TEI that is unreachable or loading (0: not at all). */
+  engineStartTimeoutMs?: number;
 };
 
 /**
@@ -45,13 +47,14 @@ export class TeiEncoder implements EncoderEngine {
       timeoutMs: settings.encoderEngineTimeoutMs,
       ...(settings.encoderEngineApiKey ? { apiKey: settings.encoderEngineApiKey } : {}),
     };
-    const call = new EngineCall(endpoint);
-    let info: z.output<typeof Info>;
-    try {
-      info = await call.json(await call.request('GET', 'info'), Info);
-    } finally {
-      call.close();
-    }
+    const info = await untilEngineAnswers(settings.engineStartTimeoutMs ?? 0, async () => {
+      const call = new EngineCall(endpoint);
+      try {
+        return await call.json(await call.request('GET', 'info'), Info);
+      } finally {
+        call.close();
+      }
+    });
     const serving = `${info.model_id}@${info.model_sha ?? 'none'}`;
     if (serving !== settings.encoderEngineModelId) {
       throw new AppError('MODEL_MISMATCH', `TEI serves ${serving}; ENCODER_ENGINE_MODEL_ID is ${settings.encoderEngineModelId} (soft prompts are stored under the model's identity)`);
