@@ -8,8 +8,10 @@ import { HealthController } from './health/health.controller.js';
 import { MetricsController } from './health/metrics.controller.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobsService } from './jobs/jobs.service.js';
+import { AdminGuard, AdminTenantsController, LifecycleController } from './lifecycle/lifecycle.controller.js';
+import { LifecycleService } from './lifecycle/lifecycle.service.js';
 import { ModelsController } from './models/models.controller.js';
-import { BLOBS, CONFIG, EXTRACTOR, LOGGER, MODEL_INFO, PIPELINE, PLANNER, REDIS, STORE, WEBHOOK_TARGETS } from './tokens.js';
+import { BLOBS, CONFIG, EXTRACTOR, JSON_BODIES, LOGGER, MODEL_INFO, PIPELINE, PLANNER, REDIS, STORE, WEBHOOK_TARGETS } from './tokens.js';
 
 export interface ApiDeps {
   config: unknown;
@@ -20,6 +22,7 @@ export interface ApiDeps {
   manifest: unknown;
   planner: unknown;
   extractor: unknown;
+  jsonBodies: unknown;
   logger: unknown;
   webhookTargets: unknown;
 }
@@ -29,11 +32,13 @@ export class AppModule {
   static register(deps: ApiDeps): DynamicModule {
     return {
       module: AppModule,
-      controllers: [JobsController, DocumentsController, HealthController, MetricsController, DocsController, ConsoleController, ModelsController],
+      controllers: [JobsController, DocumentsController, LifecycleController, AdminTenantsController, HealthController, MetricsController, DocsController, ConsoleController, ModelsController],
       providers: [
         JobsService,
+        LifecycleService,
         AdmissionService,
         TenantGuard,
+        AdminGuard,
         { provide: CONFIG, useValue: deps.config },
         { provide: BLOBS, useValue: deps.blobs },
         { provide: STORE, useValue: deps.store },
@@ -42,6 +47,7 @@ export class AppModule {
         { provide: MODEL_INFO, useValue: deps.manifest },
         { provide: PLANNER, useValue: deps.planner },
         { provide: EXTRACTOR, useValue: deps.extractor },
+        { provide: JSON_BODIES, useValue: deps.jsonBodies },
         { provide: LOGGER, useValue: deps.logger },
         { provide: WEBHOOK_TARGETS, useValue: deps.webhookTargets },
       ],

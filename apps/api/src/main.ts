@@ -15,6 +15,7 @@ import { ExtractionPool } from '@lib/extract';
 import { AppError, ModelManifest, toAppError, type Config } from '@lib/shared';
 import { WebhookTargets, type HostResolver } from '@lib/webhooks';
 import { AppModule } from './app.module.js';
+import { JsonBodyPool } from './common/json-body-pool.js';
 import { assertAdmin, isLoopbackHost } from './auth/tenant.guard.js';
 import { AppErrorFilter, sendError } from './common/app-error.filter.js';
 import { httpMetrics } from './common/http-metrics.js';
@@ -81,9 +82,10 @@ export async function createApi(config: Config, deps: ApiOptions = {}): Promise<
   const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds, jobEndRecorder(logger), config.retentionSeconds);
   const pipeline = new Pipeline(redis, config.redisPrefix, store, { attempts: config.webhookMaxAttempts, backoffMs: config.webhookBackoffMs });
   const planner = new PlanningPool(config.modelPath, { threads: config.plannerThreads });
+  const jsonBodies = new JsonBodyPool({ threads: config.plannerThreads, maxQueue: config.plannerThreads * 16 });
   const extractor = new ExtractionPool({ threads: config.extractThreads, memoryMb: config.extractMemoryMb, maxQueue: config.extractQueue });
   const webhookTargets = new WebhookTargets({ allowLoopback: config.webhookAllowLoopback, allowPrivate: config.webhookAllowPrivate }, { resolve: deps.resolveHost });
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.register({ config, blobs, store, pipeline, redis, manifest, planner, extractor, logger, webhookTargets }), {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.register({ config, blobs, store, pipeline, redis, manifest, planner, extractor, jsonBodies, logger, webhookTargets }), {
     bodyParser: false,
     logger: ['error', 'warn'],
   });
@@ -102,6 +104,7 @@ export async function createApi(config: Config, deps: ApiOptions = {}): Promise<
         await app.close();
         await planner.close();
         await extractor.close();
+        await jsonBodies.close();
         await pipeline.close();
         await blobs.close?.();
         redis.disconnect();

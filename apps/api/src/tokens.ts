@@ -7,5 +7,6 @@ export const REDIS = Symbol('REDIS');
 export const MODEL_INFO = Symbol('MODEL_INFO');
 export const PLANNER = Symbol('PLANNER');
 export const EXTRACTOR = Symbol('EXTRACTOR');
+export const JSON_BODIES = Symbol('JSON_BODIES');
 export const LOGGER = Symbol('LOGGER');
 export const WEBHOOK_TARGETS = Symbol('WEBHOOK_TARGETS');

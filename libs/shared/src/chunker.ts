@@ -207,11 +207,12 @@ function splitLong(bounds: number[], cps: number[], maxCps: number): { bounds: n
   return { bounds: b, cps: c };
 }
 
+/** Code points of a string: its UTF-16 units less one per surrogate pair (a lone surrogate counts as one). */
 export function countCodePoints(s: string): number {
-  let n = 0;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c < 0xdc00 || c > 0xdfff || i === 0 || s.charCodeAt(i - 1) < 0xd800 || s.charCodeAt(i - 1) > 0xdbff) n++;
-  }
-  return n;
+  // The regular-expression engine finds pairs several times faster than a loop over the units (the API counts
+  // millions of characters on its event loop before it accepts a document).
+  let pairs = 0;
+  const pair = /[\uD800-\uDBFF][\uDC00-\uDFFF]/g;
+  while (pair.exec(s) !== null) pairs++;
+  return s.length - pairs;
 }

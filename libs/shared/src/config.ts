@@ -100,7 +100,13 @@ export const SETTINGS = {
   port: setting('PORT', int(0, 65535).default(8080), 'HTTP port of the API.'),
   host: setting('HOST', z.string().min(1).default('127.0.0.1'), 'Address the API listens on.'),
   maxUploadBytes: setting('MAX_UPLOAD_BYTES', int(1, 1 << 30).default(20 * 1024 * 1024), 'The largest request body or uploaded file, in bytes.'),
-  jobTtlSeconds: setting('JOB_TTL_SECONDS', int(60, 365 * 24 * 3600).default(7 * 24 * 3600), 'How long job records, sources and results are kept.'),
+  jobTtlSeconds: setting('JOB_TTL_SECONDS', int(60, 365 * 24 * 3600).default(7 * 24 * 3600), 'How long the records of a job or document that has not ended are kept in Redis (a backstop: accepted jobs always end).'),
+  retentionSeconds: setting(
+    'RETENTION_SECONDS',
+    int(60, 365 * 24 * 3600).default(7 * 24 * 3600),
+    'How long finished data is kept: a job this long after it ended, a document this long after it was encoded or its last job ended. Then the retention sweep deletes it as DELETE does (source, result, records, chunk references, soft prompts nothing else references).',
+  ),
+  retentionSweepSeconds: setting('RETENTION_SWEEP_SECONDS', int(1, 24 * 3600).default(60), 'How often the API looks for finished data past RETENTION_SECONDS, and retries blob deletions that failed.'),
 
   redisUrl: setting('REDIS_URL', z.string().url().default('redis://127.0.0.1:6379'), 'Redis for queues and job records (a password in the URL is allowed).', true),
   redisPrefix: setting('REDIS_PREFIX', z.string().regex(/^[A-Za-z0-9:_{}-]+$/).default('e2llm'), 'Prefix of every Redis key; a hash tag such as {e2llm} keeps a flow on one Redis Cluster slot.'),
@@ -117,7 +123,7 @@ export const SETTINGS = {
   plannerThreads: setting(
     'PLANNER_THREADS',
     int(1, 64).default(1),
-    "Threads the API cuts and tokenizes documents on before it accepts a job (off the event loop; each holds the package's tokenizers).",
+    "Threads for the API's request work off the event loop: parsing large JSON bodies, cutting and tokenizing documents before a job is accepted (each holds the package's tokenizers).",
   ),
   encodeJobMaxChunks: setting('ENCODE_JOB_MAX_CHUNKS', int(1, ENCODE_CHILD_MAX_CHUNKS).default(64), 'The most chunks one encode child job carries.'),
   encoderConcurrency: setting('ENCODER_CONCURRENCY', int(1, 64).default(1), 'Encode jobs one encoder worker process runs at once.'),
@@ -159,6 +165,7 @@ export const SETTINGS = {
   adminApiKey: setting('ADMIN_API_KEY', z.string().min(16).optional(), 'Key for admin routes (the queue dashboard).', true),
   rateLimitPerMinute: setting('RATE_LIMIT_PER_MINUTE', int(1, 1_000_000).default(600), 'Job and document creations one tenant may make per minute.'),
   maxQueuedJobsPerTenant: setting('MAX_QUEUED_JOBS_PER_TENANT', int(1, 10_000_000).default(1000), 'Jobs one tenant may have unfinished at once.'),
+  batchMaxItems: setting('BATCH_MAX_ITEMS', int(1, 100_000).default(1000), 'The most items one batch (POST /v1/batches) may hold; each item is one job, counted against MAX_QUEUED_JOBS_PER_TENANT.'),
   maxEncodeQueueDepth: setting('MAX_ENCODE_QUEUE_DEPTH', int(1, 100_000_000).default(20_000), 'Waiting encode jobs above which new work is refused with 429 (backpressure).'),
   maxPdfPages: setting('MAX_PDF_PAGES', int(1, 100_000).default(2000), 'The most pages an uploaded PDF may have.'),
   maxDocxBytes: setting(

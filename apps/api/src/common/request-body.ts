@@ -222,6 +222,10 @@ export function checkFields<T extends Record<string, unknown>>(fields: T): T {
 function readRaw(req: Request, limit: number): Promise<Buffer> {
   const tooLarge = () => new AppError('INPUT_TOO_LARGE', `the request body is over the size limit of ${limit} bytes`);
   if (Number(req.headers['content-length']) > limit) return Promise.reject(tooLarge());
+  // With a declared length the body is copied into one buffer of its own as it arrives: no single large copy at the
+  // end on the event loop, and a buffer a parser thread can take over without copying (JsonBodyPool).
+  const declared = Number(req.headers['content-length']);
+  const whole = Number.isSafeInteger(declared) && declared > 0 ? Buffer.from(new ArrayBuffer(declared)) : null;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -232,15 +236,21 @@ function readRaw(req: Request, limit: number): Promise<Buffer> {
       req.off('close', onClose);
     };
     const onData = (chunk: Buffer) => {
+      if (whole && size + chunk.length <= whole.length) {
+        chunk.copy(whole, size);
+        size += chunk.length;
+        return;
+      }
       size += chunk.length;
-      if (size <= limit) return void chunks.push(chunk);
+      if (size <= limit && !whole) return void chunks.push(chunk);
       cleanup();
       req.resume();
       reject(tooLarge());
     };
     const onEnd = () => {
       cleanup();
-      resolve(Buffer.concat(chunks, size));
+      if (whole && size !== whole.length) return reject(new AppError('INPUT_INVALID', 'the request body is shorter than its Content-Length'));
+      resolve(whole ?? Buffer.concat(chunks, size));
     };
     const onError = (err: Error) => {
       cleanup();

@@ -6,7 +6,8 @@ import { AdmissionService } from '../auth/admission.service.js';
 import { traced } from '../common/traced.js';
 import { TenantGuard, TenantId } from '../auth/tenant.guard.js';
 import { JobsService } from '../jobs/jobs.service.js';
-import { CONFIG } from '../tokens.js';
+import { CONFIG, JSON_BODIES } from '../tokens.js';
+import type { JsonBodyPool } from '../common/json-body-pool.js';
 
 /** Documents asked many questions: stored and encoded once, then asked without re-uploading. */
 @Controller('v1/documents')
@@ -16,6 +17,7 @@ export class DocumentsController {
     private readonly jobs: JobsService,
     private readonly admission: AdmissionService,
     @Inject(CONFIG) private readonly config: Config,
+    @Inject(JSON_BODIES) private readonly jsonBodies: JsonBodyPool,
   ) {}
 
   @Post()
@@ -23,7 +25,7 @@ export class DocumentsController {
   async create(@TenantId() tenant: string, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
     const doc = await traced('POST /v1/documents', req, async (traceparent) => {
       await this.admission.admit(tenant);
-      return this.jobs.createDocument(tenant, await readBody(req, res, this.config.maxUploadBytes), traceparent);
+      return this.jobs.createDocument(tenant, await readBody(req, res, this.config.maxUploadBytes, this.jsonBodies), traceparent);
     });
     res.setHeader('Location', `/v1/documents/${doc.id}`);
     return toPublicDocument(doc);
@@ -39,7 +41,7 @@ export class DocumentsController {
   async ask(@TenantId() tenant: string, @Param('id') id: string, @Req() req: Request, @Res({ passthrough: true }) res: Response, @Headers('idempotency-key') key?: string) {
     const { job, replayed } = await traced('POST /v1/documents/:id/jobs', req, async (traceparent) => {
       await this.admission.admit(tenant);
-      return this.jobs.createDocumentJob(tenant, id, await readBody(req, res, this.config.maxUploadBytes), key, traceparent);
+      return this.jobs.createDocumentJob(tenant, id, await readBody(req, res, this.config.maxUploadBytes, this.jsonBodies), key, traceparent);
     });
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.setHeader('Location', `/v1/jobs/${job.id}`);

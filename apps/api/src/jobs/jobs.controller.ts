@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import type { JobStore } from '@lib/job-store';
 import { AppError, jobListPage, ListQuery, STREAM_EVENT_ID, toPublicJob, type Config, type JobRecord } from '@lib/shared';
 import { parseWith, readBody } from '../common/request-body.js';
-import { CONFIG, LOGGER, REDIS, STORE } from '../tokens.js';
+import { CONFIG, JSON_BODIES, LOGGER, REDIS, STORE } from '../tokens.js';
+import type { JsonBodyPool } from '../common/json-body-pool.js';
 import { AdmissionService } from '../auth/admission.service.js';
 import { traced } from '../common/traced.js';
 import { TenantGuard, TenantId } from '../auth/tenant.guard.js';
@@ -22,6 +23,7 @@ export class JobsController {
     @Inject(STORE) private readonly store: JobStore,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(JSON_BODIES) private readonly jsonBodies: JsonBodyPool,
   ) {}
 
   @Post()
@@ -29,7 +31,7 @@ export class JobsController {
   async create(@TenantId() tenant: string, @Req() req: Request, @Res({ passthrough: true }) res: Response, @Headers('idempotency-key') key?: string) {
     const { job, replayed } = await traced('POST /v1/jobs', req, async (traceparent) => {
       await this.admission.admit(tenant);
-      return this.jobs.createJob(tenant, await readBody(req, res, this.config.maxUploadBytes), key, traceparent);
+      return this.jobs.createJob(tenant, await readBody(req, res, this.config.maxUploadBytes, this.jsonBodies), key, traceparent);
     });
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.setHeader('Location', `/v1/jobs/${job.id}`);
