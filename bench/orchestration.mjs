@@ -29,7 +29,7 @@ const workerOpts = { connection: createRedis(args.redisUrl), prefix, concurrency
 const encode = new Worker(QueueName.Encode, async (job) => {
   const p = EncodeChunks.payload.parse(job.data);
   childrenDone++;
-  return EncodeChunks.result.parse({ batch: p.batch, keys: [`k${p.batch}`], spans: [[0, 512]], encoded: 1, cached: 0, encoderTokens: 128, encodeMs: 0 });
+  return EncodeChunks.result.parse({ batch: p.batch, keys: [`k${p.batch}`], refs: [p.chunks[0].i], spans: [[0, 512]], encoded: 1, cached: 0, encoderTokens: 128, encodeMs: 0 });
 }, workerOpts);
 const decode = new Worker(QueueName.Decode, async (job) => {
   DecodeJob.payload.parse(job.data);
