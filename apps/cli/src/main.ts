@@ -1,5 +1,6 @@
 import { AppError, ERROR_CODES, toAppError } from '@lib/shared';
 import { askCommand } from './ask.command.js';
+import { deleteCommand } from './delete.command.js';
 import { evalCommand } from './eval.command.js';
 import { serveCommand } from './serve.command.js';
 import { submitCommand } from './submit.command.js';
@@ -15,6 +16,8 @@ export const USAGE = `Usage:
   e2llm submit FILE -q "..." --url URL [options]
                                                send a document to a running API: progress bar, then the answer
                                                (a dropped event stream resumes; 429/503 wait for Retry-After)
+  e2llm delete ID... --url URL                 delete jobs (job_...) and documents (doc_..., with their jobs) from a
+                                               running API; a running job is cancelled first
   e2llm serve                                  API and both workers in one process (npm start)
   e2llm eval ruler [options]                   RULER's synthetic tasks by length (e2llm eval --help)
   e2llm api | encoder-worker | decoder-worker  one role, for scale-out
@@ -38,6 +41,8 @@ Options for submit (and -q, --task, --instruction, the generation options as for
   --url URL                  the API (default http://127.0.0.1:8080)
   --api-key KEY              sent as "Authorization: Bearer KEY"
   --json                     print the finished job as JSON instead of the answer
+
+Options for delete: --url URL, --api-key KEY as for submit; --json prints each answer ({object, id, deleted, jobs})
 `;
 
 /** Runs the CLI; returns the exit code. Errors print one line with their stable code, never a stack trace. */
@@ -51,6 +56,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     }
     if (command === 'ask') return await askCommand(rest, io);
     if (command === 'submit') return await submitCommand(rest, io);
+    if (command === 'delete') return await deleteCommand(rest, io);
     if (command === 'eval') return await evalCommand(rest, io);
     if (command === 'serve' || command === 'api' || command === 'encoder-worker' || command === 'decoder-worker') {
       if (rest.length > 0) throw new AppError('INPUT_INVALID', `${command} takes no arguments: configure it with environment variables`);

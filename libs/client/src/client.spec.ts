@@ -52,6 +52,30 @@ function scriptedFetch(...answers: (() => Response)[]) {
 const json = (status: number, body: unknown, headers: Record<string, string> = {}) => () => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json', ...headers } });
 const busy = (retryAfter?: string) => json(429, { error: { code: 'RATE_LIMITED', message: 'slow down' } }, retryAfter === undefined ? {} : { 'retry-after': retryAfter });
 
+describe('E2llmClient data lifecycle', () => {
+  it('lists documents with the page query, and deletes jobs and documents by id (DELETE, the id encoded)', async () => {
+    const { fn, calls } = scriptedFetch(
+      json(200, { object: 'list', data: [], nextCursor: null, hasMore: false }),
+      json(200, { object: 'job', id: 'job_1', deleted: true, jobs: [] }),
+      json(200, { object: 'document', id: 'doc_1', deleted: true, jobs: ['job_2'] }),
+      json(404, { error: { code: 'NOT_FOUND', message: 'no document' } }),
+    );
+    const client = new E2llmClient({ baseUrl: 'http://api.test', apiKey: 'k', fetch: fn });
+    expect((await client.listDocuments({ limit: 2, after: 'abc' })).data).toEqual([]);
+    expect(await client.deleteJob('job_1')).toEqual({ object: 'job', id: 'job_1', deleted: true, jobs: [] });
+    expect((await client.deleteDocument('doc_1')).jobs).toEqual(['job_2']);
+    const err = await client.deleteDocument('a/b').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).code).toBe('NOT_FOUND');
+    expect(calls.map((c) => [c.init.method, c.url])).toEqual([
+      ['GET', 'http://api.test/v1/documents?limit=2&after=abc'],
+      ['DELETE', 'http://api.test/v1/jobs/job_1'],
+      ['DELETE', 'http://api.test/v1/documents/doc_1'],
+      ['DELETE', 'http://api.test/v1/documents/a%2Fb'],
+    ]);
+  });
+});
+
 describe('E2llmClient retries', () => {
   it('sends a 429 or 503 again after its Retry-After, and says so before waiting', async () => {
     const { fn, calls } = scriptedFetch(busy('0'), json(503, { error: { code: 'QUEUE_UNAVAILABLE', message: 'redis down' } }, { 'retry-after': '0' }), json(200, { object: 'job', id: 'job_1' }));

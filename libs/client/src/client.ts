@@ -6,6 +6,8 @@ import {
   TERMINAL_STATUSES,
   type ErrorCode,
   type GenerationParams,
+  type Deleted,
+  type DocumentListPage,
   type JobListPage,
   type JobOptionsInput,
   type JobProgress,
@@ -123,15 +125,26 @@ export class E2llmClient {
 
   /** One page, newest first; pass `nextCursor` as `after` for the next. */
   async listJobs(query: { limit?: number; after?: string } = {}): Promise<JobList> {
-    const params = new URLSearchParams();
-    if (query.limit !== undefined) params.set('limit', String(query.limit));
-    if (query.after !== undefined) params.set('after', query.after);
-    const qs = params.toString();
-    return this.request<JobList>('GET', `/v1/jobs${qs ? `?${qs}` : ''}`);
+    return this.request<JobList>('GET', `/v1/jobs${pageQuery(query)}`);
   }
 
   async cancelJob(id: string): Promise<PublicJob> {
     return this.request<PublicJob>('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`);
+  }
+
+  /** DELETE /v1/jobs/:id: cancels the job if it has not ended, then deletes its source, result and records. */
+  async deleteJob(id: string): Promise<Deleted> {
+    return this.request<Deleted>('DELETE', `/v1/jobs/${encodeURIComponent(id)}`);
+  }
+
+  /** GET /v1/documents: one page, newest first; pass `nextCursor` as `after` for the next. */
+  async listDocuments(query: { limit?: number; after?: string } = {}): Promise<DocumentListPage> {
+    return this.request<DocumentListPage>('GET', `/v1/documents${pageQuery(query)}`);
+  }
+
+  /** DELETE /v1/documents/:id: the document and every job asked on it (`jobs` lists them). */
+  async deleteDocument(id: string): Promise<Deleted> {
+    return this.request<Deleted>('DELETE', `/v1/documents/${encodeURIComponent(id)}`);
   }
 
   /** POST /v1/documents: stores and encodes a document once, to be asked many times. */
@@ -273,6 +286,15 @@ export class E2llmClient {
     if (res.ok) return res;
     throw await errorFromResponse(res);
   }
+}
+
+/** `?limit=&after=` of a list route, or '' when neither is set. */
+function pageQuery(query: { limit?: number; after?: string }): string {
+  const params = new URLSearchParams();
+  if (query.limit !== undefined) params.set('limit', String(query.limit));
+  if (query.after !== undefined) params.set('after', query.after);
+  const qs = params.toString();
+  return qs ? `?${qs}` : '';
 }
 
 type RequestBody = { kind: 'json'; value: Record<string, unknown> } | { kind: 'form'; value: FormData };

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { Controller, Get, Header, Param, Res, StreamableFile } from '@nestjs/common';
 import type { Response } from 'express';
 import { z } from 'zod';
-import { AppError, CreateDocumentJson, CreateJobJson, ERROR_CODES, JobListPageSchema, JobOptions, ModelListSchema, PublicJobSchema, STREAM_EVENT_ID } from '@lib/shared';
+import { AppError, CreateDocumentJson, CreateJobJson, DeletedSchema, DocumentListPageSchema, ERROR_CODES, JobListPageSchema, JobOptions, ModelListSchema, PublicDocumentSchema, PublicJobSchema, STREAM_EVENT_ID, TenantPurgeSchema } from '@lib/shared';
 
 /** A request schema (what a client may send: defaults not yet applied) and a response schema (what it receives). */
 const schema = (s: z.ZodType) => strip(z.toJSONSchema(s, { target: 'draft-2020-12', io: 'input', unrepresentable: 'any' }));
@@ -24,6 +24,12 @@ const ErrorBody = {
 const Job = response(PublicJobSchema);
 const JobList = response(JobListPageSchema);
 const ModelList = response(ModelListSchema);
+const Document = response(PublicDocumentSchema);
+const DocumentList = response(DocumentListPageSchema);
+const Deleted = response(DeletedSchema);
+const TenantPurge = response(TenantPurgeSchema);
+const ref = (name: string, description: string) => ({ description, content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } } });
+const pageParams = [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100 } }, { name: 'after', in: 'query', schema: { type: 'string' } }];
 const errors = Object.fromEntries(
   [...new Set(Object.values(ERROR_CODES).map((c) => c.status))].map((status) => [String(status), { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]),
 );
@@ -57,7 +63,15 @@ export const OPENAPI = {
         responses: { '200': { description: 'a page of jobs', content: { 'application/json': { schema: { $ref: '#/components/schemas/JobList' } } } }, ...errors },
       },
     },
-    '/v1/jobs/{id}': { get: { summary: 'Status, progress and result', parameters: [idParam], responses: { ...jobResponse('200'), ...errors } } },
+    '/v1/jobs/{id}': {
+      get: { summary: 'Status, progress and result', parameters: [idParam], responses: { ...jobResponse('200'), ...errors } },
+      delete: {
+        summary: 'Delete a job',
+        description: 'Cancels it if it has not ended, then deletes its source, result, records and the soft prompts no other job or document of the tenant references. 404 for an unknown id or another tenant\'s.',
+        parameters: [idParam],
+        responses: { '200': ref('Deleted', 'deleted'), ...errors },
+      },
+    },
     '/v1/jobs/{id}/cancel': { post: { summary: 'Cancel a job that has not ended', parameters: [idParam], responses: { ...jobResponse('200'), ...errors } } },
     '/v1/jobs/{id}/events': {
       get: {
@@ -77,17 +91,34 @@ export const OPENAPI = {
       post: {
         summary: 'Store and encode a document once',
         requestBody: { required: true, content: { 'application/json': { schema: schema(CreateDocumentJson) }, ...multipart(CreateDocumentJson.omit({ text: true })) } },
-        responses: { '202': { description: 'the document' }, ...errors },
+        responses: { '202': ref('Document', 'the document'), ...errors },
+      },
+      get: { summary: 'List documents, newest first', parameters: pageParams, responses: { '200': ref('DocumentList', 'a page of documents'), ...errors } },
+    },
+    '/v1/documents/{id}': {
+      get: { summary: 'A stored document', parameters: [idParam], responses: { '200': ref('Document', 'the document'), ...errors } },
+      delete: {
+        summary: 'Delete a document and the jobs asked on it',
+        description: 'Deletes its source, chunk references and records, every job asked on it (cancelled first if running), and the soft prompts no other job or document of the tenant references. 404 for an unknown id or another tenant\'s.',
+        parameters: [idParam],
+        responses: { '200': ref('Deleted', 'deleted'), ...errors },
       },
     },
-    '/v1/documents/{id}': { get: { summary: 'A stored document', parameters: [idParam], responses: { '200': { description: 'the document' }, ...errors } } },
     '/v1/documents/{id}/jobs': {
       post: { summary: 'Ask a stored document', parameters: [idParam], requestBody: { required: true, content: { 'application/json': { schema: schema(JobOptions) } } }, responses: { ...jobResponse('202'), ...errors } },
+    },
+    '/admin/tenants/{tenant}/purge': {
+      post: {
+        summary: 'Delete everything a tenant has stored (admin key)',
+        description: 'Every job (running ones cancelled), document, result and soft prompt of the tenant. Needs ADMIN_API_KEY as a Bearer token.',
+        parameters: [{ name: 'tenant', in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$' } }],
+        responses: { '200': ref('TenantPurge', 'what was deleted'), ...errors },
+      },
     },
     '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
     '/readyz': { get: { summary: 'Readiness: Redis, blob store, model', responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } } } },
   },
-  components: { schemas: { Error: ErrorBody, Job, JobList, ModelList } },
+  components: { schemas: { Error: ErrorBody, Job, JobList, ModelList, Document, DocumentList, Deleted, TenantPurge } },
 };
 
 /** Swagger UI's files, served from the npm package: the page fetches nothing from a CDN. */

@@ -503,6 +503,11 @@ export class JobStore {
     await this.redis.zadd(this.retentionKey, dueMs, id);
   }
 
+  /** Forgets an id's retention (its records are gone already: Redis expired them). */
+  async dropRetention(id: string): Promise<void> {
+    await this.redis.zrem(this.retentionKey, id);
+  }
+
   /** Drops what the tenant purge leaves: the soft-prompt counts and the idempotency keys. */
   async purgeTenantKeys(tenant: string): Promise<void> {
     await this.redis.del(this.refcountKey(tenant));

@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { ERROR_CODES, type ErrorCode } from '../errors.js';
 import { TaskType } from '../model-contract.js';
 import { EXPANSION_LIMITS, Evidence, GenerationParams, Task } from '../task.js';
-import { JOB_STATUSES, Metadata, WebhookSpec, type JobProgress, type JobStatus } from './job-record.js';
-import type { PublicJob } from './public-view.js';
+import { DOCUMENT_STATUSES, JOB_STATUSES, Metadata, WebhookSpec, type JobProgress, type JobStatus } from './job-record.js';
+import type { PublicDocument, PublicJob } from './public-view.js';
 
 /*
  * The HTTP and webhook contract: what the API accepts and answers, defined once. The API validates requests with
@@ -45,6 +45,18 @@ export interface JobListPage {
 }
 
 export function jobListPage(data: PublicJob[], nextCursor: string | null): JobListPage {
+  return { object: 'list', data, nextCursor, hasMore: nextCursor !== null };
+}
+
+/** GET /v1/documents: a page of documents, newest first (paged as GET /v1/jobs). */
+export interface DocumentListPage {
+  object: 'list';
+  data: PublicDocument[];
+  nextCursor: string | null;
+  hasMore: boolean;
+}
+
+export function documentListPage(data: PublicDocument[], nextCursor: string | null): DocumentListPage {
   return { object: 'list', data, nextCursor, hasMore: nextCursor !== null };
 }
 
@@ -135,6 +147,54 @@ export const JobListPageSchema = z
   .object({ object: z.literal('list'), data: z.array(PublicJobSchema), nextCursor: z.string().nullable(), hasMore: z.boolean() })
   .strict();
 
+/** A stored document as POST /v1/documents, GET /v1/documents/:id and the list show it. */
+export const PublicDocumentSchema = z
+  .object({
+    object: z.literal('document'),
+    id: z.string(),
+    /** encoding, then ready (asked with POST /v1/documents/:id/jobs) or failed. */
+    status: z.enum(DOCUMENT_STATUSES),
+    chars: Count,
+    /** Soft tokens: one per chunk. */
+    chunks: Count,
+    metadata: Metadata,
+    createdAt: Time,
+    readyAt: Time.nullable(),
+    /** When the retention sweep deletes it (RETENTION_SECONDS after it was encoded or its last job ended). */
+    expiresAt: Time,
+    error: z.object({ code: z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]), message: z.string() }).strict().nullable(),
+  })
+  .strict();
+
+export const DocumentListPageSchema = z
+  .object({ object: z.literal('list'), data: z.array(PublicDocumentSchema), nextCursor: z.string().nullable(), hasMore: z.boolean() })
+  .strict();
+
+/** DELETE /v1/jobs/:id and DELETE /v1/documents/:id: what was deleted. */
+export const DeletedSchema = z
+  .object({
+    object: z.enum(['job', 'document']),
+    id: z.string(),
+    deleted: z.literal(true),
+    /** A document's delete also deletes the jobs asked on it (their results quote it): their ids. */
+    jobs: z.array(z.string()),
+  })
+  .strict();
+export type Deleted = z.output<typeof DeletedSchema>;
+
+/** POST /admin/tenants/:tenant/purge: what the tenant-wide purge deleted. */
+export const TenantPurgeSchema = z
+  .object({
+    object: z.literal('tenant.purge'),
+    tenant: z.string(),
+    jobs: Count,
+    documents: Count,
+    /** Blobs deleted, soft prompts nobody references any more included. */
+    blobs: Count,
+  })
+  .strict();
+export type TenantPurge = z.output<typeof TenantPurgeSchema>;
+
 /** One model package as GET /v1/models lists it: what the API serves, and what its answers can be expected to cover. */
 export const PublicModelSchema = z
   .object({
@@ -164,3 +224,5 @@ export type ModelList = z.output<typeof ModelListSchema>;
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const publicJobMatches: Same<z.output<typeof PublicJobSchema>, PublicJob> = true;
 void publicJobMatches;
+const publicDocumentMatches: Same<z.output<typeof PublicDocumentSchema>, PublicDocument> = true;
+void publicDocumentMatches;
