@@ -239,6 +239,18 @@ describe('JobStore data lifecycle: documents, soft-prompt references, deletion, 
     expect(await store.pendingBlobDeletions(1000)).not.toContain(own);
   });
 
+  it('frees an Idempotency-Key whose job was deleted: the next request with it makes a new job', async () => {
+    const tenant = `t-${randomUUID()}`;
+    const j = job(tenant);
+    expect(await store.claimIdempotencyKey(tenant, 'key-1', 'fp', j.id)).toEqual({ jobId: j.id, created: true });
+    await store.createJob(j);
+    expect(await store.claimIdempotencyKey(tenant, 'key-1', 'fp', newId('job'))).toEqual({ jobId: j.id, created: false });
+    await store.deleteJobRecords(j, []);
+    const next = newId('job');
+    expect(await store.claimIdempotencyKey(tenant, 'key-1', 'other body', next)).toEqual({ jobId: next, created: true });
+    expect(await store.claimIdempotencyKey(tenant, 'key-1', 'other body', newId('job'))).toEqual({ jobId: next, created: false });
+  });
+
   it('keeps a pending soft-prompt deletion that was referenced again, and collects what a deleted owner wrote', async () => {
     const tenant = `t-${randomUUID()}`;
     const [a, b] = [sp(tenant, 3), sp(tenant, 4)];

@@ -77,7 +77,8 @@ return added
 // to zero, and the owner's own blobs (ARGV[4..]), go into the pending-deletion set, returned to the caller, which
 // deletes the blobs and then removes them from the set (what it could not delete, the sweep retries). Idempotent: a
 // second call finds no references to release. KEYS: record, refs, refcount, gc, index, retention, a set to leave
-// (active jobs), a key to drop with the record (the job's events, the document's job set).
+// (active jobs), a key to drop with the record (the job's events, the document's job set), the id's tombstone.
+// ARGV: id, soft-prompt key prefix, the document's job set to leave (or ''), tombstone seconds, own blobs.
 const DELETE_OWNER = `
 local out = {}
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do
@@ -89,11 +90,13 @@ for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   end
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[8])
+-- A tombstone, so an Idempotency-Key bound to this id is free again (see claimIdempotencyKey).
+redis.call('SET', KEYS[9], '1', 'EX', ARGV[4])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
 redis.call('SREM', KEYS[7], ARGV[1])
 if ARGV[3] ~= '' then redis.call('SREM', ARGV[3], ARGV[1]) end
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   redis.call('SADD', KEYS[4], ARGV[i])
   table.insert(out, ARGV[i])
 end
@@ -111,6 +114,13 @@ for i = 2, #ARGV do
   end
 end
 return n
+`;
+
+// Replaces a key's value only if it is still the one the caller read.
+const SWAP_IF_EQUAL = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
 `;
 
 /** Records outlive their retention by this much: the sweep deletes them first, Redis expiry is the backstop. */
@@ -305,8 +315,15 @@ export class JobStore {
     const value = JSON.stringify({ jobId: proposedId, fingerprint });
     const set = await this.redis.set(k, value, 'EX', this.ttlSeconds, 'NX');
     if (set === 'OK') return { jobId: proposedId, created: true };
-    const existing = JSON.parse((await this.redis.get(k)) ?? 'null') as { jobId: string; fingerprint: string } | null;
+    const raw = await this.redis.get(k);
+    const existing = JSON.parse(raw ?? 'null') as { jobId: string; fingerprint: string } | null;
     if (!existing) return this.claimIdempotencyKey(tenant, key, fingerprint, proposedId);
+    // The job it named was deleted: the key is free again (it must not replay a job that no longer exists, nor answer
+    // "still being created" until it expires). Only the caller whose swap succeeds takes it.
+    if ((await this.redis.exists(this.key('deleted', existing.jobId))) === 1) {
+      const swapped = await this.redis.eval(SWAP_IF_EQUAL, 1, k, raw!, value, this.ttlSeconds);
+      return swapped === 1 ? { jobId: proposedId, created: true } : this.claimIdempotencyKey(tenant, key, fingerprint, proposedId);
+    }
     if (existing.fingerprint !== fingerprint) {
       throw new AppError('CONFLICT', 'this Idempotency-Key was used with a different request body');
     }
@@ -432,7 +449,7 @@ export class JobStore {
   async deleteJobRecords(job: Pick<JobRecord, 'id' | 'tenant' | 'documentId' | 'sourceKey'>, ownBlobs: readonly string[]): Promise<string[]> {
     return (await this.redis.eval(
       DELETE_OWNER,
-      8,
+      9,
       this.key('job', job.id),
       this.key('refs', job.id),
       this.refcountKey(job.tenant),
@@ -441,9 +458,11 @@ export class JobStore {
       this.retentionKey,
       this.activeKey(job.tenant),
       this.eventsKey(job.id),
+      this.key('deleted', job.id),
       job.id,
       softPromptPrefix(job.tenant),
       job.documentId === null ? '' : this.key('docjobs', job.documentId),
+      this.ttlSeconds,
       ...ownBlobs,
     )) as string[];
   }
@@ -452,7 +471,7 @@ export class JobStore {
   async deleteDocumentRecords(doc: Pick<DocumentRecord, 'id' | 'tenant'>, ownBlobs: readonly string[]): Promise<string[]> {
     return (await this.redis.eval(
       DELETE_OWNER,
-      8,
+      9,
       this.key('doc', doc.id),
       this.key('refs', doc.id),
       this.refcountKey(doc.tenant),
@@ -461,9 +480,11 @@ export class JobStore {
       this.retentionKey,
       this.key('none'),
       this.key('docjobs', doc.id),
+      this.key('deleted', doc.id),
       doc.id,
       softPromptPrefix(doc.tenant),
       '',
+      this.ttlSeconds,
       ...ownBlobs,
     )) as string[];
   }
