@@ -1,5 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { AdmissionService } from './auth/admission.service.js';
+import { BatchesController } from './batches/batches.controller.js';
+import { BatchesService } from './batches/batches.service.js';
 import { TenantGuard } from './auth/tenant.guard.js';
 import { ConsoleController } from './console/console.controller.js';
 import { DocsController } from './docs/openapi.js';
@@ -32,9 +34,10 @@ export class AppModule {
   static register(deps: ApiDeps): DynamicModule {
     return {
       module: AppModule,
-      controllers: [JobsController, DocumentsController, LifecycleController, AdminTenantsController, HealthController, MetricsController, DocsController, ConsoleController, ModelsController],
+      controllers: [JobsController, DocumentsController, BatchesController, LifecycleController, AdminTenantsController, HealthController, MetricsController, DocsController, ConsoleController, ModelsController],
       providers: [
         JobsService,
+        BatchesService,
         LifecycleService,
         AdmissionService,
         TenantGuard,

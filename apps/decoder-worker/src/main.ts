@@ -4,7 +4,7 @@ import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
 import { createQueueWorker, handle, setBuildInfo, startWorkerProcess, TRACER } from '@lib/job-store';
 import { E2llmModel } from '@lib/model-runtime';
-import { DecodeJob, DeliverWebhook, IndexDocument, QueueName, type Config } from '@lib/shared';
+import { DecodeJob, DeliverBatchWebhook, DeliverWebhook, IndexDocument, QueueName, type Config } from '@lib/shared';
 import { DecodeProcessor } from './decode.processor.js';
 import { WebhookProcessor } from './webhook.processor.js';
 
@@ -30,7 +30,7 @@ export async function startDecoderWorker(config: Config, deps: { logger?: Logger
     logger,
     ({ redis, store, pipeline }) => {
       decode = new DecodeProcessor(model, blobs, store, pipeline, config, () => E2llmModel.load(config, { encoder: true }));
-      const webhooks = new WebhookProcessor(store, config);
+      const webhooks = new WebhookProcessor(store, config, pipeline.batches);
       const common = { connection: redis, prefix: config.redisPrefix, logger, tracer: TRACER.decoder, stalledIntervalMs: config.workerStalledIntervalMs };
       return [
         createQueueWorker({
@@ -48,7 +48,7 @@ export async function startDecoderWorker(config: Config, deps: { logger?: Logger
         createQueueWorker({
           ...common,
           queue: QueueName.Webhook,
-          handlers: [handle(DeliverWebhook, webhooks.deliverWebhook)],
+          handlers: [handle(DeliverWebhook, webhooks.deliverWebhook), handle(DeliverBatchWebhook, webhooks.deliverBatchWebhook)],
           concurrency: 8,
           lockDurationMs: Math.max(config.workerLockMs, config.webhookTimeoutMs * 2),
         }),

@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path';
 import { Controller, Get, Header, Param, Res, StreamableFile } from '@nestjs/common';
 import type { Response } from 'express';
 import { z } from 'zod';
+import { BatchResultLineSchema, CreateBatchForm, CreateBatchJson, PublicBatchSchema } from '@lib/shared';
 import { AppError, CreateDocumentJson, CreateJobJson, DeletedSchema, DocumentListPageSchema, ERROR_CODES, JobListPageSchema, JobOptions, ModelListSchema, PublicDocumentSchema, PublicJobSchema, STREAM_EVENT_ID, TenantPurgeSchema } from '@lib/shared';
 
 /** A request schema (what a client may send: defaults not yet applied) and a response schema (what it receives). */
@@ -24,6 +25,9 @@ const ErrorBody = {
 const Job = response(PublicJobSchema);
 const JobList = response(JobListPageSchema);
 const ModelList = response(ModelListSchema);
+const Batch = response(PublicBatchSchema);
+const BatchResultLine = response(BatchResultLineSchema);
+const batchResponse = (status: string) => ({ [status]: { description: 'the batch', content: { 'application/json': { schema: { $ref: '#/components/schemas/Batch' } } } } });
 const Document = response(PublicDocumentSchema);
 const DocumentList = response(DocumentListPageSchema);
 const Deleted = response(DeletedSchema);
@@ -115,10 +119,48 @@ export const OPENAPI = {
         responses: { '200': ref('TenantPurge', 'what was deleted'), ...errors },
       },
     },
+    '/v1/batches': {
+      post: {
+        summary: 'Submit many tasks over one document',
+        description:
+          'The document (text, a stored documentId, or a multipart file) is stored and encoded once; each item is a job on it. Items are JSON (items: [...]) or JSONL (a multipart items field, one item a line). At most BATCH_MAX_ITEMS items, custom_ids unique; a refused item is named by index and custom_id.',
+        requestBody: {
+          required: true,
+          content: {
+            'application/json': { schema: schema(CreateBatchJson) },
+            'multipart/form-data': {
+              schema: {
+                type: 'object',
+                required: ['items'],
+                properties: {
+                  file: { type: 'string', format: 'binary', description: 'the document: .txt, .md, .html, .pdf or .docx (or a documentId field)' },
+                  items: { type: 'string', description: 'JSONL: one item ({custom_id, task, generation?}) a line' },
+                  documentId: { type: 'string' },
+                  ...Object.fromEntries(Object.keys(CreateBatchForm.shape).filter((k) => k !== 'items' && k !== 'documentId').map((k) => [k, { type: 'string', description: 'JSON' }])),
+                },
+              },
+            },
+          },
+        },
+        responses: { ...batchResponse('202'), ...errors },
+      },
+    },
+    '/v1/batches/{id}': { get: { summary: 'Status and counts of a batch', parameters: [idParam], responses: { ...batchResponse('200'), ...errors } } },
+    '/v1/batches/{id}/results': {
+      get: {
+        summary: 'Result lines of the items that have ended (JSONL)',
+        description: 'One BatchResultLine a line, in the order items ended; the file grows until the batch ends. offset skips the lines a client already has.',
+        parameters: [idParam, { name: 'offset', in: 'query', required: false, schema: { type: 'integer', minimum: 0 } }],
+        responses: { '200': { description: 'JSONL of BatchResultLine', content: { 'application/jsonl': { schema: { $ref: '#/components/schemas/BatchResultLine' } } } }, ...errors },
+      },
+    },
+    '/v1/batches/{id}/cancel': {
+      post: { summary: 'Cancel the items that have not ended (ended items keep their results)', parameters: [idParam], responses: { ...batchResponse('200'), ...errors } },
+    },
     '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
     '/readyz': { get: { summary: 'Readiness: Redis, blob store, model', responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } } } },
   },
-  components: { schemas: { Error: ErrorBody, Job, JobList, ModelList, Document, DocumentList, Deleted, TenantPurge } },
+  components: { schemas: { Error: ErrorBody, Job, JobList, ModelList, Document, DocumentList, Deleted, TenantPurge, Batch, BatchResultLine } },
 };
 
 /** Swagger UI's files, served from the npm package: the page fetches nothing from a CDN. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import type { Logger } from 'pino';
-import type { BlobStore } from '@lib/blob-store';
+import { mapLimit, type BlobStore } from '@lib/blob-store';
 import { documentKind, type ExtractionPool } from '@lib/extract';
 import { ID_PATTERN, newId, type JobStore, type Pipeline } from '@lib/job-store';
 import {
@@ -22,7 +22,9 @@ import {
   type Config,
   type DocumentRecord,
   type JobRecord,
+  type Metadata,
   type ModelManifest,
+  type WebhookSpec,
   type Task,
 } from '@lib/shared';
 import type { PlanningPool } from '@lib/model-runtime/planning';
@@ -72,6 +74,32 @@ export class JobsService {
     const options = parseWith(JobOptions, body.fields, 'request');
     const { task, generation } = await this.checkOptions(options);
     return this.enqueueJob(tenant, { source: await this.documentSource(doc), task, generation, options, documentId: doc.id, traceparent }, idempotencyKey);
+  }
+
+  /**
+   * A batch's jobs on one stored document, each as POST /v1/documents/:id/jobs makes one (no webhook of their own):
+   * the document's chunk references are read once, every item is measured against the window before any is
+   * queued (`planned` runs in between: the batch is stored there), then all are queued. `named` turns an item's
+   * refusal into one that names the item.
+   */
+  async createDocumentJobs(
+    tenant: string,
+    doc: DocumentRecord,
+    items: readonly { jobId: string; task: Task; generation: GenerationParams; metadata: Metadata }[],
+    named: (index: number, err: AppError) => AppError,
+    traceparent: string | undefined,
+    planned: () => Promise<void>,
+  ): Promise<JobRecord[]> {
+    if (doc.status === 'failed') throw new AppError('CONFLICT', `document ${doc.id} failed to encode: ${doc.error?.message ?? ''}`);
+    const source = await this.documentSource(doc);
+    const plans: Cut[] = [];
+    for (const [i, item] of items.entries()) {
+      plans.push(await this.planJob(source, item.task, item.generation).catch((err: unknown) => Promise.reject(err instanceof AppError ? named(i, err) : err)));
+    }
+    await planned();
+    return mapLimit(items, 16, (item, i) =>
+      this.submitJob(tenant, item.jobId, { source, task: item.task, generation: item.generation, options: { metadata: item.metadata }, documentId: doc.id, traceparent }, plans[i]!),
+    );
   }
 
   async createDocument(tenant: string, body: ParsedBody, traceparent?: string): Promise<DocumentRecord> {
@@ -130,6 +158,13 @@ export class JobsService {
   }
 
   private async checkOptions(options: z.output<typeof JobOptions>): Promise<{ task: Task; generation: GenerationParams }> {
+    const checked = this.checkTask(options);
+    await this.checkWebhook(options.webhook);
+    return checked;
+  }
+
+  /** A job's task and generation settings against this deployment's limits (defaults filled in). */
+  checkTask(options: Pick<z.output<typeof JobOptions>, 'task' | 'generation'>): { task: Task; generation: GenerationParams } {
     const task = options.task;
     if (task.type === 'qa') task.question = validateQuestion(task.question, this.config.maxQuestionChars);
     if (task.type === 'instruct') task.instruction = validateQuestion(task.instruction, this.config.maxQuestionChars, 'instruction');
@@ -140,12 +175,16 @@ export class JobsService {
     if (generation.maxNewTokens > this.config.maxNewTokensLimit) {
       throw new AppError('INPUT_INVALID', `generation.maxNewTokens must be at most ${this.config.maxNewTokensLimit}`);
     }
-    if (options.webhook) {
+    return { task, generation };
+  }
+
+  /** A webhook at submission (a job's or a batch's): configured here, and its URL allowed by the address policy. */
+  async checkWebhook(webhook: WebhookSpec | undefined): Promise<void> {
+    if (webhook) {
       if (!this.config.webhookSecret) throw new AppError('INPUT_INVALID', 'webhooks are not configured on this server (WEBHOOK_SECRET)');
       // The URL, and the addresses its host resolves to now: judged as delivery will judge them (libs/webhooks).
-      await this.webhooks.check(options.webhook.url);
+      await this.webhooks.check(webhook.url);
     }
-    return { task, generation };
   }
 
   private async documentText(body: ParsedBody, text: string | undefined): Promise<string> {
@@ -253,11 +292,7 @@ export class JobsService {
     return { batches, chunks: chunks.length, chunkMs: performance.now() - t0, promptTokens };
   }
 
-  private async enqueueJob(
-    tenant: string,
-    input: { source: JobSource; task: Task; generation: GenerationParams; options: z.output<typeof JobOptions>; documentId: string | null; traceparent?: string },
-    idempotencyKey: string | undefined,
-  ): Promise<{ job: JobRecord; replayed: boolean }> {
+  private async enqueueJob(tenant: string, input: JobInput, idempotencyKey: string | undefined): Promise<{ job: JobRecord; replayed: boolean }> {
     let id = newId('job');
     if (idempotencyKey !== undefined) {
       if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) throw new AppError('INPUT_INVALID', 'Idempotency-Key must be 1-255 visible ASCII characters');
@@ -273,56 +308,78 @@ export class JobsService {
       id = claim.jobId;
     }
     try {
-      const window = this.manifest.decoder.window;
-      const maxNewTokens = input.generation.maxNewTokens;
-      const { batches, chunks, chunkMs, promptTokens } = await input.source.cut(input.task, window - maxNewTokens);
-      const need = promptTokens + chunks + maxNewTokens;
-      if (need > window) {
-        throw new AppError(
-          'CONTEXT_TOO_LONG',
-          `the document makes ${chunks}${chunks > window - maxNewTokens ? ' or more' : ''} soft tokens; with the prompt (${promptTokens} tokens) and ${maxNewTokens} new tokens that is over the decoder window of ${window}`,
-          { chunks, need, window },
-        );
-      }
-      const key = input.source.key ?? sourceKey(id);
-      if (input.source.text !== undefined) await this.blobs.put(key, input.source.text, 'text/plain; charset=utf-8');
-      const now = new Date();
-      const job: JobRecord = {
-        id,
-        tenant,
-        status: 'queued',
-        task: input.task,
-        generation: input.generation,
-        webhook: input.options.webhook ?? null,
-        metadata: input.options.metadata ?? {},
-        documentId: input.documentId,
-        sourceKey: key,
-        chars: input.source.chars,
-        chunkMs,
-        progress: { chunksTotal: chunks, chunksEncoded: 0, chunksCached: 0 },
-        createdAt: now.toISOString(),
-        startedAt: null,
-        finishedAt: null,
-        expiresAt: new Date(now.getTime() + this.config.jobTtlSeconds * 1000).toISOString(),
-        result: null,
-        error: null,
-      };
-      await this.store.createJob(job);
-      try {
-        await this.pipeline.submitJob(job, batches, input.traceparent);
-      } catch (err) {
-        // Accepted jobs always end: a job whose flow could not be queued is failed, readable, not left queued.
-        const e = new AppError('QUEUE_UNAVAILABLE', `the job could not be queued: ${(err as Error).message}`);
-        await this.store.transition(id, 'failed', { error: { code: e.code, message: e.message } }).catch(() => undefined);
-        throw e;
-      }
-      this.logger.info({ jobId: id, chunks, batches: batches.length, documentId: input.documentId }, 'job queued');
-      return { job, replayed: false };
+      const plan = await this.planJob(input.source, input.task, input.generation);
+      return { job: await this.submitJob(tenant, id, input, plan), replayed: false };
     } catch (err) {
       if (idempotencyKey !== undefined) await this.store.releaseIdempotencyKey(tenant, idempotencyKey).catch(() => undefined);
       throw err;
     }
   }
+
+  /** The job's chunks and prompt, measured against the decoder window (CONTEXT_TOO_LONG when they do not fit). */
+  private async planJob(source: JobSource, task: Task, generation: GenerationParams): Promise<Cut> {
+    const window = this.manifest.decoder.window;
+    const maxNewTokens = generation.maxNewTokens;
+    const cut = await source.cut(task, window - maxNewTokens);
+    const { chunks, promptTokens } = cut;
+    const need = promptTokens + chunks + maxNewTokens;
+    if (need > window) {
+      throw new AppError(
+        'CONTEXT_TOO_LONG',
+        `the document makes ${chunks}${chunks > window - maxNewTokens ? ' or more' : ''} soft tokens; with the prompt (${promptTokens} tokens) and ${maxNewTokens} new tokens that is over the decoder window of ${window}`,
+        { chunks, need, window },
+      );
+    }
+    return cut;
+  }
+
+  /** Stores a planned job and queues its flow. */
+  private async submitJob(tenant: string, id: string, input: JobInput, { batches, chunks, chunkMs }: Cut): Promise<JobRecord> {
+    const key = input.source.key ?? sourceKey(id);
+    if (input.source.text !== undefined) await this.blobs.put(key, input.source.text, 'text/plain; charset=utf-8');
+    const now = new Date();
+    const job: JobRecord = {
+      id,
+      tenant,
+      status: 'queued',
+      task: input.task,
+      generation: input.generation,
+      webhook: input.options.webhook ?? null,
+      metadata: input.options.metadata ?? {},
+      documentId: input.documentId,
+      sourceKey: key,
+      chars: input.source.chars,
+      chunkMs,
+      progress: { chunksTotal: chunks, chunksEncoded: 0, chunksCached: 0 },
+      createdAt: now.toISOString(),
+      startedAt: null,
+      finishedAt: null,
+      expiresAt: new Date(now.getTime() + this.config.jobTtlSeconds * 1000).toISOString(),
+      result: null,
+      error: null,
+    };
+    await this.store.createJob(job);
+    try {
+      await this.pipeline.submitJob(job, batches, input.traceparent);
+    } catch (err) {
+      // Accepted jobs always end: a job whose flow could not be queued is failed, readable, not left queued.
+      const e = new AppError('QUEUE_UNAVAILABLE', `the job could not be queued: ${(err as Error).message}`);
+      await this.store.transition(id, 'failed', { error: { code: e.code, message: e.message } }).catch(() => undefined);
+      throw e;
+    }
+    this.logger.info({ jobId: id, chunks, batches: batches.length, documentId: input.documentId }, 'job queued');
+    return job;
+  }
+}
+
+/** What a job is made from: its source, its checked task and settings, and its options as the request gave them. */
+interface JobInput {
+  source: JobSource;
+  task: Task;
+  generation: GenerationParams;
+  options: Pick<z.output<typeof JobOptions>, 'webhook' | 'metadata'>;
+  documentId: string | null;
+  traceparent?: string;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import {
   AppError,
   DecodeJob,
+  DeliverBatchWebhook,
   DeliverWebhook,
   decodeJobId,
   type ErrorCode,
@@ -11,6 +12,8 @@ import {
   IndexDocument,
   QueueName,
   RETENTION,
+  type BatchItemStatus,
+  type BatchResultLine,
   type ChunkRef,
   type JobDefinition,
   type JobRecord,
@@ -18,6 +21,7 @@ import {
   type JobStatus,
 } from '@lib/shared';
 import type { JobStore } from '../records/job-store.js';
+import { BatchStore } from '../records/batch-store.js';
 
 /** A Redis connection for BullMQ: blocking commands need maxRetriesPerRequest null. */
 export function createRedis(url: string, options: RedisOptions = {}): Redis {
@@ -72,6 +76,8 @@ function node<P extends z.ZodType>(def: JobDefinition<P, z.ZodType>, payload: z.
 export class Pipeline {
   readonly flow: FlowProducer;
   readonly queues: Record<QueueName, Queue>;
+  /** Batches: their items are jobs of this pipeline, and each job's end is counted here (`endBatchItem`). */
+  readonly batches: BatchStore;
 
   constructor(
     connection: Redis,
@@ -86,6 +92,7 @@ export class Pipeline {
       [QueueName.Decode]: new Queue(QueueName.Decode, opts),
       [QueueName.Webhook]: new Queue(QueueName.Webhook, opts),
     };
+    this.batches = new BatchStore(connection, prefix, store.ttlSeconds, store.retentionSeconds);
   }
 
   private encodeChildren(owner: { kind: 'job' | 'document'; id: string }, tenant: string, sourceKey: string, batches: ChunkRef[][], traceparent?: string): FlowJob[] {
@@ -117,6 +124,9 @@ export class Pipeline {
       throw err;
     }
     const job = await this.store.getJob(jobId);
+    // The one call that ended the job counts it for its batch, if it is a batch item (a lost count is made up by
+    // refreshBatch when the batch is read).
+    if (changed && job) await this.endBatchItem(jobId, job.status === status ? { status, result: job.result, error: job.error } : null);
     if (job?.webhook && job.status === status) {
       const payload = DeliverWebhook.payload.parse({ v: 1, jobId, tenant: job.tenant, eventId: `msg_${jobId}_${status}` });
       await this.queues[QueueName.Webhook].add(DeliverWebhook.name, payload, {
@@ -126,6 +136,48 @@ export class Pipeline {
       });
     }
     return changed;
+  }
+
+  /**
+   * Records a job's end in its batch (nothing for a job on its own): the result line, the count, and when it was the
+   * batch's last item, the batch's one webhook. `end` null: the job's record is gone, the item expired. Idempotent.
+   */
+  async endBatchItem(jobId: string, end: { status: Extract<JobStatus, 'succeeded' | 'failed' | 'cancelled'>; result: JobResult | null; error: JobRecord['error'] } | null): Promise<void> {
+    const item = await this.batches.itemOf(jobId);
+    if (!item) return;
+    const status: BatchItemStatus = end?.status ?? 'expired';
+    const line: BatchResultLine = {
+      custom_id: item.customId,
+      index: item.index,
+      status,
+      jobId,
+      result: end?.status === 'succeeded' ? end.result : null,
+      error: end === null ? { code: 'NOT_FOUND', message: `job ${jobId} expired or was deleted before it ended` } : end.status === 'succeeded' ? null : (end.error ?? { code: 'INTERNAL', message: `the job ${end.status} without an error (this is a bug)` }),
+    };
+    if ((await this.batches.itemEnded(item.batchId, jobId, status, JSON.stringify(line))) !== 'ended') return;
+    const batch = await this.batches.get(item.batchId);
+    if (!batch?.webhook || (batch.status !== 'completed' && batch.status !== 'cancelled')) return;
+    // One webhook per batch: the event id is the batch's and its final status, so a second caller's add is a no-op.
+    const payload = DeliverBatchWebhook.payload.parse({ v: 1, batchId: batch.id, tenant: batch.tenant, eventId: `msg_${batch.id}_${batch.status}` });
+    await this.queues[QueueName.Webhook].add(DeliverBatchWebhook.name, payload, {
+      ...jobOptions(DeliverBatchWebhook, payload),
+      attempts: this.webhookRetry.attempts,
+      backoff: { type: 'exponential', delay: this.webhookRetry.backoffMs },
+    });
+  }
+
+  /**
+   * Brings a batch's counts up to its jobs: an item whose job has ended (or whose record is gone: expired) but whose
+   * end was not counted, because the process that ended it stopped in between or its flow never got queued, is
+   * counted now, as its job's end would have been.
+   */
+  async refreshBatch(batchId: string): Promise<void> {
+    for (const item of await this.batches.pending(batchId)) {
+      if (item.jobStatus !== null && !this.store.isTerminal(item.jobStatus as JobStatus)) continue;
+      const job = item.jobStatus === null ? null : await this.store.getJob(item.jobId);
+      const status = job?.status;
+      await this.endBatchItem(item.jobId, job && (status === 'succeeded' || status === 'failed' || status === 'cancelled') ? { status, result: job.result, error: job.error } : null);
+    }
   }
 
   /** Cancels a job that has not ended: marks it, then removes its flow where no worker holds it. */

@@ -4,6 +4,7 @@ import { TaskType } from '../model-contract.js';
 import { EXPANSION_LIMITS, Evidence, GenerationParams, Task } from '../task.js';
 import { DOCUMENT_STATUSES, JOB_STATUSES, Metadata, WebhookSpec, type JobProgress, type JobStatus } from './job-record.js';
 import type { PublicDocument, PublicJob } from './public-view.js';
+import type { toPublicBatch } from './public-view.js';
 
 /*
  * The HTTP and webhook contract: what the API accepts and answers, defined once. The API validates requests with
@@ -226,3 +227,112 @@ const publicJobMatches: Same<z.output<typeof PublicJobSchema>, PublicJob> = true
 void publicJobMatches;
 const publicDocumentMatches: Same<z.output<typeof PublicDocumentSchema>, PublicDocument> = true;
 void publicDocumentMatches;
+
+// --- Batches: many tasks over one document ------------------------------------------------------------------------
+
+/**
+ * One item of a batch: a task over the batch's document, with its own generation settings. `custom_id` is the
+ * caller's name for the item (snake_case as in OpenAI's and Anthropic's batch files, so existing files carry over);
+ * unique within the batch, it comes back on the item's result line.
+ */
+export const BatchItem = z
+  .object({
+    custom_id: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[^\p{Cc}]+$/u, 'custom_id must hold no control characters'),
+    task: Task,
+    generation: GenerationParams.partial().strict().optional(),
+  })
+  .strict();
+export type BatchItem = z.input<typeof BatchItem>;
+
+/** Fields of a batch besides its document and items: one webhook when the batch ends, and the caller's metadata. */
+export const BatchOptions = z.object({ webhook: WebhookSpec.strict().optional(), metadata: Metadata.optional() }).strict();
+
+/**
+ * POST /v1/batches with a JSON body: the document as `text` or as a stored `documentId` (one of them), and the items.
+ * (multipart/form-data: the document as `file` or a `documentId` field, and `items` as JSONL text, one item a line.)
+ */
+export const CreateBatchJson = BatchOptions.extend({
+  text: z.string().optional(),
+  documentId: z.string().max(200).optional(),
+  items: z.array(BatchItem),
+}).strict();
+
+/** POST /v1/batches as multipart/form-data: fields besides the `file`. */
+export const CreateBatchForm = BatchOptions.extend({
+  /** JSONL: one BatchItem a line (blank lines are skipped). */
+  items: z.string(),
+  documentId: z.string().max(200).optional(),
+}).strict();
+
+/**
+ * The state of a batch: `in_progress` while any item has not ended, `cancelling` after a cancel until the items in
+ * flight have ended, then `completed` (every item ended, whatever each item's outcome) or `cancelled`.
+ */
+export const BATCH_STATUSES = ['in_progress', 'cancelling', 'completed', 'cancelled'] as const;
+export type BatchStatus = (typeof BATCH_STATUSES)[number];
+
+/**
+ * How an item ended: its job's terminal status, or `expired` when its job's record was gone (expired or deleted)
+ * before the job ended.
+ */
+export const BATCH_ITEM_STATUSES = ['succeeded', 'failed', 'cancelled', 'expired'] as const;
+export type BatchItemStatus = (typeof BATCH_ITEM_STATUSES)[number];
+
+const BatchItemErrorSchema = z.object({ code: z.enum(Object.keys(ERROR_CODES) as [ErrorCode, ...ErrorCode[]]), message: z.string() }).strict();
+
+/** A batch as GET /v1/batches/:id and the batch webhook show it. */
+export const PublicBatchSchema = z
+  .object({
+    object: z.literal('batch'),
+    id: z.string(),
+    status: z.enum(BATCH_STATUSES),
+    /** The stored document every item is asked on (encoded once; POST /v1/documents/:id/jobs asks it again). */
+    documentId: z.string(),
+    webhook: WebhookSpec.nullable(),
+    metadata: Metadata,
+    /** Items by outcome; `pending` have not ended. total = pending + succeeded + failed + cancelled + expired. */
+    counts: z.object({ total: Count, pending: Count, succeeded: Count, failed: Count, cancelled: Count, expired: Count }).strict(),
+    createdAt: Time,
+    cancelRequestedAt: Time.nullable(),
+    finishedAt: Time.nullable(),
+    /** Until when the batch and its result lines are kept. */
+    expiresAt: Time,
+  })
+  .strict();
+export type PublicBatch = z.output<typeof PublicBatchSchema>;
+
+/**
+ * One line of GET /v1/batches/:id/results (JSONL): an item that has ended. Lines come in the order items end; `index`
+ * is the item's place in the request. `result` is set for `succeeded`, `error` otherwise; `jobId` is the item's job
+ * (GET /v1/jobs/:id, while it is kept).
+ */
+export const BatchResultLineSchema = z
+  .object({
+    custom_id: z.string(),
+    index: Count,
+    status: z.enum(BATCH_ITEM_STATUSES),
+    jobId: z.string(),
+    result: JobResultSchema.nullable(),
+    error: BatchItemErrorSchema.nullable(),
+  })
+  .strict();
+export type BatchResultLine = z.output<typeof BatchResultLineSchema>;
+
+/** The body of a batch's one webhook, sent when its last item ends. */
+export interface BatchWebhookBody {
+  type: `batch.${Extract<BatchStatus, 'completed' | 'cancelled'>}`;
+  timestamp: string;
+  data: PublicBatch;
+}
+
+export function batchWebhookBody(batch: PublicBatch, now: Date = new Date()): BatchWebhookBody {
+  if (batch.status !== 'completed' && batch.status !== 'cancelled') throw new Error(`batch ${batch.id} has not ended (${batch.status}): no webhook yet (this is a bug)`);
+  return { type: `batch.${batch.status}`, timestamp: now.toISOString(), data: batch };
+}
+
+const publicBatchMatches: Same<z.output<typeof PublicBatchSchema>, ReturnType<typeof toPublicBatch>> = true;
+void publicBatchMatches;

@@ -77,3 +77,23 @@ export type JobEvent =
   | { type: 'text'; delta: string };
 
 export { GenerationParams, Task };
+
+/**
+ * A batch as stored: many jobs (its items) on one stored document. Its status and counts follow its items' jobs as
+ * they end (libs/job-store BatchStore); the item -> job mapping and the result lines are stored beside it.
+ */
+export interface BatchRecord {
+  id: string;
+  tenant: string;
+  status: 'in_progress' | 'cancelling' | 'completed' | 'cancelled';
+  documentId: string;
+  webhook: WebhookSpec | null;
+  metadata: Metadata;
+  total: number;
+  /** Items ended, by outcome. */
+  ended: { succeeded: number; failed: number; cancelled: number; expired: number };
+  createdAt: string;
+  cancelRequestedAt: string | null;
+  finishedAt: string | null;
+  expiresAt: string;
+}

@@ -94,5 +94,17 @@ export const DeliverWebhook = defineJob({
   retry: { attempts: 10, backoff: { type: 'exponential', delay: 2000 } },
 });
 
+/** A batch's one webhook, sent when its last item ends; delivered as DeliverWebhook is (libs/webhooks). */
+export const DeliverBatchWebhook = defineJob({
+  queue: QueueName.Webhook,
+  name: 'deliver-batch-webhook',
+  version: 1,
+  /** The URL and secret are loaded when sending, never carried in the payload. */
+  payload: z.object({ v: z.literal(1), batchId: Id, tenant: Id, eventId: z.string().regex(/^msg_[A-Za-z0-9_-]{1,128}$/) }),
+  result: z.object({ status: z.number().int() }),
+  jobId: (p) => p.eventId,
+  retry: DeliverWebhook.retry,
+});
+
 /** Every job kind of the pipeline: a worker for a queue must handle exactly the ones on that queue. */
-export const JOB_DEFINITIONS = [EncodeChunks, DecodeJob, IndexDocument, DeliverWebhook] as const;
+export const JOB_DEFINITIONS = [EncodeChunks, DecodeJob, IndexDocument, DeliverWebhook, DeliverBatchWebhook] as const;

@@ -1,0 +1,264 @@
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { Webhook } from 'standardwebhooks';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { metrics } from '@lib/job-store';
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import formats from 'ajv-formats';
+import { startStack, type Stack } from './stack.js';
+
+const SAMPLE = fileURLToPath(new URL('../../samples/gpl-3.0.txt', import.meta.url));
+const MAX_ITEMS = 25;
+
+let stack: Stack;
+let http: ReturnType<typeof request>;
+let sample: string;
+
+/** Every batch, result line and error body here is checked against the OpenAPI document the API serves. */
+const contract: Record<'Batch' | 'BatchResultLine' | 'Job' | 'Error', ValidateFunction> = {} as never;
+function conforms(kind: keyof typeof contract, body: unknown): void {
+  const validate = contract[kind];
+  if (!validate(body)) throw new Error(`${kind} breaks the OpenAPI contract: ${JSON.stringify(validate.errors?.slice(0, 3))}\n${JSON.stringify(body).slice(0, 500)}`);
+}
+
+const ENDED = ['completed', 'cancelled'];
+async function waitForBatch(id: string, seen: number[] = [], timeoutMs = 300_000): Promise<any> {
+  const t0 = Date.now();
+  for (;;) {
+    const res = await http.get(`/v1/batches/${id}`).expect(200);
+    conforms('Batch', res.body);
+    const lines = await results(id);
+    seen.push(lines.length);
+    if (ENDED.includes(res.body.status)) return res.body;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`batch ${id} still ${res.body.status}: ${JSON.stringify(res.body.counts)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function results(id: string, offset?: number): Promise<any[]> {
+  const res = await http
+    .get(`/v1/batches/${id}/results${offset === undefined ? '' : `?offset=${offset}`}`)
+    .buffer(true)
+    .parse((r, cb) => {
+      let text = '';
+      r.setEncoding('utf8');
+      r.on('data', (c: string) => (text += c));
+      r.on('end', () => cb(null, text));
+    })
+    .expect(200);
+  expect(res.headers['content-type']).toMatch(/^application\/jsonl/);
+  const text = res.body as string;
+  if (text !== '') expect(text.endsWith('\n')).toBe(true);
+  const lines = text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l));
+  for (const line of lines) conforms('BatchResultLine', line);
+  return lines;
+}
+
+async function waitForJob(id: string): Promise<any> {
+  const t0 = Date.now();
+  for (;;) {
+    const res = await http.get(`/v1/jobs/${id}`).expect(200);
+    conforms('Job', res.body);
+    if (['succeeded', 'failed', 'cancelled'].includes(res.body.status)) return res.body;
+    if (Date.now() - t0 > 120_000) throw new Error(`job ${id} still ${res.body.status}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function cacheMisses(): Promise<number> {
+  return (await metrics.softPromptCache.get()).values.find((v) => v.labels.result === 'miss')?.value ?? 0;
+}
+
+/** A local receiver for webhooks. */
+async function receiver(): Promise<{ url: string; received: { body: string; headers: IncomingHttpHeaders }[]; close(): void }> {
+  const received: { body: string; headers: IncomingHttpHeaders }[] = [];
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      received.push({ body, headers: req.headers });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, received, close: () => server.close() };
+}
+
+const QUESTIONS = [
+  'Which version of the licence may you choose?',
+  'What is conveyed?',
+  'Who is a licensee?',
+  'What does "the Program" mean?',
+  'What is the source code of a work?',
+  'What are the System Libraries?',
+  'What must you do when you convey verbatim copies?',
+  'May you charge a price for copies?',
+  'What is a User Product?',
+  'What are Installation Information?',
+  'What are additional permissions?',
+  'When is the licence terminated?',
+  'Must you accept this licence to receive a copy?',
+  'What is an entity transaction?',
+  'What is a contributor?',
+  'What is a patent licence?',
+  'What happens if conditions are imposed on you?',
+  'May the Free Software Foundation publish new versions?',
+  'Is there a warranty for the program?',
+  'Who is liable for damages?',
+];
+
+beforeAll(async () => {
+  stack = await startStack({ batchMaxItems: MAX_ITEMS });
+  http = request(stack.api.url);
+  sample = await readFile(SAMPLE, 'utf8');
+  const doc = (await http.get('/docs/openapi.json').expect(200)).body;
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  (formats as unknown as { default: (a: Ajv2020) => void }).default(ajv);
+  for (const kind of ['Batch', 'BatchResultLine', 'Job', 'Error'] as const) contract[kind] = ajv.compile(doc.components.schemas[kind]);
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+describe('batches', () => {
+  it('20 questions over one document: each chunk encoded once, 20 results equal to 20 single jobs, one webhook', async () => {
+    const hooks = await receiver();
+    try {
+      const text = `${sample}\nBatch edition ${Date.now()}.`;
+      const generation = { maxNewTokens: 8 };
+      const items = QUESTIONS.map((question, i) => ({ custom_id: `q${i + 1}`, task: { type: 'qa', question }, generation }));
+      const missesBefore = await cacheMisses();
+      const created = await http.post('/v1/batches').send({ text, items, webhook: { url: hooks.url }, metadata: { run: 'e2e' } }).expect(202);
+      conforms('Batch', created.body);
+      expect(created.headers.location).toBe(`/v1/batches/${created.body.id}`);
+      expect(created.body).toMatchObject({ object: 'batch', status: 'in_progress', metadata: { run: 'e2e' }, counts: { total: 20, pending: 20, succeeded: 0 } });
+
+      const seen: number[] = [];
+      const done = await waitForBatch(created.body.id, seen);
+      expect(done).toMatchObject({ status: 'completed', counts: { total: 20, pending: 0, succeeded: 20, failed: 0, cancelled: 0, expired: 0 } });
+      expect(done.finishedAt).not.toBeNull();
+      // The results file only grows.
+      expect(seen).toEqual([...seen].sort((a, b) => a - b));
+
+      const lines = await results(created.body.id);
+      expect(lines).toHaveLength(20);
+      expect(lines.map((l) => l.custom_id).sort()).toEqual(items.map((i) => i.custom_id).sort());
+      expect(lines.every((l) => l.status === 'succeeded' && l.error === null && l.result !== null)).toBe(true);
+      expect((await results(created.body.id, 15)).map((l) => l.jobId)).toEqual(lines.slice(15).map((l) => l.jobId));
+
+      // The document was encoded once: the encoder missed exactly its chunks, and no item job encoded any.
+      const doc = (await http.get(`/v1/documents/${done.documentId}`).expect(200)).body;
+      expect(doc.status).toBe('ready');
+      expect((await cacheMisses()) - missesBefore).toBe(doc.chunks);
+      for (const line of lines) {
+        const job = await waitForJob(line.jobId);
+        expect(job).toMatchObject({ status: 'succeeded', documentId: done.documentId, metadata: { batchId: created.body.id, custom_id: line.custom_id } });
+        expect(job.progress).toEqual({ chunksTotal: doc.chunks, chunksEncoded: 0, chunksCached: doc.chunks });
+        expect(job.task).toEqual(items[line.index]!.task);
+        expect(line.result).toEqual(job.result);
+      }
+
+      // The same 20 questions as 20 single jobs on the text: the same answers.
+      const singles: string[] = [];
+      for (const item of items) singles.push((await http.post('/v1/jobs').send({ text, task: item.task, generation }).expect(202)).body.id);
+      for (const [i, id] of singles.entries()) {
+        const single = await waitForJob(id);
+        const line = lines.find((l) => l.index === i)!;
+        expect(single.status).toBe('succeeded');
+        expect(line.custom_id).toBe(items[i]!.custom_id);
+        expect(line.result.text).toBe(single.result.text);
+        expect(line.result.finishReason).toBe(single.result.finishReason);
+        expect(line.result.evidence).toEqual(single.result.evidence);
+      }
+      expect(new Set(lines.map((l) => l.result.text)).size).toBeGreaterThan(1);
+
+      // One webhook for the batch (none for its items), signed as job webhooks are.
+      const t0 = Date.now();
+      while (hooks.received.length === 0 && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(hooks.received).toHaveLength(1);
+      const { body, headers } = hooks.received[0]!;
+      const event = new Webhook(stack.config.webhookSecret!).verify(body, headers as Record<string, string>) as any;
+      expect(event).toMatchObject({ type: 'batch.completed', data: { id: created.body.id, status: 'completed', counts: { succeeded: 20 } } });
+      conforms('Batch', event.data);
+      expect(headers['webhook-id']).toBe(`msg_${created.body.id}_completed`);
+
+      // A batch on the stored document by id encodes nothing.
+      const before = await cacheMisses();
+      const again = await http.post('/v1/batches').send({ documentId: done.documentId, items: items.slice(0, 2) }).expect(202);
+      expect(again.body.documentId).toBe(done.documentId);
+      expect((await waitForBatch(again.body.id)).counts.succeeded).toBe(2);
+      expect(await cacheMisses()).toBe(before);
+    } finally {
+      hooks.close();
+    }
+  }, 600_000);
+
+  it('a JSONL upload with a file; cancel keeps the items that ended', async () => {
+    const jsonl = [
+      JSON.stringify({ custom_id: 'short', task: { type: 'qa', question: 'What is conveyed?' }, generation: { maxNewTokens: 2 } }),
+      '',
+      ...[1, 2, 3, 4].map((n) => JSON.stringify({ custom_id: `long-${n}`, task: { type: 'summarize' }, generation: { maxNewTokens: 1000 } })),
+    ].join('\n');
+    const created = await http
+      .post('/v1/batches')
+      .attach('file', Buffer.from(`${sample}\nUpload ${Date.now()}.`), { filename: 'gpl.txt', contentType: 'text/plain' })
+      .field('items', jsonl)
+      .expect(202);
+    conforms('Batch', created.body);
+    expect(created.body.counts).toMatchObject({ total: 5, pending: 5 });
+    // Wait for the first item to end, then cancel the rest.
+    const t0 = Date.now();
+    while ((await results(created.body.id)).length === 0 && Date.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 100));
+    const cancelled = await http.post(`/v1/batches/${created.body.id}/cancel`).expect(200);
+    conforms('Batch', cancelled.body);
+    expect(['cancelling', 'cancelled']).toContain(cancelled.body.status);
+    expect(cancelled.body.cancelRequestedAt).not.toBeNull();
+    const done = await waitForBatch(created.body.id);
+    expect(done.status).toBe('cancelled');
+    expect(done.counts.succeeded).toBeGreaterThanOrEqual(1);
+    expect(done.counts.cancelled).toBeGreaterThanOrEqual(1);
+    expect(done.counts.succeeded + done.counts.cancelled).toBe(5);
+    const lines = await results(created.body.id);
+    expect(lines).toHaveLength(5);
+    const short = lines.find((l) => l.custom_id === 'short');
+    expect(short).toMatchObject({ status: 'succeeded', index: 0 });
+    expect(short.result.text).toEqual(expect.any(String));
+    for (const line of lines.filter((l) => l.status === 'cancelled')) expect(line).toMatchObject({ result: null, error: { code: 'JOB_CANCELLED' } });
+    const again = await http.post(`/v1/batches/${created.body.id}/cancel`).expect(409);
+    conforms('Error', again.body);
+  }, 300_000);
+
+  describe('bad input: 400 naming the item', () => {
+    const item = (custom_id: string, question = 'What is conveyed?') => ({ custom_id, task: { type: 'qa', question } });
+    const cases: [string, () => request.Test, number, string, RegExp, Record<string, unknown>?][] = [
+      ['duplicate custom_ids', () => http.post('/v1/batches').send({ text: 'hello', items: [item('a'), item('b'), item('a')] }), 400, 'INPUT_INVALID', /items\[2\] \(custom_id "a"\).*items\[0\]/, { index: 2, custom_id: 'a' }],
+      ['too many items', () => http.post('/v1/batches').send({ text: 'hello', items: Array.from({ length: MAX_ITEMS + 1 }, (_, i) => item(`q${i}`)) }), 400, 'INPUT_INVALID', new RegExp(`at most ${MAX_ITEMS} items.*BATCH_MAX_ITEMS.*${MAX_ITEMS + 1}`)],
+      ['a qa task without a question', () => http.post('/v1/batches').send({ text: 'hello', items: [item('a'), { custom_id: 'b', task: { type: 'qa' } }] }), 400, 'INPUT_INVALID', /items\[1\] \(custom_id "b"\): task/, { index: 1, custom_id: 'b' }],
+      ['an unknown task type', () => http.post('/v1/batches').send({ text: 'hello', items: [{ custom_id: 'x', task: { type: 'translate' } }] }), 400, 'INPUT_INVALID', /items\[0\] \(custom_id "x"\)/, { index: 0, custom_id: 'x' }],
+      ['an item without a custom_id', () => http.post('/v1/batches').send({ text: 'hello', items: [item('a'), { task: { type: 'summarize' } }] }), 400, 'INPUT_INVALID', /items\[1\]: custom_id/, { index: 1 }],
+      ['a question over the limit', () => http.post('/v1/batches').send({ text: 'hello', items: [item('a'), item('long', 'q'.repeat(5000))] }), 400, 'QUESTION_TOO_LONG', /items\[1\] \(custom_id "long"\)/, { index: 1, custom_id: 'long' }],
+      ['too many new tokens', () => http.post('/v1/batches').send({ text: 'hello', items: [{ ...item('a'), generation: { maxNewTokens: 100000 } }] }), 400, 'INPUT_INVALID', /items\[0\] \(custom_id "a"\): generation.maxNewTokens/],
+      ['a JSONL line that is not JSON', () => http.post('/v1/batches').field('text', 'hello').field('items', `${JSON.stringify(item('a'))}\n{not json`), 400, 'INPUT_INVALID', /items\[1\]: line 2 of items/, { index: 1 }],
+      ['no items', () => http.post('/v1/batches').send({ text: 'hello', items: [] }), 400, 'INPUT_INVALID', /at least one item/],
+      ['two documents', () => http.post('/v1/batches').send({ text: 'hello', documentId: 'doc_x', items: [item('a')] }), 400, 'INPUT_INVALID', /one document/],
+      ['an unknown stored document', () => http.post('/v1/batches').send({ documentId: 'doc_000000000aaaaaaaaaaaaaaaaaaaa', items: [item('a')] }), 404, 'NOT_FOUND', /no document/],
+      ['an unknown batch', () => http.get('/v1/batches/bat_000000000aaaaaaaaaaaaaaaaaaaa'), 404, 'NOT_FOUND', /no batch/],
+      ['a bad results offset', () => http.get('/v1/batches/bat_000000000aaaaaaaaaaaaaaaaaaaa/results?offset=-1'), 400, 'INPUT_INVALID', /offset/],
+    ];
+    for (const [name, send, status, code, message, details] of cases) {
+      it(name, async () => {
+        const res = await send();
+        expect(res.status).toBe(status);
+        conforms('Error', res.body);
+        expect(res.body.error.code).toBe(code);
+        expect(res.body.error.message).toMatch(message);
+        if (details) expect(res.body.error.details).toMatchObject(details);
+      });
+    }
+  });
+});
