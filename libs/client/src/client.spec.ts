@@ -196,3 +196,45 @@ describe('E2llmClient', () => {
     expect(e2).toMatchObject({ code: 'INTERNAL', httpStatus: 502, message: 'HTTP 502: <html>Bad Gateway</html>' });
   });
 });
+
+describe('E2llmClient batches', () => {
+  const items = [
+    { custom_id: 'a', task: { type: 'qa' as const, question: 'Who?' } },
+    { custom_id: 'b', task: { type: 'summarize' as const }, generation: { maxNewTokens: 4 } },
+  ];
+  const batch = { object: 'batch', id: 'bat_1', status: 'in_progress' };
+
+  it('sends text and a stored document id as JSON, and a file as multipart with the items as JSONL', async () => {
+    const { fn, calls } = scriptedFetch(json(202, batch), json(202, batch), json(202, batch));
+    const client = new E2llmClient({ baseUrl: 'http://api', fetch: fn });
+    await client.createBatch({ text: 'doc', items, metadata: { run: '1' } });
+    await client.createBatch({ documentId: 'doc_1', items });
+    await client.createBatch({ file: new TextEncoder().encode('doc'), filename: 'd.txt', contentType: 'text/plain', items, webhook: { url: 'https://hooks.example/x' } });
+    expect(calls.map((c) => [c.init.method, c.url])).toEqual([
+      ['POST', 'http://api/v1/batches'],
+      ['POST', 'http://api/v1/batches'],
+      ['POST', 'http://api/v1/batches'],
+    ]);
+    expect(JSON.parse(calls[0]!.init.body as string)).toEqual({ text: 'doc', metadata: { run: '1' }, items });
+    expect(JSON.parse(calls[1]!.init.body as string)).toEqual({ documentId: 'doc_1', items });
+    const form = calls[2]!.init.body as FormData;
+    expect((form.get('items') as string).split('\n').map((l) => JSON.parse(l))).toEqual(items);
+    expect(JSON.parse(form.get('webhook') as string)).toEqual({ url: 'https://hooks.example/x' });
+    expect(await (form.get('file') as Blob).text()).toBe('doc');
+  });
+
+  it('reads the results JSONL from an offset, and cancels', async () => {
+    const line = { custom_id: 'a', index: 0, status: 'cancelled', jobId: 'job_1', result: null, error: { code: 'JOB_CANCELLED', message: 'x' } };
+    const { fn, calls } = scriptedFetch(
+      () => new Response(`${JSON.stringify(line)}\n${JSON.stringify({ ...line, custom_id: 'b', index: 1 })}\n`, { status: 200, headers: { 'content-type': 'application/jsonl' } }),
+      json(200, { ...batch, status: 'cancelling' }),
+    );
+    const client = new E2llmClient({ baseUrl: 'http://api', fetch: fn });
+    expect((await client.batchResults('bat_1', { offset: 3 })).map((l) => l.custom_id)).toEqual(['a', 'b']);
+    expect((await client.cancelBatch('bat_1')).status).toBe('cancelling');
+    expect(calls.map((c) => [c.init.method, c.url])).toEqual([
+      ['GET', 'http://api/v1/batches/bat_1/results?offset=3'],
+      ['POST', 'http://api/v1/batches/bat_1/cancel'],
+    ]);
+  });
+});

@@ -4,8 +4,11 @@ import {
   AppError,
   ERROR_CODES,
   TERMINAL_STATUSES,
+  type BatchItem,
+  type BatchResultLine,
   type ErrorCode,
   type GenerationParams,
+  type PublicBatch,
   type Deleted,
   type DocumentListPage,
   type JobListPage,
@@ -64,6 +67,12 @@ export type JobOptions = JobOptionsInput & { idempotencyKey?: string };
 
 export type CreateJobRequest = DocumentInput & JobOptions;
 export type CreateDocumentRequest = DocumentInput & { metadata?: Metadata };
+
+/**
+ * POST /v1/batches: the document (text, a file, or a stored document's id) and the items (the contract's BatchItem).
+ * With a file the items travel as JSONL in the multipart `items` field; otherwise as a JSON array.
+ */
+export type CreateBatchRequest = (DocumentInput | { documentId: string }) & { items: BatchItem[]; webhook?: WebhookSpec; metadata?: Metadata };
 
 /** GET /v1/jobs's page (the contract's type). */
 export type JobList = JobListPage;
@@ -217,6 +226,57 @@ export class E2llmClient {
     } finally {
       options.signal?.removeEventListener('abort', onAbort);
       controller.abort();
+    }
+  }
+
+  /** POST /v1/batches: answers with the batch (202); its items are queued as jobs on one stored document. */
+  async createBatch(req: CreateBatchRequest): Promise<PublicBatch> {
+    const { items, webhook, metadata } = req;
+    const options = { ...(webhook ? { webhook } : {}), ...(metadata ? { metadata } : {}) };
+    if ('file' in req) {
+      const form = new FormData();
+      for (const [k, v] of Object.entries(options)) form.set(k, JSON.stringify(v));
+      form.set('items', items.map((item) => JSON.stringify(item)).join('\n'));
+      const blob = req.file instanceof Blob ? req.file : new Blob([req.file], { type: req.contentType ?? 'application/octet-stream' });
+      form.set('file', blob, req.filename);
+      return this.request<PublicBatch>('POST', '/v1/batches', { body: { kind: 'form', value: form } });
+    }
+    const document = 'documentId' in req ? { documentId: req.documentId } : { text: req.text };
+    return this.request<PublicBatch>('POST', '/v1/batches', { body: { kind: 'json', value: { ...document, ...options, items } } });
+  }
+
+  async getBatch(id: string): Promise<PublicBatch> {
+    return this.request<PublicBatch>('GET', `/v1/batches/${encodeURIComponent(id)}`);
+  }
+
+  /** GET /v1/batches/:id/results: the lines of the items that have ended, in the order they ended, from `offset` on. */
+  async batchResults(id: string, options: { offset?: number } = {}): Promise<BatchResultLine[]> {
+    const query = options.offset === undefined ? '' : `?offset=${options.offset}`;
+    const res = await this.send('GET', `/v1/batches/${encodeURIComponent(id)}/results${query}`, { accept: 'application/jsonl' });
+    return (await res.text())
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as BatchResultLine);
+  }
+
+  /** POST /v1/batches/:id/cancel: the items that have not ended are cancelled; the ended ones keep their results. */
+  async cancelBatch(id: string): Promise<PublicBatch> {
+    return this.request<PublicBatch>('POST', `/v1/batches/${encodeURIComponent(id)}/cancel`);
+  }
+
+  /** Polls a batch until it ends (completed or cancelled) and returns it. */
+  async waitForBatch(id: string, options: Omit<WaitOptions, 'onProgress'> & { onProgress?: (batch: PublicBatch) => void } = {}): Promise<PublicBatch> {
+    const interval = options.intervalMs ?? 500;
+    const deadline = options.timeoutMs === undefined ? Infinity : Date.now() + options.timeoutMs;
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const batch = await this.getBatch(id);
+      options.onProgress?.(batch);
+      if (batch.status === 'completed' || batch.status === 'cancelled') return batch;
+      if (Date.now() + interval > deadline) {
+        throw new ApiError('INTERNAL', `batch ${id} did not end within ${options.timeoutMs} ms (status ${batch.status})`, 0, { batchId: id, status: batch.status });
+      }
+      await sleep(interval, options.signal);
     }
   }
 
