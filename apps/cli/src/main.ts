@@ -1,5 +1,6 @@
 import { AppError, ERROR_CODES, toAppError } from '@lib/shared';
 import { askCommand } from './ask.command.js';
+import { batchCommand } from './batch.command.js';
 import { deleteCommand } from './delete.command.js';
 import { evalCommand } from './eval.command.js';
 import { serveCommand } from './serve.command.js';
@@ -18,6 +19,9 @@ export const USAGE = `Usage:
                                                (a dropped event stream resumes; 429/503 wait for Retry-After)
   e2llm delete ID... --url URL                 delete jobs (job_...) and documents (doc_..., with their jobs) from a
                                                running API; a running job is cancelled first
+  e2llm batch FILE --questions Q.jsonl --url URL
+                                               many questions over one document in one batch: FILE encoded
+                                               once, each line of Q.jsonl one item; result lines (JSONL) on stdout
   e2llm serve                                  API and both workers in one process (npm start)
   e2llm eval ruler [options]                   RULER's synthetic tasks by length (e2llm eval --help)
   e2llm api | encoder-worker | decoder-worker  one role, for scale-out
@@ -43,6 +47,13 @@ Options for submit (and -q, --task, --instruction, the generation options as for
   --json                     print the finished job as JSON instead of the answer
 
 Options for delete: --url URL, --api-key KEY as for submit; --json prints each answer ({object, id, deleted, jobs})
+
+Options for batch (and --url, --api-key as for submit; the generation options as for ask, every item's defaults):
+  --questions FILE.jsonl     one line per item: {"custom_id": "...", "task": {...}, "generation": {...}} as
+                             POST /v1/batches takes it, or {"question": "...", "custom_id": "..."} (custom_id
+                             defaults to q<line number>); at most BATCH_MAX_ITEMS lines (server setting)
+  --out FILE                 write the result lines there instead of stdout (in the questions' order)
+  exit code 0 when every item succeeded, 1 otherwise (each failed item named on stderr)
 `;
 
 /** Runs the CLI; returns the exit code. Errors print one line with their stable code, never a stack trace. */
@@ -56,6 +67,7 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     }
     if (command === 'ask') return await askCommand(rest, io);
     if (command === 'submit') return await submitCommand(rest, io);
+    if (command === 'batch') return await batchCommand(rest, io);
     if (command === 'delete') return await deleteCommand(rest, io);
     if (command === 'eval') return await evalCommand(rest, io);
     if (command === 'serve' || command === 'api' || command === 'encoder-worker' || command === 'decoder-worker') {

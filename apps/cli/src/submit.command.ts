@@ -129,18 +129,18 @@ export function render(job: PublicJob, width = 30): string {
 }
 
 /** Only the flags given: the server applies its defaults and limits to the rest. */
-function generationOverrides(v: Record<string, unknown>): Partial<GenerationParams> | undefined {
+export function generationOverrides(v: Record<string, unknown>): Partial<GenerationParams> | undefined {
   const g = Object.fromEntries(Object.entries(generationFlags(v)).filter(([, value]) => value !== undefined)) as Partial<GenerationParams>;
   return Object.keys(g).length > 0 ? g : undefined;
 }
 
-function positiveNumber(flag: string, raw: string): number {
+export function positiveNumber(flag: string, raw: string): number {
   const n = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(n) || n <= 0) throw new AppError('INPUT_INVALID', `--${flag} must be a positive number, got "${raw}"`);
   return n;
 }
 
-async function readUpload(path: string): Promise<Uint8Array> {
+export async function readUpload(path: string): Promise<Uint8Array> {
   const s = await stat(path).catch(() => null);
   if (!s) throw new AppError('FILE_NOT_FOUND', `no such file: ${path}`);
   if (!s.isFile()) throw new AppError('FILE_NOT_FOUND', `not a regular file: ${path}`);
