@@ -163,14 +163,17 @@ export class LifecycleService implements OnModuleInit, OnModuleDestroy {
    */
   private async deleteBlobs(keys: readonly string[]): Promise<number> {
     const done: string[] = [];
-    try {
-      await mapLimit(keys, this.config.blobFetchConcurrency, async (key) => {
+    let failed: unknown;
+    // Each key on its own: one failure must neither stop the others nor leave deletes running after this returns.
+    await mapLimit(keys, this.config.blobFetchConcurrency, async (key) => {
+      try {
         if (!(await this.store.referencedAgain(key))) await this.blobs.delete(key);
         done.push(key);
-      });
-    } catch (err) {
-      this.logger.warn({ err: (err as Error).message, pending: keys.length - done.length }, 'blob deletion failed; the retention sweep retries it');
-    }
+      } catch (err) {
+        failed ??= err;
+      }
+    });
+    if (failed !== undefined) this.logger.warn({ err: (failed as Error).message, pending: keys.length - done.length }, 'blob deletion failed; the retention sweep retries it');
     await this.store.blobsDeleted(done);
     return done.length;
   }
