@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AppError, type ErrorCode } from './errors.js';
-import { chunkHash, documentChunksKey, resultKey, softPromptKey, sourceKey, STORAGE_NAMESPACES } from './storage-keys.js';
+import { chunkHash, documentChunksKey, resultKey, softPromptKey, softPromptTenantPrefix, sourceKey, STORAGE_NAMESPACES } from './storage-keys.js';
 import { codeOf } from '../test/error-code.js';
 
 const HASH = 'a'.repeat(64);
@@ -48,6 +48,13 @@ describe('key shapes', () => {
   it('softPromptKey is soft-prompts/<tenant>/<encoderId>/<hash>', () => {
     const hash = chunkHash('enc1', 'some text');
     expect(softPromptKey('tenant-1', 'enc1', hash)).toBe(`soft-prompts/tenant-1/enc1/${hash}`);
+  });
+
+  it('softPromptTenantPrefix starts every soft-prompt key of the tenant, and no other tenant\'s', () => {
+    const hash = chunkHash('enc1', 'some text');
+    expect(softPromptKey('t1', 'enc1', hash).startsWith(softPromptTenantPrefix('t1'))).toBe(true);
+    expect(softPromptKey('t10', 'enc1', hash).startsWith(softPromptTenantPrefix('t1'))).toBe(false);
+    expect(() => softPromptTenantPrefix('../x')).toThrow(AppError);
   });
 
   it('softPromptKey separates tenants: the same chunk gives different keys', () => {

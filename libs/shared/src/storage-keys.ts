@@ -31,6 +31,11 @@ export function softPromptKey(tenant: string, encoderId: string, hash: string): 
   return `soft-prompts/${safe('tenant', tenant)}/${safe('encoder id', encoderId)}/${hash}`;
 }
 
+/** The start of every soft-prompt key of a tenant: what the tenant purge lists, and what reference counts are kept under. */
+export function softPromptTenantPrefix(tenant: string): string {
+  return `soft-prompts/${safe('tenant', tenant)}/`;
+}
+
 /** The chunk hash a soft prompt's key is named by (what its blob must carry). */
 export function softPromptKeyHash(key: string): string {
   const hash = key.slice(key.lastIndexOf('/') + 1);

@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@ne
 import type { Logger } from 'pino';
 import { mapLimit, type BlobStore } from '@lib/blob-store';
 import { ID_PATTERN, type JobStore, type Pipeline } from '@lib/job-store';
-import { AppError, IndexDocument, QueueName, documentChunksKey, resultKey, softPromptKey, type Config, type DocumentRecord, type JobRecord } from '@lib/shared';
+import { AppError, IndexDocument, QueueName, documentChunksKey, resultKey, softPromptTenantPrefix, type Config, type DocumentRecord, type JobRecord } from '@lib/shared';
 import { BLOBS, CONFIG, LOGGER, PIPELINE, STORE } from '../tokens.js';
 
 /** Tenant names as API_KEYS and the storage keys accept them. */
@@ -75,8 +75,7 @@ export class LifecycleService implements OnModuleInit, OnModuleDestroy {
     }
     // Soft prompts no count knows of (written by a step whose job was deleted under it, or counted by records Redis
     // expired) are found by listing the tenant's folder: after the deletes above, nothing there is still wanted.
-    const prefix = softPromptKey(tenant, 'e', '0'.repeat(64)).slice(0, -('e/'.length + 64));
-    const left = await this.blobs.list(prefix);
+    const left = await this.blobs.list(softPromptTenantPrefix(tenant));
     await mapLimit(left, this.config.blobFetchConcurrency, (key) => this.blobs.delete(key));
     await this.store.purgeTenantKeys(tenant);
     this.logger.info({ tenant, jobs, documents, blobs: blobs + left.length }, 'tenant purged');

@@ -11,7 +11,7 @@ import {
   type JobResult,
   type JobStatus,
   type Owner,
-  softPromptKey,
+  softPromptTenantPrefix as softPromptPrefix,
 } from '@lib/shared';
 import { recordJobEnd, type JobEndObserver } from '../observability/metrics.js';
 
@@ -563,11 +563,6 @@ function parseJob(h: Record<string, string>): JobRecord | null {
     result: h.result ? (JSON.parse(h.result) as JobResult) : null,
     error: h.error ? JSON.parse(h.error) : null,
   };
-}
-
-/** The start of every soft-prompt key of a tenant (`softPromptKey`). */
-function softPromptPrefix(tenant: string): string {
-  return `${softPromptKey(tenant, 'e', '0'.repeat(64)).slice(0, -('e/'.length + 64))}`;
 }
 
 function encodeCursor(id: string): string {
