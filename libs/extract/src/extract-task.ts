@@ -1,6 +1,8 @@
-import { toAppError, type ErrorCode } from '@lib/shared';
+import { runInBackground, toAppError, type ErrorCode } from '@lib/shared';
 import type { DocumentKind } from './document-kind.js';
 import { extractText, type ExtractLimits } from './extract.js';
+
+runInBackground();
 
 export interface ExtractTask {
   bytes: Uint8Array;

@@ -1,4 +1,4 @@
-import { AppError, type Task } from '@lib/shared';
+import { AppError, runInBackground, type Task } from '@lib/shared';
 import { DocumentPlanner } from './planner.js';
 import type { PlanRequest, PlanResponse } from './planning-pool.js';
 
@@ -6,6 +6,8 @@ import type { PlanRequest, PlanResponse } from './planning-pool.js';
  * A planning thread (piscina): cuts documents and counts prompt tokens off the API's event loop. The planner is
  * loaded once per thread from the package folder the pool was opened with.
  */
+runInBackground();
+
 let planner: Promise<DocumentPlanner> | undefined;
 
 export default async function plan(req: PlanRequest): Promise<PlanResponse> {

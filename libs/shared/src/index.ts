@@ -7,6 +7,7 @@ export * from './storage-keys.js';
 export * from './chunker.js';
 export * from './batch-plan.js';
 export * from './text-input.js';
+export * from './background-thread.js';
 export * from './task.js';
 export * from './queues.js';
 export * from './jobs/pipeline.jobs.js';

@@ -1,5 +1,7 @@
-import { toAppError, type ErrorCode } from '@lib/shared';
+import { runInBackground, toAppError, type ErrorCode } from '@lib/shared';
 import { parseJsonBody } from './request-body.js';
+
+runInBackground();
 
 export type JsonBodyOutcome = { ok: true; body: Record<string, unknown> } | { ok: false; code: ErrorCode; message: string; details?: Record<string, unknown> };
 
