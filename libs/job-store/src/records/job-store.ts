@@ -204,15 +204,22 @@ export class JobStore {
 
   /** Newest first. The cursor is opaque to clients: the last id of the previous page. */
   async listJobs(tenant: string, limit: number, cursor?: string): Promise<Page<JobRecord>> {
-    const index = this.key('jobs', tenant);
+    return this.listIndex(this.key('jobs', tenant), tenant, limit, cursor, (id) => this.getJob(id));
+  }
+
+  /**
+   * One page of a tenant's index (a sorted set of ids, newest last by id): records that have expired are dropped
+   * from the index as they are met.
+   */
+  private async listIndex<T extends { tenant: string }>(index: string, tenant: string, limit: number, cursor: string | undefined, get: (id: string) => Promise<T | null>): Promise<Page<T>> {
     const start = cursor ? `(${decodeCursor(cursor)}` : '+';
     const ids = await this.redis.zrange(index, start, '-', 'BYLEX', 'REV', 'LIMIT', 0, limit + 1);
     const page = ids.slice(0, limit);
-    const records = await Promise.all(page.map((id) => this.getJob(id)));
+    const records: (T | null)[] = await Promise.all(page.map(get));
     const expired = page.filter((_, i) => records[i] === null);
     if (expired.length > 0) await this.redis.zrem(index, ...expired);
     return {
-      data: records.filter((r): r is JobRecord => r !== null && r.tenant === tenant),
+      data: records.filter((r): r is T => r !== null && r.tenant === tenant),
       nextCursor: ids.length > limit ? encodeCursor(page.at(-1)!) : null,
     };
   }
@@ -366,17 +373,7 @@ export class JobStore {
 
   /** Newest first, paged as listJobs. */
   async listDocuments(tenant: string, limit: number, cursor?: string): Promise<Page<DocumentRecord>> {
-    const index = this.key('docs', tenant);
-    const start = cursor ? `(${decodeCursor(cursor)}` : '+';
-    const ids = await this.redis.zrange(index, start, '-', 'BYLEX', 'REV', 'LIMIT', 0, limit + 1);
-    const page = ids.slice(0, limit);
-    const records = await Promise.all(page.map((id) => this.getDocument(id)));
-    const expired = page.filter((_, i) => records[i] === null);
-    if (expired.length > 0) await this.redis.zrem(index, ...expired);
-    return {
-      data: records.filter((r): r is DocumentRecord => r !== null && r.tenant === tenant),
-      nextCursor: ids.length > limit ? encodeCursor(page.at(-1)!) : null,
-    };
+    return this.listIndex(this.key('docs', tenant), tenant, limit, cursor, (id) => this.getDocument(id));
   }
 
   // --- Data lifecycle: soft-prompt references, deletion, retention -------------------------------------------------
