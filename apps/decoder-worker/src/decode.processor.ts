@@ -142,7 +142,8 @@ export class DecodeProcessor {
 
   indexDocument = async (p: z.output<typeof IndexDocument.payload>, job: Job): Promise<{ chunks: number }> => {
     const chunks = (await this.childResults(job)).reduce((a, c) => a + c.keys.length, 0);
-    await this.store.setDocumentStatus(p.documentId, 'ready');
+    // Ready, then the jobs held for it are queued (Pipeline.holdForDocument).
+    await this.pipeline.documentEnded(p.documentId, 'ready');
     return { chunks };
   };
 

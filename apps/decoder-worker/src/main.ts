@@ -42,7 +42,7 @@ export async function startDecoderWorker(config: Config, deps: { logger?: Logger
           onFinalFailure: async (job, error) => {
             const data = job.data as { jobId?: string; documentId?: string };
             if (data.jobId) await pipeline.finishJob(data.jobId, 'failed', { error });
-            if (data.documentId) await store.setDocumentStatus(data.documentId, 'failed', error);
+            if (data.documentId) await pipeline.documentEnded(data.documentId, 'failed', error);
           },
         }),
         createQueueWorker({

@@ -42,7 +42,7 @@ export async function startEncoderWorker(config: Config, deps: { logger?: Logger
           onFinalFailure: async (job, error) => {
             const owner = (job.data as { owner?: { kind: string; id: string } }).owner;
             if (owner?.kind === 'job') await pipeline.finishJob(owner.id, 'failed', { error });
-            if (owner?.kind === 'document') await store.setDocumentStatus(owner.id, 'failed', error);
+            if (owner?.kind === 'document') await pipeline.documentEnded(owner.id, 'failed', error);
           },
         }),
       ];

@@ -360,7 +360,10 @@ export class JobsService {
     };
     await this.store.createJob(job);
     try {
-      await this.pipeline.submitJob(job, batches, input.traceparent);
+      // On a document still encoding, the job waits for it (Pipeline.holdForDocument): each chunk is encoded once, by
+      // the document, and the job's own encode children, queued when it is ready, only find them stored.
+      const held = input.documentId !== null && (await this.pipeline.holdForDocument(input.documentId, id, regroup(batches, ENCODE_CHILD_MAX_CHUNKS), input.traceparent));
+      if (!held) await this.pipeline.submitJob(job, batches, input.traceparent);
     } catch (err) {
       // Accepted jobs always end: a job whose flow could not be queued is failed, readable, not left queued.
       const e = new AppError('QUEUE_UNAVAILABLE', `the job could not be queued: ${(err as Error).message}`);

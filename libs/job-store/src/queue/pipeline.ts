@@ -13,6 +13,8 @@ import {
   QueueName,
   RETENTION,
   type BatchItemStatus,
+  ChunkRef as ChunkRefSchema,
+  type DocumentStatus,
   type BatchResultLine,
   type ChunkRef,
   type JobDefinition,
@@ -27,6 +29,35 @@ import { BatchStore } from '../records/batch-store.js';
 export function createRedis(url: string, options: RedisOptions = {}): Redis {
   return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, lazyConnect: false, ...options });
 }
+
+// A job on a document still encoding is held, not queued (see Pipeline.holdForDocument): its id goes on the
+// document's waiting list, with the chunk batches it will be queued with, but only while the document record still
+// says encoding, checked in the same step. Answers 1 when held, 0 when the document is no longer encoding, -1 when
+// it is gone.
+const HOLD = `
+local raw = redis.call('GET', KEYS[1])
+if not raw then return -1 end
+if cjson.decode(raw).status ~= 'encoding' then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[2], 'NX')
+local ttl = redis.call('TTL', KEYS[1])
+if ttl > 0 then
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('EXPIRE', KEYS[3], ttl)
+end
+return 1
+`;
+
+// Takes a document's waiting list once it is no longer encoding: one caller gets the entries and the batches, any
+// later caller nothing. Answers false while the document is still encoding.
+const RELEASE = `
+local raw = redis.call('GET', KEYS[1])
+if raw and cjson.decode(raw).status == 'encoding' then return false end
+local entries = redis.call('LRANGE', KEYS[2], 0, -1)
+local plan = redis.call('GET', KEYS[3]) or ''
+redis.call('DEL', KEYS[2], KEYS[3])
+return {plan, entries}
+`;
 
 /** BullMQ keys live under the same prefix as the records, so one prefix isolates a deployment (or a test run). */
 export function bullPrefix(prefix: string): string {
@@ -80,11 +111,12 @@ export class Pipeline {
   readonly batches: BatchStore;
 
   constructor(
-    connection: Redis,
+    private readonly redis: Redis,
     readonly prefix: string,
     private readonly store: JobStore,
     private readonly webhookRetry: { attempts: number; backoffMs: number } = { attempts: DeliverWebhook.retry.attempts, backoffMs: DeliverWebhook.retry.backoff.delay },
   ) {
+    const connection = redis;
     const opts = { connection, prefix: bullPrefix(prefix) };
     this.flow = new FlowProducer(opts);
     this.queues = {
@@ -93,6 +125,10 @@ export class Pipeline {
       [QueueName.Webhook]: new Queue(QueueName.Webhook, opts),
     };
     this.batches = new BatchStore(connection, prefix, store.ttlSeconds, store.retentionSeconds);
+  }
+
+  private key(...parts: string[]): string {
+    return [this.prefix, ...parts].join(':');
   }
 
   private encodeChildren(owner: { kind: 'job' | 'document'; id: string }, tenant: string, sourceKey: string, batches: ChunkRef[][], traceparent?: string): FlowJob[] {
@@ -172,12 +208,64 @@ export class Pipeline {
    * counted now, as its job's end would have been.
    */
   async refreshBatch(batchId: string): Promise<void> {
-    for (const item of await this.batches.pending(batchId)) {
+    const pending = await this.batches.pending(batchId);
+    // Items still held for their document after it was encoded (the worker stopped in between): queued now.
+    if (pending.some((item) => item.jobStatus === 'queued')) {
+      const batch = await this.batches.get(batchId);
+      if (batch) await this.releaseHeld(batch.documentId);
+    }
+    for (const item of pending) {
       if (item.jobStatus !== null && !this.store.isTerminal(item.jobStatus as JobStatus)) continue;
       const job = item.jobStatus === null ? null : await this.store.getJob(item.jobId);
       const status = job?.status;
       await this.endBatchItem(item.jobId, job && (status === 'succeeded' || status === 'failed' || status === 'cancelled') ? { status, result: job.result, error: job.error } : null);
     }
+  }
+
+  /**
+   * Holds a job on a document that is still encoding instead of queuing it: it is queued by `documentEnded` when the
+   * document is ready (its encode children then find every chunk stored and only confirm it), or failed with the
+   * document. Without this, a job's encode children running beside the document's (ENCODER_CONCURRENCY above 1, or
+   * several encoder workers) both find a chunk missing and both encode it. `readyBatches` are the chunk batches it is
+   * queued with then. False when the document is no longer encoding (or is gone): queue the job now.
+   */
+  async holdForDocument(documentId: string, jobId: string, readyBatches: ChunkRef[][], traceparent?: string): Promise<boolean> {
+    const r = (await this.redis.eval(HOLD, 3, this.key('doc', documentId), this.key('docwait', documentId), this.key('docwaitplan', documentId), JSON.stringify([jobId, traceparent ?? null]), JSON.stringify(readyBatches))) as number;
+    return r === 1;
+  }
+
+  /** A document has been encoded (or failed to be): its status, then the jobs held for it queued (or failed). */
+  async documentEnded(documentId: string, status: Exclude<DocumentStatus, 'encoding'>, error: { code: ErrorCode; message: string } | null = null): Promise<void> {
+    await this.store.setDocumentStatus(documentId, status, error);
+    await this.releaseHeld(documentId);
+  }
+
+  /**
+   * Queues (or fails) the jobs held for a document that is no longer encoding; nothing while it still is. Idempotent:
+   * the waiting list is taken once. Also called when a batch is read, so a worker that stopped between the document's
+   * status and this step leaves no job held.
+   */
+  async releaseHeld(documentId: string): Promise<number> {
+    const taken = (await this.redis.eval(RELEASE, 3, this.key('doc', documentId), this.key('docwait', documentId), this.key('docwaitplan', documentId))) as [string, string[]] | null;
+    if (!taken || taken[1].length === 0) return 0;
+    const [plan, entries] = taken;
+    const doc = await this.store.getDocument(documentId);
+    const batches = plan === '' ? [] : ChunkRefSchema.array().array().parse(JSON.parse(plan));
+    let released = 0;
+    for (const entry of entries) {
+      const [jobId, traceparent] = JSON.parse(entry) as [string, string | null];
+      const job = await this.store.getJob(jobId);
+      // Cancelled or deleted while it waited: nothing to queue.
+      if (!job || this.store.isTerminal(job.status)) continue;
+      if (doc?.status === 'ready' && batches.length > 0) {
+        await this.submitJob(job, batches, traceparent ?? undefined);
+      } else {
+        const why = doc ? `failed to encode${doc.error ? `: ${doc.error.message}` : ''}` : 'was deleted';
+        await this.finishJob(jobId, 'failed', { error: { code: doc?.error?.code ?? 'NOT_FOUND', message: `document ${documentId} ${why}` } });
+      }
+      released++;
+    }
+    return released;
   }
 
   /** Cancels a job that has not ended: marks it, then removes its flow where no worker holds it. */
