@@ -240,6 +240,17 @@ describe('batches', () => {
     conforms('Error', again.body);
   }, 300_000);
 
+  it('goes with its document: DELETE /v1/documents/:id deletes the batch, its jobs and its result lines', async () => {
+    const created = await http.post('/v1/batches').send({ text: `A short note ${Date.now()}.`, items: [{ custom_id: 'a', task: { type: 'summarize' }, generation: { maxNewTokens: 2 } }] }).expect(202);
+    const done = await waitForBatch(created.body.id);
+    const [line] = await results(created.body.id);
+    const deleted = await http.delete(`/v1/documents/${done.documentId}`).expect(200);
+    expect(deleted.body.jobs).toEqual([line.jobId]);
+    conforms('Error', (await http.get(`/v1/batches/${created.body.id}`).expect(404)).body);
+    await http.get(`/v1/batches/${created.body.id}/results`).expect(404);
+    await http.get(`/v1/jobs/${line.jobId}`).expect(404);
+  });
+
   describe('bad input: 400 naming the item', () => {
     const item = (custom_id: string, question = 'What is conveyed?') => ({ custom_id, task: { type: 'qa', question } });
     const cases: [string, () => request.Test, number, string, RegExp, Record<string, unknown>?][] = [

@@ -151,6 +151,8 @@ export class LifecycleService implements OnModuleInit, OnModuleDestroy {
       // Its encode flow: the waiting steps go; a running one finds the document gone and stops.
       await this.pipeline.queues[QueueName.Decode].remove(IndexDocument.jobId({ v: 1, documentId: doc.id, tenant: doc.tenant }), { removeChildren: true }).catch(() => 0);
     }
+    // Batches on the document go with it: their result lines quote it (their jobs were deleted above).
+    await this.pipeline.batches.deleteForDocument(doc.id);
     const keys = await this.store.deleteDocumentRecords(doc, [doc.sourceKey, documentChunksKey(doc.id)]);
     this.logger.info({ documentId: doc.id, tenant: doc.tenant, jobs: jobs.length, blobs: keys.length }, 'document deleted');
     return { jobs, blobs: blobs + (await this.deleteBlobs(keys)) };

@@ -117,6 +117,22 @@ describe('batches', () => {
   });
 });
 
+describe('batches deleted with their document', () => {
+  it('removes the record, the item mapping and the result lines', async () => {
+    const { id, jobs } = await batch(2);
+    const other = await batch(1);
+    await pipeline.finishJob(jobs[0]!.id, 'succeeded', { result });
+    expect(await pipeline.batches.deleteForDocument('doc_x')).toEqual(expect.arrayContaining([id, other.id]));
+    expect(await pipeline.batches.get(id)).toBeNull();
+    expect(await pipeline.batches.results(id)).toEqual([]);
+    expect(await pipeline.batches.itemOf(jobs[1]!.id)).toBeNull();
+    expect(await redis.keys(`${prefix}:*${id}*`)).toEqual([]);
+    // The job that ends afterwards belongs to no batch any more.
+    await pipeline.finishJob(jobs[1]!.id, 'succeeded', { result });
+    expect(await redis.keys(`${prefix}:*${id}*`)).toEqual([]);
+  });
+});
+
 describe('jobs held for a document that is encoding', () => {
   async function document(status: DocumentRecord['status']): Promise<DocumentRecord> {
     const now = new Date().toISOString();

@@ -91,6 +91,9 @@ export class BatchStore {
     for (let i = 0; i < items.length; i += 1000) multi.rpush(itemsKey, ...items.slice(i, i + 1000).map((it) => JSON.stringify([it.customId, it.jobId])));
     multi.expire(itemsKey, this.ttlSeconds);
     items.forEach((it, index) => multi.set(this.key('jobbatch', it.jobId), JSON.stringify([batch.id, index, it.customId]), 'EX', this.ttlSeconds));
+    // The batches on a document, deleted with it (deleteForDocument): their result lines quote it.
+    const docBatches = this.key('docbatches', batch.documentId);
+    multi.sadd(docBatches, batch.id).expire(docBatches, Math.max(this.ttlSeconds, this.retentionSeconds + RETENTION_MARGIN_SECONDS));
     await exec(multi);
     return { ...fixed, status: 'in_progress', ended: { succeeded: 0, failed: 0, cancelled: 0, expired: 0 }, cancelRequestedAt: null, finishedAt: null, expiresAt };
   }
@@ -162,6 +165,23 @@ export class BatchStore {
   /** Marks a batch cancelling; answers the status it had, or null for an unknown batch. */
   async requestCancel(id: string, now = new Date()): Promise<BatchRecord['status'] | null> {
     return (await this.redis.eval(REQUEST_CANCEL, 1, this.key('batch', id), now.toISOString())) as BatchRecord['status'] | null;
+  }
+
+  /**
+   * Deletes the batches on a document (its records, item mapping and result lines), as the document is deleted: by
+   * DELETE /v1/documents/:id, the retention sweep or the tenant purge, which delete the batches' jobs with it.
+   * Returns the batch ids.
+   */
+  async deleteForDocument(documentId: string): Promise<string[]> {
+    const docBatches = this.key('docbatches', documentId);
+    const ids = await this.redis.smembers(docBatches);
+    for (const id of ids) {
+      const jobIds = (await this.items(id)).map((it) => this.key('jobbatch', it.jobId));
+      for (let i = 0; i < jobIds.length; i += 1000) await this.redis.del(...jobIds.slice(i, i + 1000));
+      await this.redis.del(...this.keys(id));
+    }
+    await this.redis.del(docBatches);
+    return ids;
   }
 
   /** Result lines (JSON texts) from line `offset` on, in the order the items ended. */
