@@ -280,3 +280,34 @@ describe('batches', () => {
     }
   });
 });
+
+describe('batches and tenancy', () => {
+  const KEYS = { alpha: 'alpha-key-0123456789abcdef', beta: 'beta-key-0123456789abcdef' };
+  let other: Stack;
+  let api: ReturnType<typeof request>;
+  beforeAll(async () => {
+    other = await startStack({ apiKeys: `alpha:${KEYS.alpha},beta:${KEYS.beta}` } as Partial<Stack['config']>);
+    api = request(other.api.url);
+  }, 120_000);
+  afterAll(async () => other?.stop());
+
+  it("keeps one tenant's batches and documents from another (404), and needs a key (401)", async () => {
+    const alpha = `Bearer ${KEYS.alpha}`;
+    const beta = `Bearer ${KEYS.beta}`;
+    const items = [{ custom_id: 'a', task: { type: 'summarize' }, generation: { maxNewTokens: 2 } }];
+    expect((await api.post('/v1/batches').send({ text: 'A note.', items })).status).toBe(401);
+    const created = await api.post('/v1/batches').set('Authorization', alpha).send({ text: `A note for alpha ${Date.now()}.`, items }).expect(202);
+    const id = created.body.id;
+    for (const res of [
+      await api.get(`/v1/batches/${id}`).set('Authorization', beta),
+      await api.get(`/v1/batches/${id}/results`).set('Authorization', beta),
+      await api.post(`/v1/batches/${id}/cancel`).set('Authorization', beta),
+      await api.post('/v1/batches').set('Authorization', beta).send({ documentId: created.body.documentId, items }),
+    ]) {
+      expect(res.status).toBe(404);
+      expect(res.body.error.code).toBe('NOT_FOUND');
+    }
+    for (let i = 0; i < 600 && (await api.get(`/v1/batches/${id}`).set('Authorization', alpha)).body.status !== 'completed'; i++) await new Promise((r) => setTimeout(r, 100));
+    expect((await api.get(`/v1/batches/${id}`).set('Authorization', alpha).expect(200)).body.counts.succeeded).toBe(1);
+  });
+});
