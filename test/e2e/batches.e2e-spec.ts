@@ -286,7 +286,7 @@ describe('batches and tenancy', () => {
   let other: Stack;
   let api: ReturnType<typeof request>;
   beforeAll(async () => {
-    other = await startStack({ apiKeys: `alpha:${KEYS.alpha},beta:${KEYS.beta}` } as Partial<Stack['config']>);
+    other = await startStack({ apiKeys: `alpha:${KEYS.alpha},beta:${KEYS.beta}` } as unknown as Partial<Stack['config']>);
     api = request(other.api.url);
   }, 120_000);
   afterAll(async () => other?.stop());
