@@ -2,7 +2,8 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { BATCH_ID_PATTERN, newBatchId, newId, type JobStore, type Pipeline } from '@lib/job-store';
-import { AppError, BatchItem, CreateBatchJson, type BatchRecord, type Config, type DocumentRecord } from '@lib/shared';
+import { AppError, BatchItem, CreateBatchJson, type BatchRecord, type Config, type DocumentRecord, type JobStatus } from '@lib/shared';
+import { mapLimit } from '@lib/blob-store';
 import { z } from 'zod';
 import { parseJsonBody, parseWith, type ParsedBody } from '../common/request-body.js';
 import { JobsService } from '../jobs/jobs.service.js';
@@ -93,10 +94,9 @@ export class BatchesService {
     const batch = await this.get(tenant, id);
     if (batch.status === 'completed' || batch.status === 'cancelled') throw new AppError('CONFLICT', `batch ${id} has already ended (${batch.status})`);
     await this.pipeline.batches.requestCancel(id);
-    for (const item of await this.pipeline.batches.pending(id)) {
-      // Each cancel is a job's own (its end is counted for the batch like any other); one that ended meanwhile is left.
-      if (item.jobStatus !== null && !this.store.isTerminal(item.jobStatus as never)) await this.pipeline.cancel(item.jobId);
-    }
+    // Each cancel is a job's own (its end is counted for the batch like any other); one that ended meanwhile is left.
+    const open = (await this.pipeline.batches.pending(id)).filter((item) => item.jobStatus !== null && !this.store.isTerminal(item.jobStatus as JobStatus));
+    await mapLimit(open, 16, (item) => this.pipeline.cancel(item.jobId));
     return this.get(tenant, id);
   }
 

@@ -92,6 +92,7 @@ export class JobsService {
   ): Promise<JobRecord[]> {
     if (doc.status === 'failed') throw new AppError('CONFLICT', `document ${doc.id} failed to encode: ${doc.error?.message ?? ''}`);
     const source = await this.documentSource(doc);
+    // One at a time: the planning threads' queue is bounded (OVERLOADED past it), and a batch must not fill it.
     const plans: Cut[] = [];
     for (const [i, item] of items.entries()) {
       plans.push(await this.planJob(source, item.task, item.generation).catch((err: unknown) => Promise.reject(err instanceof AppError ? named(i, err) : err)));
