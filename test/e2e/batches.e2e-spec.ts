@@ -191,7 +191,8 @@ describe('batches', () => {
 
       // A batch on the stored document by id encodes nothing.
       const before = await cacheMisses();
-      const again = await http.post('/v1/batches').send({ documentId: done.documentId, items: items.slice(0, 2) }).expect(202);
+      // (its items as JSONL text in the JSON body)
+      const again = await http.post('/v1/batches').send({ documentId: done.documentId, items: items.slice(0, 2).map((i) => JSON.stringify(i)).join('\n') }).expect(202);
       expect(again.body.documentId).toBe(done.documentId);
       expect((await waitForBatch(again.body.id)).counts.succeeded).toBe(2);
       expect(await cacheMisses()).toBe(before);
