@@ -252,13 +252,14 @@ export type BatchItem = z.input<typeof BatchItem>;
 export const BatchOptions = z.object({ webhook: WebhookSpec.strict().optional(), metadata: Metadata.optional() }).strict();
 
 /**
- * POST /v1/batches with a JSON body: the document as `text` or as a stored `documentId` (one of them), and the items.
- * (multipart/form-data: the document as `file` or a `documentId` field, and `items` as JSONL text, one item a line.)
+ * POST /v1/batches with a JSON body: the document as `text` or as a stored `documentId` (one of them), and the items,
+ * as an array or as JSONL text (one item a line; a string is not counted against the body's bound on JSON values).
+ * (multipart/form-data: the document as `file` or a `documentId` field, and `items` as JSONL text.)
  */
 export const CreateBatchJson = BatchOptions.extend({
   text: z.string().optional(),
   documentId: z.string().max(200).optional(),
-  items: z.array(BatchItem),
+  items: z.union([z.array(BatchItem), z.string().describe('JSONL: one BatchItem a line')]),
 }).strict();
 
 /** POST /v1/batches as multipart/form-data: fields besides the `file`. */
