@@ -113,7 +113,8 @@ const QUESTIONS = [
 beforeAll(async () => {
   // Four encode steps at once: a batch's item jobs must still find every chunk encoded by the document, never encode
   // one beside it (they wait for the document: Pipeline.holdForDocument).
-  stack = await startStack({ batchMaxItems: MAX_ITEMS, encoderConcurrency: 4 });
+  // MAX_NEW_TOKENS_LIMIT as large as the window: an item can then be too long for the window with its document.
+  stack = await startStack({ batchMaxItems: MAX_ITEMS, encoderConcurrency: 4, maxNewTokensLimit: 4096 });
   http = request(stack.api.url);
   sample = await readFile(SAMPLE, 'utf8');
   const doc = (await http.get('/docs/openapi.json').expect(200)).body;
@@ -250,6 +251,20 @@ describe('batches', () => {
     conforms('Error', (await http.get(`/v1/batches/${created.body.id}`).expect(404)).body);
     await http.get(`/v1/batches/${created.body.id}/results`).expect(404);
     await http.get(`/v1/jobs/${line.jobId}`).expect(404);
+  });
+
+  it('an item too long for the window with the document: 422 naming it, and the document stored for the batch is deleted', async () => {
+    const before = (await http.get('/v1/documents?limit=100').expect(200)).body.data.length;
+    const items = [
+      { custom_id: 'fits', task: { type: 'qa', question: 'What is conveyed?' }, generation: { maxNewTokens: 4 } },
+      { custom_id: 'too-long', task: { type: 'summarize' }, generation: { maxNewTokens: 4090 } },
+    ];
+    const res = await http.post('/v1/batches').send({ text: `${sample}\nToo long ${Date.now()}.`, items }).expect(422);
+    conforms('Error', res.body);
+    expect(res.body.error.code).toBe('CONTEXT_TOO_LONG');
+    expect(res.body.error.message).toMatch(/^items\[1\] \(custom_id "too-long"\): the document makes/);
+    expect(res.body.error.details).toMatchObject({ index: 1, custom_id: 'too-long' });
+    expect((await http.get('/v1/documents?limit=100').expect(200)).body.data.length).toBe(before);
   });
 
   describe('bad input: 400 naming the item', () => {

@@ -7,6 +7,7 @@ import { mapLimit } from '@lib/blob-store';
 import { z } from 'zod';
 import { parseJsonBody, parseWith, type ParsedBody } from '../common/request-body.js';
 import { JobsService } from '../jobs/jobs.service.js';
+import { LifecycleService } from '../lifecycle/lifecycle.service.js';
 import { CONFIG, LOGGER, PIPELINE, REDIS, STORE } from '../tokens.js';
 
 /**
@@ -24,6 +25,7 @@ const BatchRequest = CreateBatchJson.extend({ items: z.union([z.array(z.unknown(
 export class BatchesService {
   constructor(
     private readonly jobs: JobsService,
+    private readonly lifecycle: LifecycleService,
     @Inject(CONFIG) private readonly config: Config,
     @Inject(STORE) private readonly store: JobStore,
     @Inject(PIPELINE) private readonly pipeline: Pipeline,
@@ -53,20 +55,27 @@ export class BatchesService {
     const id = newBatchId();
     const planned = items.map((item) => ({ ...item, jobId: newId('job'), metadata: { batchId: id, custom_id: item.custom_id } }));
     let batch: BatchRecord | undefined;
-    await this.jobs.createDocumentJobs(
-      tenant,
-      doc,
-      planned,
-      (index, err) => itemError(err.code, index, items[index]!.custom_id, err.message, err.details),
-      traceparent,
-      // Every item fits the window: the batch is stored, then its jobs are queued (an item job's end finds its batch).
-      async () => {
-        batch = await this.pipeline.batches.create(
-          { id, tenant, documentId: doc.id, webhook: request.webhook ?? null, metadata: request.metadata ?? {} },
-          planned.map((p) => ({ customId: p.custom_id, jobId: p.jobId })),
-        );
-      },
-    );
+    const created = request.documentId === undefined;
+    try {
+      await this.jobs.createDocumentJobs(
+        tenant,
+        doc,
+        planned,
+        (index, err) => itemError(err.code, index, items[index]!.custom_id, err.message, err.details),
+        traceparent,
+        // Every item fits the window: the batch is stored, then its jobs are queued (an item job's end finds its batch).
+        async () => {
+          batch = await this.pipeline.batches.create(
+            { id, tenant, documentId: doc.id, webhook: request.webhook ?? null, metadata: request.metadata ?? {} },
+            planned.map((p) => ({ customId: p.custom_id, jobId: p.jobId })),
+          );
+        },
+      );
+    } catch (err) {
+      // A refused batch leaves nothing behind: the document it stored for itself goes (a stored one it was asked on stays).
+      if (created && !batch) await this.lifecycle.deleteDocument(tenant, doc.id).catch((e: unknown) => this.logger.warn({ documentId: doc.id, err: (e as Error).message }, 'could not delete the document of a refused batch'));
+      throw err;
+    }
     if (!batch) throw new AppError('INTERNAL', `batch ${id} was not stored (this is a bug)`);
     this.logger.info({ batchId: id, items: items.length, documentId: doc.id }, 'batch queued');
     return batch;
