@@ -18,7 +18,7 @@ let http: ReturnType<typeof request>;
 let sample: string;
 
 /** Every batch, result line and error body here is checked against the OpenAPI document the API serves. */
-const contract: Record<'Batch' | 'BatchResultLine' | 'Job' | 'Error', ValidateFunction> = {} as never;
+const contract: Record<'Batch' | 'BatchList' | 'BatchResultLine' | 'Job' | 'Error', ValidateFunction> = {} as never;
 function conforms(kind: keyof typeof contract, body: unknown): void {
   const validate = contract[kind];
   if (!validate(body)) throw new Error(`${kind} breaks the OpenAPI contract: ${JSON.stringify(validate.errors?.slice(0, 3))}\n${JSON.stringify(body).slice(0, 500)}`);
@@ -120,7 +120,7 @@ beforeAll(async () => {
   const doc = (await http.get('/docs/openapi.json').expect(200)).body;
   const ajv = new Ajv2020({ strict: false, allErrors: true });
   (formats as unknown as { default: (a: Ajv2020) => void }).default(ajv);
-  for (const kind of ['Batch', 'BatchResultLine', 'Job', 'Error'] as const) contract[kind] = ajv.compile(doc.components.schemas[kind]);
+  for (const kind of ['Batch', 'BatchList', 'BatchResultLine', 'Job', 'Error'] as const) contract[kind] = ajv.compile(doc.components.schemas[kind]);
 }, 120_000);
 
 afterAll(async () => {
@@ -197,6 +197,14 @@ describe('batches', () => {
       expect(again.body.documentId).toBe(done.documentId);
       expect((await waitForBatch(again.body.id)).counts.succeeded).toBe(2);
       expect(await cacheMisses()).toBe(before);
+
+      // Both listed, newest first, one a page.
+      const first = await http.get('/v1/batches?limit=1').expect(200);
+      conforms('BatchList', first.body);
+      expect(first.body).toMatchObject({ object: 'list', hasMore: true, data: [{ id: again.body.id, status: 'completed' }] });
+      const second = await http.get(`/v1/batches?limit=1&after=${first.body.nextCursor}`).expect(200);
+      conforms('BatchList', second.body);
+      expect(second.body.data.map((b: any) => b.id)).toEqual([created.body.id]);
     } finally {
       hooks.close();
     }
@@ -251,6 +259,7 @@ describe('batches', () => {
     conforms('Error', (await http.get(`/v1/batches/${created.body.id}`).expect(404)).body);
     await http.get(`/v1/batches/${created.body.id}/results`).expect(404);
     await http.get(`/v1/jobs/${line.jobId}`).expect(404);
+    expect((await http.get('/v1/batches?limit=100').expect(200)).body.data.map((b: any) => b.id)).not.toContain(created.body.id);
   });
 
   it('an item too long for the window with the document: 422 naming it, and the document stored for the batch is deleted', async () => {
@@ -282,6 +291,7 @@ describe('batches', () => {
       ['two documents', () => http.post('/v1/batches').send({ text: 'hello', documentId: 'doc_x', items: [item('a')] }), 400, 'INPUT_INVALID', /one document/],
       ['an unknown stored document', () => http.post('/v1/batches').send({ documentId: 'doc_000000000aaaaaaaaaaaaaaaaaaaa', items: [item('a')] }), 404, 'NOT_FOUND', /no document/],
       ['an unknown batch', () => http.get('/v1/batches/bat_000000000aaaaaaaaaaaaaaaaaaaa'), 404, 'NOT_FOUND', /no batch/],
+      ['a bad list cursor', () => http.get('/v1/batches?after=bm90LWFuLWlk'), 400, 'INPUT_INVALID', /cursor/],
       ['a bad results offset', () => http.get('/v1/batches/bat_000000000aaaaaaaaaaaaaaaaaaaa/results?offset=-1'), 400, 'INPUT_INVALID', /offset/],
     ];
     for (const [name, send, status, code, message, details] of cases) {

@@ -237,4 +237,11 @@ describe('E2llmClient batches', () => {
       ['POST', 'http://api/v1/batches/bat_1/cancel'],
     ]);
   });
+
+  it('lists batches with the page query', async () => {
+    const { fn, calls } = scriptedFetch(json(200, { object: 'list', data: [], nextCursor: null, hasMore: false }));
+    const client = new E2llmClient({ baseUrl: 'http://api', fetch: fn });
+    expect((await client.listBatches({ limit: 5, after: 'abc' })).hasMore).toBe(false);
+    expect(calls[0]!.url).toBe('http://api/v1/batches?limit=5&after=abc');
+  });
 });

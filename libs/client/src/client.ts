@@ -5,6 +5,7 @@ import {
   ERROR_CODES,
   TERMINAL_STATUSES,
   type BatchItem,
+  type BatchListPage,
   type BatchResultLine,
   type ErrorCode,
   type GenerationParams,
@@ -243,6 +244,11 @@ export class E2llmClient {
     }
     const document = 'documentId' in req ? { documentId: req.documentId } : { text: req.text };
     return this.request<PublicBatch>('POST', '/v1/batches', { body: { kind: 'json', value: { ...document, ...options, items } } });
+  }
+
+  /** GET /v1/batches: one page, newest first; pass `nextCursor` as `after` for the next. */
+  async listBatches(query: { limit?: number; after?: string } = {}): Promise<BatchListPage> {
+    return this.request<BatchListPage>('GET', `/v1/batches${pageQuery(query)}`);
   }
 
   async getBatch(id: string): Promise<PublicBatch> {

@@ -1,7 +1,7 @@
 import { Controller, Get, HttpCode, Inject, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { toPublicBatch, type Config } from '@lib/shared';
+import { ListQuery, batchListPage, toPublicBatch, type Config } from '@lib/shared';
 import { parseWith, readBody } from '../common/request-body.js';
 import type { JsonBodyPool } from '../common/json-body-pool.js';
 import { AdmissionService } from '../auth/admission.service.js';
@@ -33,6 +33,13 @@ export class BatchesController {
     });
     res.setHeader('Location', `/v1/batches/${batch.id}`);
     return toPublicBatch(batch);
+  }
+
+  @Get()
+  async list(@TenantId() tenant: string, @Query() query: unknown) {
+    const q = parseWith(ListQuery, query, 'query');
+    const page = await this.batches.list(tenant, q.limit, q.after);
+    return batchListPage(page.data.map(toPublicBatch), page.nextCursor);
   }
 
   @Get(':id')

@@ -92,6 +92,11 @@ export class BatchesService {
     return batch;
   }
 
+  /** A page of the tenant's batches, newest first (their counts as last stored: GET /v1/batches/:id refreshes them). */
+  async list(tenant: string, limit: number, after?: string) {
+    return this.pipeline.batches.list(tenant, limit, after);
+  }
+
   /** The result lines from `offset` on (JSON texts, in the order the items ended). */
   async results(tenant: string, id: string, offset: number): Promise<string[]> {
     await this.get(tenant, id);

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { Controller, Get, Header, Param, Res, StreamableFile } from '@nestjs/common';
 import type { Response } from 'express';
 import { z } from 'zod';
-import { BatchResultLineSchema, CreateBatchForm, CreateBatchJson, PublicBatchSchema } from '@lib/shared';
+import { BatchListPageSchema, BatchResultLineSchema, CreateBatchForm, CreateBatchJson, PublicBatchSchema } from '@lib/shared';
 import { AppError, CreateDocumentJson, CreateJobJson, DeletedSchema, DocumentListPageSchema, ERROR_CODES, JobListPageSchema, JobOptions, ModelListSchema, PublicDocumentSchema, PublicJobSchema, STREAM_EVENT_ID, TenantPurgeSchema } from '@lib/shared';
 
 /** A request schema (what a client may send: defaults not yet applied) and a response schema (what it receives). */
@@ -27,6 +27,7 @@ const JobList = response(JobListPageSchema);
 const ModelList = response(ModelListSchema);
 const Batch = response(PublicBatchSchema);
 const BatchResultLine = response(BatchResultLineSchema);
+const BatchList = response(BatchListPageSchema);
 const batchResponse = (status: string) => ({ [status]: { description: 'the batch', content: { 'application/json': { schema: { $ref: '#/components/schemas/Batch' } } } } });
 const Document = response(PublicDocumentSchema);
 const DocumentList = response(DocumentListPageSchema);
@@ -144,6 +145,11 @@ export const OPENAPI = {
         },
         responses: { ...batchResponse('202'), ...errors },
       },
+      get: {
+        summary: "List the tenant's batches, newest first",
+        parameters: [{ name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 100 } }, { name: 'after', in: 'query', schema: { type: 'string' } }],
+        responses: { '200': { description: 'a page of batches', content: { 'application/json': { schema: { $ref: '#/components/schemas/BatchList' } } } }, ...errors },
+      },
     },
     '/v1/batches/{id}': { get: { summary: 'Status and counts of a batch', parameters: [idParam], responses: { ...batchResponse('200'), ...errors } } },
     '/v1/batches/{id}/results': {
@@ -160,7 +166,7 @@ export const OPENAPI = {
     '/healthz': { get: { summary: 'Liveness', responses: { '200': { description: 'ok' } } } },
     '/readyz': { get: { summary: 'Readiness: Redis, blob store, model', responses: { '200': { description: 'ready' }, '503': { description: 'not ready' } } } },
   },
-  components: { schemas: { Error: ErrorBody, Job, JobList, ModelList, Document, DocumentList, Deleted, TenantPurge, Batch, BatchResultLine } },
+  components: { schemas: { Error: ErrorBody, Job, JobList, ModelList, Document, DocumentList, Deleted, TenantPurge, Batch, BatchResultLine, BatchList } },
 };
 
 /** Swagger UI's files, served from the npm package: the page fetches nothing from a CDN. */

@@ -127,6 +127,7 @@ describe('batches deleted with their document', () => {
     expect(await pipeline.batches.results(id)).toEqual([]);
     expect(await pipeline.batches.itemOf(jobs[1]!.id)).toBeNull();
     expect(await redis.keys(`${prefix}:*${id}*`)).toEqual([]);
+    expect((await pipeline.batches.list('tenant-a', 100)).data.map((b) => b.id)).not.toContain(id);
     // The job that ends afterwards belongs to no batch any more.
     await pipeline.finishJob(jobs[1]!.id, 'succeeded', { result });
     expect(await redis.keys(`${prefix}:*${id}*`)).toEqual([]);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { BatchItemStatus, BatchRecord, Metadata, WebhookSpec } from '@lib/shared';
+import { AppError, type BatchItemStatus, type BatchRecord } from '@lib/shared';
 import { RETENTION_MARGIN_SECONDS } from './job-store.js';
 
 /**
@@ -93,7 +93,10 @@ export class BatchStore {
     items.forEach((it, index) => multi.set(this.key('jobbatch', it.jobId), JSON.stringify([batch.id, index, it.customId]), 'EX', this.ttlSeconds));
     // The batches on a document, deleted with it (deleteForDocument): their result lines quote it.
     const docBatches = this.key('docbatches', batch.documentId);
-    multi.sadd(docBatches, batch.id).expire(docBatches, Math.max(this.ttlSeconds, this.retentionSeconds + RETENTION_MARGIN_SECONDS));
+    const indexTtl = Math.max(this.ttlSeconds, this.retentionSeconds + RETENTION_MARGIN_SECONDS);
+    multi.sadd(docBatches, batch.id).expire(docBatches, indexTtl);
+    // The tenant's batches for GET /v1/batches: ids sort by creation, so pages go by member (as job listings do).
+    multi.zadd(this.key('batches', batch.tenant), 0, batch.id).expire(this.key('batches', batch.tenant), indexTtl);
     await exec(multi);
     return { ...fixed, status: 'in_progress', ended: { succeeded: 0, failed: 0, cancelled: 0, expired: 0 }, cancelRequestedAt: null, finishedAt: null, expiresAt };
   }
@@ -176,12 +179,34 @@ export class BatchStore {
     const docBatches = this.key('docbatches', documentId);
     const ids = await this.redis.smembers(docBatches);
     for (const id of ids) {
+      const tenant = (await this.get(id))?.tenant;
+      if (tenant !== undefined) await this.redis.zrem(this.key('batches', tenant), id);
       const jobIds = (await this.items(id)).map((it) => this.key('jobbatch', it.jobId));
       for (let i = 0; i < jobIds.length; i += 1000) await this.redis.del(...jobIds.slice(i, i + 1000));
       await this.redis.del(...this.keys(id));
     }
     await this.redis.del(docBatches);
     return ids;
+  }
+
+  /** A tenant's batches, newest first; the cursor is the last id of the previous page (opaque to clients). */
+  async list(tenant: string, limit: number, cursor?: string): Promise<{ data: BatchRecord[]; nextCursor: string | null }> {
+    const index = this.key('batches', tenant);
+    let start = '+';
+    if (cursor !== undefined) {
+      const after = Buffer.from(cursor, 'base64url').toString('utf8');
+      if (!BATCH_ID_PATTERN.test(after)) throw new AppError('INPUT_INVALID', 'invalid cursor');
+      start = `(${after}`;
+    }
+    const ids = await this.redis.zrange(index, start, '-', 'BYLEX', 'REV', 'LIMIT', 0, limit + 1);
+    const page = ids.slice(0, limit);
+    const records = await Promise.all(page.map((id) => this.get(id)));
+    const gone = page.filter((_, i) => records[i] === null);
+    if (gone.length > 0) await this.redis.zrem(index, ...gone);
+    return {
+      data: records.filter((r): r is BatchRecord => r !== null && r.tenant === tenant),
+      nextCursor: ids.length > limit ? Buffer.from(page.at(-1)!, 'utf8').toString('base64url') : null,
+    };
   }
 
   /** Result lines (JSON texts) from line `offset` on, in the order the items ended. */

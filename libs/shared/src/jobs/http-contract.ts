@@ -306,6 +306,16 @@ export const PublicBatchSchema = z
   .strict();
 export type PublicBatch = z.output<typeof PublicBatchSchema>;
 
+/** GET /v1/batches: a page of the tenant's batches, newest first (paged as GET /v1/jobs). */
+export const BatchListPageSchema = z
+  .object({ object: z.literal('list'), data: z.array(PublicBatchSchema), nextCursor: z.string().nullable(), hasMore: z.boolean() })
+  .strict();
+export type BatchListPage = z.output<typeof BatchListPageSchema>;
+
+export function batchListPage(data: PublicBatch[], nextCursor: string | null): BatchListPage {
+  return { object: 'list', data, nextCursor, hasMore: nextCursor !== null };
+}
+
 /**
  * One line of GET /v1/batches/:id/results (JSONL): an item that has ended. Lines come in the order items end; `index`
  * is the item's place in the request. `result` is set for `succeeded`, `error` otherwise; `jobId` is the item's job
