@@ -250,8 +250,16 @@ describe('batches', () => {
     conforms('Error', again.body);
   }, 300_000);
 
-  it('goes with its document: DELETE /v1/documents/:id deletes the batch, its jobs and its result lines', async () => {
-    const created = await http.post('/v1/batches').send({ text: `A short note ${Date.now()}.`, items: [{ custom_id: 'a', task: { type: 'summarize' }, generation: { maxNewTokens: 2 } }] }).expect(202);
+  it('goes with its document: DELETE /v1/documents/:id deletes the batch, its jobs and its result lines; an Idempotency-Key replays it until then', async () => {
+    const body = { text: `A short note ${Date.now()}.`, items: [{ custom_id: 'a', task: { type: 'summarize' }, generation: { maxNewTokens: 2 } }] };
+    const key = `batch-${Date.now()}`;
+    const created = await http.post('/v1/batches').set('Idempotency-Key', key).send(body).expect(202);
+    expect(created.headers['idempotent-replayed']).toBeUndefined();
+    const replay = await http.post('/v1/batches').set('Idempotency-Key', key).send(body).expect(202);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(replay.body.id).toBe(created.body.id);
+    conforms('Batch', replay.body);
+    conforms('Error', (await http.post('/v1/batches').set('Idempotency-Key', key).send({ ...body, metadata: { other: 'body' } }).expect(409)).body);
     const done = await waitForBatch(created.body.id);
     const [line] = await results(created.body.id);
     const deleted = await http.delete(`/v1/documents/${done.documentId}`).expect(200);
@@ -260,6 +268,10 @@ describe('batches', () => {
     await http.get(`/v1/batches/${created.body.id}/results`).expect(404);
     await http.get(`/v1/jobs/${line.jobId}`).expect(404);
     expect((await http.get('/v1/batches?limit=100').expect(200)).body.data.map((b: any) => b.id)).not.toContain(created.body.id);
+    // The key is free again: the same request makes a new batch.
+    const again = await http.post('/v1/batches').set('Idempotency-Key', key).send(body).expect(202);
+    expect(again.body.id).not.toBe(created.body.id);
+    expect(again.headers['idempotent-replayed']).toBeUndefined();
   });
 
   it('an item too long for the window with the document: 422 naming it, and the document stored for the batch is deleted', async () => {

@@ -208,7 +208,7 @@ describe('E2llmClient batches', () => {
     const { fn, calls } = scriptedFetch(json(202, batch), json(202, batch), json(202, batch));
     const client = new E2llmClient({ baseUrl: 'http://api', fetch: fn });
     await client.createBatch({ text: 'doc', items, metadata: { run: '1' } });
-    await client.createBatch({ documentId: 'doc_1', items });
+    await client.createBatch({ documentId: 'doc_1', items, idempotencyKey: 'k-1' });
     await client.createBatch({ file: new TextEncoder().encode('doc'), filename: 'd.txt', contentType: 'text/plain', items, webhook: { url: 'https://hooks.example/x' } });
     expect(calls.map((c) => [c.init.method, c.url])).toEqual([
       ['POST', 'http://api/v1/batches'],
@@ -217,6 +217,7 @@ describe('E2llmClient batches', () => {
     ]);
     expect(JSON.parse(calls[0]!.init.body as string)).toEqual({ text: 'doc', metadata: { run: '1' }, items });
     expect(JSON.parse(calls[1]!.init.body as string)).toEqual({ documentId: 'doc_1', items });
+    expect((calls[1]!.init.headers as Record<string, string>)['idempotency-key']).toBe('k-1');
     const form = calls[2]!.init.body as FormData;
     expect((form.get('items') as string).split('\n').map((l) => JSON.parse(l))).toEqual(items);
     expect(JSON.parse(form.get('webhook') as string)).toEqual({ url: 'https://hooks.example/x' });

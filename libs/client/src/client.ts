@@ -73,7 +73,7 @@ export type CreateDocumentRequest = DocumentInput & { metadata?: Metadata };
  * POST /v1/batches: the document (text, a file, or a stored document's id) and the items (the contract's BatchItem).
  * With a file the items travel as JSONL in the multipart `items` field; otherwise as a JSON array.
  */
-export type CreateBatchRequest = (DocumentInput | { documentId: string }) & { items: BatchItem[]; webhook?: WebhookSpec; metadata?: Metadata };
+export type CreateBatchRequest = (DocumentInput | { documentId: string }) & { items: BatchItem[]; webhook?: WebhookSpec; metadata?: Metadata; idempotencyKey?: string };
 
 /** GET /v1/jobs's page (the contract's type). */
 export type JobList = JobListPage;
@@ -232,7 +232,7 @@ export class E2llmClient {
 
   /** POST /v1/batches: answers with the batch (202); its items are queued as jobs on one stored document. */
   async createBatch(req: CreateBatchRequest): Promise<PublicBatch> {
-    const { items, webhook, metadata } = req;
+    const { items, webhook, metadata, idempotencyKey } = req;
     const options = { ...(webhook ? { webhook } : {}), ...(metadata ? { metadata } : {}) };
     if ('file' in req) {
       const form = new FormData();
@@ -240,10 +240,10 @@ export class E2llmClient {
       form.set('items', items.map((item) => JSON.stringify(item)).join('\n'));
       const blob = req.file instanceof Blob ? req.file : new Blob([req.file], { type: req.contentType ?? 'application/octet-stream' });
       form.set('file', blob, req.filename);
-      return this.request<PublicBatch>('POST', '/v1/batches', { body: { kind: 'form', value: form } });
+      return this.request<PublicBatch>('POST', '/v1/batches', { body: { kind: 'form', value: form }, idempotencyKey });
     }
     const document = 'documentId' in req ? { documentId: req.documentId } : { text: req.text };
-    return this.request<PublicBatch>('POST', '/v1/batches', { body: { kind: 'json', value: { ...document, ...options, items } } });
+    return this.request<PublicBatch>('POST', '/v1/batches', { body: { kind: 'json', value: { ...document, ...options, items } }, idempotencyKey });
   }
 
   /** GET /v1/batches: one page, newest first; pass `nextCursor` as `after` for the next. */

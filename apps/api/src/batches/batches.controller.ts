@@ -1,4 +1,4 @@
-import { Controller, Get, HttpCode, Inject, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { ListQuery, batchListPage, toPublicBatch, type Config } from '@lib/shared';
@@ -26,11 +26,12 @@ export class BatchesController {
 
   @Post()
   @HttpCode(202)
-  async create(@TenantId() tenant: string, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
-    const batch = await traced('POST /v1/batches', req, async (traceparent) => {
+  async create(@TenantId() tenant: string, @Req() req: Request, @Res({ passthrough: true }) res: Response, @Headers('idempotency-key') key?: string) {
+    const { batch, replayed } = await traced('POST /v1/batches', req, async (traceparent) => {
       await this.admission.admit(tenant);
-      return this.batches.create(tenant, await readBody(req, res, this.config.maxUploadBytes, this.jsonBodies), traceparent);
+      return this.batches.create(tenant, await readBody(req, res, this.config.maxUploadBytes, this.jsonBodies), key, traceparent);
     });
+    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.setHeader('Location', `/v1/batches/${batch.id}`);
     return toPublicBatch(batch);
   }

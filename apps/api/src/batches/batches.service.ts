@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -33,7 +34,11 @@ export class BatchesService {
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
-  async create(tenant: string, body: ParsedBody, traceparent?: string): Promise<BatchRecord> {
+  /**
+   * An Idempotency-Key makes a retry safe as for jobs: the same key and body answer the batch the first request made
+   * (`replayed`), another body is CONFLICT.
+   */
+  async create(tenant: string, body: ParsedBody, idempotencyKey: string | undefined, traceparent?: string): Promise<{ batch: BatchRecord; replayed: boolean }> {
     const request = parseWith(BatchRequest, body.fields, 'request');
     const items = this.parseItems(request.items);
     await this.jobs.checkWebhook(request.webhook);
@@ -48,11 +53,38 @@ export class BatchesService {
       throw new AppError('RATE_LIMITED', `${active} jobs are unfinished; ${items.length} more would pass the limit of ${this.config.maxQueuedJobsPerTenant}`, { retryAfterSeconds: 10 });
     }
 
+    let id = newBatchId();
+    if (idempotencyKey !== undefined) {
+      const document = body.file ? { file: sha256(body.file.bytes) } : request.text !== undefined ? { text: sha256(request.text) } : { documentId: request.documentId };
+      const fingerprint = sha256(JSON.stringify({ batch: true, document, items, webhook: request.webhook ?? null, metadata: request.metadata ?? {} }));
+      const claim = await this.jobs.claimIdempotencyKey(tenant, idempotencyKey, fingerprint, id);
+      if (!claim.created) {
+        const existing = await this.pipeline.batches.get(claim.jobId);
+        if (!existing) throw new AppError('CONFLICT', 'a request with this Idempotency-Key is still being created; retry shortly');
+        return { batch: await this.get(tenant, existing.id), replayed: true };
+      }
+      id = claim.jobId;
+    }
+    try {
+      return { batch: await this.createBatch(tenant, id, body, request, items, traceparent), replayed: false };
+    } catch (err) {
+      if (idempotencyKey !== undefined) await this.store.releaseIdempotencyKey(tenant, idempotencyKey).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async createBatch(
+    tenant: string,
+    id: string,
+    body: ParsedBody,
+    request: z.output<typeof BatchRequest>,
+    items: ReturnType<BatchesService['parseItems']>,
+    traceparent: string | undefined,
+  ): Promise<BatchRecord> {
     const doc: DocumentRecord =
       request.documentId !== undefined
         ? await this.jobs.getDocument(tenant, request.documentId)
         : await this.jobs.createDocument(tenant, { fields: request.text !== undefined ? { text: request.text } : {}, file: body.file }, traceparent);
-    const id = newBatchId();
     const planned = items.map((item) => ({ ...item, jobId: newId('job'), metadata: { batchId: id, custom_id: item.custom_id } }));
     let batch: BatchRecord | undefined;
     const created = request.documentId === undefined;
@@ -165,4 +197,8 @@ export class BatchesService {
 function itemError(code: AppError['code'], index: number, customId: string | undefined, message: string, details?: Record<string, unknown>): AppError {
   const name = `items[${index}]${customId === undefined ? '' : ` (custom_id ${JSON.stringify(customId.slice(0, 128))})`}`;
   return new AppError(code, `${name}: ${message}`, { ...details, index, ...(customId === undefined ? {} : { custom_id: customId }) });
+}
+
+function sha256(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
 }

@@ -123,6 +123,7 @@ export const OPENAPI = {
     '/v1/batches': {
       post: {
         summary: 'Submit many tasks over one document',
+        parameters: [{ name: 'Idempotency-Key', in: 'header', schema: { type: 'string' }, description: 'the same key and body answer the same batch; another body is 409' }],
         description:
           'The document (text, a stored documentId, or a multipart file) is stored and encoded once; each item is a job on it. Items are JSON (items: [...]) or JSONL (a multipart items field, one item a line). At most BATCH_MAX_ITEMS items, custom_ids unique; a refused item is named by index and custom_id.',
         requestBody: {

@@ -179,6 +179,15 @@ export class JobsService {
     return { task, generation };
   }
 
+  /**
+   * Binds an Idempotency-Key (a job's or a batch's) to the request's fingerprint and a proposed id: `created` false
+   * names the id an earlier request with the same key and body made (another body is CONFLICT).
+   */
+  async claimIdempotencyKey(tenant: string, key: string, fingerprint: string, proposedId: string): Promise<{ jobId: string; created: boolean }> {
+    if (!/^[\x21-\x7e]{1,255}$/.test(key)) throw new AppError('INPUT_INVALID', 'Idempotency-Key must be 1-255 visible ASCII characters');
+    return this.store.claimIdempotencyKey(tenant, key, fingerprint, proposedId);
+  }
+
   /** A webhook at submission (a job's or a batch's): configured here, and its URL allowed by the address policy. */
   async checkWebhook(webhook: WebhookSpec | undefined): Promise<void> {
     if (webhook) {
@@ -296,11 +305,10 @@ export class JobsService {
   private async enqueueJob(tenant: string, input: JobInput, idempotencyKey: string | undefined): Promise<{ job: JobRecord; replayed: boolean }> {
     let id = newId('job');
     if (idempotencyKey !== undefined) {
-      if (!/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) throw new AppError('INPUT_INVALID', 'Idempotency-Key must be 1-255 visible ASCII characters');
       const fingerprint = sha256(
         JSON.stringify({ text: input.source.sha256(), task: input.task, generation: input.generation, webhook: input.options.webhook ?? null, metadata: input.options.metadata ?? {}, documentId: input.documentId }),
       );
-      const claim = await this.store.claimIdempotencyKey(tenant, idempotencyKey, fingerprint, id);
+      const claim = await this.claimIdempotencyKey(tenant, idempotencyKey, fingerprint, id);
       if (!claim.created) {
         const existing = await this.store.getJob(claim.jobId);
         if (!existing) throw new AppError('CONFLICT', 'a request with this Idempotency-Key is still being created; retry shortly');

@@ -183,7 +183,8 @@ export class BatchStore {
       if (tenant !== undefined) await this.redis.zrem(this.key('batches', tenant), id);
       const jobIds = (await this.items(id)).map((it) => this.key('jobbatch', it.jobId));
       for (let i = 0; i < jobIds.length; i += 1000) await this.redis.del(...jobIds.slice(i, i + 1000));
-      await this.redis.del(...this.keys(id));
+      // A tombstone, as a deleted job leaves: an Idempotency-Key bound to the batch is free again (JobStore.claimIdempotencyKey).
+      await this.redis.multi().del(...this.keys(id)).set(this.key('deleted', id), '1', 'EX', this.ttlSeconds).exec();
     }
     await this.redis.del(docBatches);
     return ids;
