@@ -82,7 +82,11 @@ export async function createApi(config: Config, deps: ApiOptions = {}): Promise<
   const store = new JobStore(redis, config.redisPrefix, config.jobTtlSeconds, jobEndRecorder(logger), config.retentionSeconds);
   const pipeline = new Pipeline(redis, config.redisPrefix, store, { attempts: config.webhookMaxAttempts, backoffMs: config.webhookBackoffMs });
   const planner = new PlanningPool(config.modelPath, { threads: config.plannerThreads });
-  const jsonBodies = new JsonBodyPool({ threads: config.plannerThreads, maxQueue: config.plannerThreads * 16 });
+  const jsonBodies = new JsonBodyPool({
+    threads: config.plannerThreads,
+    maxQueue: config.plannerThreads * 16,
+    maxTextCodePoints: manifest.decoder.window * manifest.prompt.chunking.chunkChars,
+  });
   const extractor = new ExtractionPool({ threads: config.extractThreads, memoryMb: config.extractMemoryMb, maxQueue: config.extractQueue });
   const webhookTargets = new WebhookTargets({ allowLoopback: config.webhookAllowLoopback, allowPrivate: config.webhookAllowPrivate }, { resolve: deps.resolveHost });
   const app = await NestFactory.create<NestExpressApplication>(AppModule.register({ config, blobs, store, pipeline, redis, manifest, planner, extractor, jsonBodies, logger, webhookTargets }), {

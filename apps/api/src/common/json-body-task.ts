@@ -1,5 +1,9 @@
-import { runInBackground, toAppError, type ErrorCode } from '@lib/shared';
+import { workerData } from 'piscina';
+import { AppError, countCodePoints, runInBackground, toAppError, type ErrorCode } from '@lib/shared';
 import { parseJsonBody } from './request-body.js';
+
+/** The most code points a document's text can have and still fit the window (JsonBodyPool's maxTextCodePoints). */
+const maxTextCodePoints: number = (workerData as { maxTextCodePoints?: number } | undefined)?.maxTextCodePoints ?? Infinity;
 
 runInBackground();
 
@@ -11,7 +15,16 @@ export type JsonBodyOutcome = { ok: true; body: Record<string, unknown> } | { ok
  */
 export default function parse(bytes: Uint8Array): JsonBodyOutcome {
   try {
-    return { ok: true, body: parseJsonBody(bytes) };
+    const body = parseJsonBody(bytes);
+    // A text no cut could fit in the window is refused here: millions of characters need not cross back to the event
+    // loop only to be refused there (the API checks the same bound, and the exact one in tokens, for every text).
+    if (typeof body.text === 'string') {
+      const codePoints = countCodePoints(body.text);
+      if (codePoints > maxTextCodePoints) {
+        throw new AppError('CONTEXT_TOO_LONG', `the document has ${codePoints} code points; no cut of it fits the decoder window (at most ${maxTextCodePoints})`, { codePoints, limit: maxTextCodePoints });
+      }
+    }
+    return { ok: true, body };
   } catch (err) {
     const e = toAppError(err);
     return { ok: false, code: e.code, message: e.message, details: e.details };
