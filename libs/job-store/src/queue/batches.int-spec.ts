@@ -126,11 +126,12 @@ describe('batches deleted with their document', () => {
     expect(await pipeline.batches.get(id)).toBeNull();
     expect(await pipeline.batches.results(id)).toEqual([]);
     expect(await pipeline.batches.itemOf(jobs[1]!.id)).toBeNull();
-    expect(await redis.keys(`${prefix}:*${id}*`)).toEqual([]);
+    // Nothing left but the tombstone that frees an Idempotency-Key bound to the batch.
+    expect(await redis.keys(`${prefix}:*${id}*`)).toEqual([`${prefix}:deleted:${id}`]);
     expect((await pipeline.batches.list('tenant-a', 100)).data.map((b) => b.id)).not.toContain(id);
     // The job that ends afterwards belongs to no batch any more.
     await pipeline.finishJob(jobs[1]!.id, 'succeeded', { result });
-    expect(await redis.keys(`${prefix}:*${id}*`)).toEqual([]);
+    expect(await redis.keys(`${prefix}:*${id}*`)).toEqual([`${prefix}:deleted:${id}`]);
   });
 });
 
