@@ -86,6 +86,7 @@ export async function createApi(config: Config, deps: ApiOptions = {}): Promise<
     threads: config.plannerThreads,
     maxQueue: config.plannerThreads * 16,
     maxTextCodePoints: manifest.decoder.window * manifest.prompt.chunking.chunkChars,
+    maxDocumentChars: config.maxDocumentChars,
   });
   const extractor = new ExtractionPool({ threads: config.extractThreads, memoryMb: config.extractMemoryMb, maxQueue: config.extractQueue });
   const webhookTargets = new WebhookTargets({ allowLoopback: config.webhookAllowLoopback, allowPrivate: config.webhookAllowPrivate }, { resolve: deps.resolveHost });

@@ -19,7 +19,7 @@ export class JsonBodyPool {
    * maxTextCodePoints: a `text` field longer than this (the window's chunks times the chunk size) is refused on the
    * thread with 422 CONTEXT_TOO_LONG, without its text crossing back to the event loop.
    */
-  constructor(private readonly options: { threads: number; maxQueue: number; maxTextCodePoints?: number }) {
+  constructor(private readonly options: { threads: number; maxQueue: number; maxTextCodePoints?: number; maxDocumentChars?: number }) {
     this.pool = new Piscina({
       // The built task, from the sources too (tests run them): each is one folder below apps/api.
       filename: new URL('../../dist/common/json-body-task.js', import.meta.url).href,
@@ -27,7 +27,7 @@ export class JsonBodyPool {
       maxThreads: options.threads,
       maxQueue: options.maxQueue,
       idleTimeout: 30_000,
-      workerData: { maxTextCodePoints: options.maxTextCodePoints },
+      workerData: { maxTextCodePoints: options.maxTextCodePoints, maxDocumentChars: options.maxDocumentChars },
     });
   }
 

@@ -1,9 +1,10 @@
 import { workerData } from 'piscina';
-import { AppError, countCodePoints, runInBackground, toAppError, type ErrorCode } from '@lib/shared';
+import { AppError, countCodePoints, runInBackground, toAppError, validateDocumentText, type ErrorCode } from '@lib/shared';
 import { parseJsonBody } from './request-body.js';
 
-/** The most code points a document's text can have and still fit the window (JsonBodyPool's maxTextCodePoints). */
-const maxTextCodePoints: number = (workerData as { maxTextCodePoints?: number } | undefined)?.maxTextCodePoints ?? Infinity;
+/** JsonBodyPool's text limits: the documents' character limit and the most code points any cut could fit. */
+const limits = (workerData ?? {}) as { maxTextCodePoints?: number; maxDocumentChars?: number };
+const maxTextCodePoints = limits.maxTextCodePoints ?? Infinity;
 
 runInBackground();
 
@@ -19,6 +20,9 @@ export default function parse(bytes: Uint8Array): JsonBodyOutcome {
     // A text no cut could fit in the window is refused here: millions of characters need not cross back to the event
     // loop only to be refused there (the API checks the same bound, and the exact one in tokens, for every text).
     if (typeof body.text === 'string') {
+      // The document checks first, as the API makes them (the same function), so a text over both limits gets the
+      // same answer either way.
+      if (limits.maxDocumentChars !== undefined) validateDocumentText(body.text, limits.maxDocumentChars);
       const codePoints = countCodePoints(body.text);
       if (codePoints > maxTextCodePoints) {
         throw new AppError('CONTEXT_TOO_LONG', `the document has ${codePoints} code points; no cut of it fits the decoder window (at most ${maxTextCodePoints})`, { codePoints, limit: maxTextCodePoints });
