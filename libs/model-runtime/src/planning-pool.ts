@@ -25,15 +25,20 @@ export interface PlannedChunk {
 
 /**
  * DocumentPlanner on worker threads, for a server whose event loop must stay free: cutting and tokenizing a
- * 4M-character document takes seconds. A bounded queue: when every thread is busy and the queue is full, the
- * caller is told to come back (429 OVERLOADED with Retry-After) instead of piling up documents in memory.
+ * 4M-character document takes seconds. The queue is bounded by what it holds, not only by count: many small
+ * requests (a question, a short text: milliseconds each) wait their turn, while the characters of documents waiting
+ * stay under `maxQueuedChars`; past either bound the caller is told to come back (429 OVERLOADED with Retry-After)
+ * instead of piling up documents in memory.
  */
 export class PlanningPool {
   private readonly pool: Piscina<PlanRequest, PlanResponse>;
+  private readonly maxQueuedChars: number;
+  /** Characters of the texts handed to the pool and not yet answered. */
+  private queuedChars = 0;
 
   constructor(
     private readonly modelDir: string,
-    options: { threads?: number; maxQueue?: number } = {},
+    options: { threads?: number; maxQueue?: number; maxQueuedChars?: number } = {},
   ) {
     const threads = options.threads ?? Math.max(1, Math.min(4, availableParallelism() - 1));
     this.pool = new Piscina({
@@ -41,10 +46,11 @@ export class PlanningPool {
       filename: new URL('../dist/plan-worker.js', import.meta.url).href,
       minThreads: threads,
       maxThreads: threads,
-      maxQueue: options.maxQueue ?? threads * 8,
+      maxQueue: options.maxQueue ?? threads * 256,
       // A thread waits for work; it is not recycled between tasks (the tokenizers stay loaded).
       idleTimeout: 60_000,
     });
+    this.maxQueuedChars = options.maxQueuedChars ?? 32_000_000;
   }
 
   /** Cuts a document (stopping past `limit` chunks) and measures the task's prompt, in one trip to a thread. */
@@ -63,10 +69,18 @@ export class PlanningPool {
   }
 
   private async run(req: PlanRequest): Promise<Extract<PlanResponse, { ok: true }>> {
-    if (this.pool.queueSize >= this.pool.options.maxQueue) {
+    const chars = req.text?.length ?? 0;
+    // One text is always let in when nothing waits, whatever its size (it is within MAX_DOCUMENT_CHARS).
+    if (this.pool.queueSize >= this.pool.options.maxQueue || (this.queuedChars > 0 && this.queuedChars + chars > this.maxQueuedChars)) {
       throw new AppError('OVERLOADED', 'every document planner is busy; retry later', { retryAfterSeconds: 2 });
     }
-    const res = await this.pool.run(req);
+    this.queuedChars += chars;
+    let res: PlanResponse;
+    try {
+      res = await this.pool.run(req);
+    } finally {
+      this.queuedChars -= chars;
+    }
     if (!res.ok) throw new AppError(res.error.code, res.error.message, res.error.details);
     return res;
   }
