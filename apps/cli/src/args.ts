@@ -41,6 +41,25 @@ export function taskFromFlags(
   }
 }
 
+/** The generation flags every command that generates takes (read by generationFlags). */
+export const GENERATION_OPTIONS = {
+  'max-new-tokens': { type: 'string' },
+  'min-new-tokens': { type: 'string' },
+  temperature: { type: 'string' },
+  'top-p': { type: 'string' },
+  'top-k': { type: 'string' },
+  seed: { type: 'string' },
+  stop: { type: 'string', multiple: true },
+  expand: { type: 'string' },
+} as const;
+
+/** The flags of the commands that talk to a running API. */
+export const SERVER_OPTIONS = {
+  url: { type: 'string' },
+  'api-key': { type: 'string' },
+  'poll-ms': { type: 'string' },
+} as const;
+
 /** The generation flags that were given, as numbers (undefined where absent); ranges are the schema's to check. */
 export function generationFlags(v: Record<string, unknown>): z.input<typeof GenerationParams> {
   const num = (flag: string): number | undefined => {

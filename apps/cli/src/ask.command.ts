@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { E2llmModel } from '@lib/model-runtime';
 import { AppError, GenerationParams, decodeDocument, loadConfig, validateQuestion, type Timings } from '@lib/shared';
-import { generationFlags, parseCommand, taskFromFlags } from './args.js';
+import { GENERATION_OPTIONS, generationFlags, parseCommand, taskFromFlags } from './args.js';
 import type { CliIo } from './main.js';
 
 const OPTIONS = {
@@ -9,14 +9,7 @@ const OPTIONS = {
   task: { type: 'string' },
   instruction: { type: 'string' },
   model: { type: 'string' },
-  'max-new-tokens': { type: 'string' },
-  'min-new-tokens': { type: 'string' },
-  temperature: { type: 'string' },
-  'top-p': { type: 'string' },
-  'top-k': { type: 'string' },
-  seed: { type: 'string' },
-  stop: { type: 'string', multiple: true },
-  expand: { type: 'string' },
+  ...GENERATION_OPTIONS,
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;

@@ -2,24 +2,15 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { E2llmClient, type BatchItem, type PublicBatch } from '@lib/client';
 import { AppError } from '@lib/shared';
-import { parseCommand } from './args.js';
+import { GENERATION_OPTIONS, SERVER_OPTIONS, parseCommand } from './args.js';
 import type { CliIo } from './main.js';
 import { DEFAULT_API_URL, generationOverrides, positiveNumber, readUpload } from './submit.command.js';
 
 const OPTIONS = {
   questions: { type: 'string' },
   out: { type: 'string' },
-  url: { type: 'string' },
-  'api-key': { type: 'string' },
-  'max-new-tokens': { type: 'string' },
-  'min-new-tokens': { type: 'string' },
-  temperature: { type: 'string' },
-  'top-p': { type: 'string' },
-  'top-k': { type: 'string' },
-  seed: { type: 'string' },
-  stop: { type: 'string', multiple: true },
-  expand: { type: 'string' },
-  'poll-ms': { type: 'string' },
+  ...SERVER_OPTIONS,
+  ...GENERATION_OPTIONS,
   help: { type: 'boolean', short: 'h' },
 } as const;
 

@@ -2,24 +2,15 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { ApiError, E2llmClient, type PublicJob } from '@lib/client';
 import { AppError, ERROR_CODES, type GenerationParams } from '@lib/shared';
-import { generationFlags, parseCommand, taskFromFlags } from './args.js';
+import { GENERATION_OPTIONS, SERVER_OPTIONS, generationFlags, parseCommand, taskFromFlags } from './args.js';
 import type { CliIo } from './main.js';
 
 const OPTIONS = {
   question: { type: 'string', short: 'q' },
   task: { type: 'string' },
   instruction: { type: 'string' },
-  url: { type: 'string' },
-  'api-key': { type: 'string' },
-  'max-new-tokens': { type: 'string' },
-  'min-new-tokens': { type: 'string' },
-  temperature: { type: 'string' },
-  'top-p': { type: 'string' },
-  'top-k': { type: 'string' },
-  seed: { type: 'string' },
-  stop: { type: 'string', multiple: true },
-  expand: { type: 'string' },
-  'poll-ms': { type: 'string' },
+  ...SERVER_OPTIONS,
+  ...GENERATION_OPTIONS,
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
