@@ -10,6 +10,7 @@ import { HealthController } from './health/health.controller.js';
 import { MetricsController } from './health/metrics.controller.js';
 import { JobsController } from './jobs/jobs.controller.js';
 import { JobsService } from './jobs/jobs.service.js';
+import { CreateRequests } from './common/create-request.js';
 import { AdminGuard, AdminTenantsController, LifecycleController } from './lifecycle/lifecycle.controller.js';
 import { LifecycleService } from './lifecycle/lifecycle.service.js';
 import { ModelsController } from './models/models.controller.js';
@@ -37,6 +38,7 @@ export class AppModule {
       controllers: [JobsController, DocumentsController, BatchesController, LifecycleController, AdminTenantsController, HealthController, MetricsController, DocsController, ConsoleController, ModelsController],
       providers: [
         JobsService,
+        CreateRequests,
         BatchesService,
         LifecycleService,
         AdmissionService,

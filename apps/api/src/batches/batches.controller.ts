@@ -1,13 +1,10 @@
-import { Controller, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, Headers, HttpCode, Param, Post, Query, Req, Res, UseGuards } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { ListQuery, batchListPage, toPublicBatch, type Config } from '@lib/shared';
-import { parseWith, readBody } from '../common/request-body.js';
-import type { JsonBodyPool } from '../common/json-body-pool.js';
-import { AdmissionService } from '../auth/admission.service.js';
-import { traced } from '../common/traced.js';
+import { ListQuery, batchListPage, toPublicBatch } from '@lib/shared';
+import { parseWith } from '../common/request-body.js';
+import { CreateRequests } from '../common/create-request.js';
 import { TenantGuard, TenantId } from '../auth/tenant.guard.js';
-import { CONFIG, JSON_BODIES } from '../tokens.js';
 import { BatchesService } from './batches.service.js';
 
 /** GET /v1/batches/:id/results: the lines from `offset` on (a client tailing a running batch asks from the count it has). */
@@ -19,20 +16,14 @@ const ResultsQuery = z.object({ offset: z.coerce.number().int().min(0).default(0
 export class BatchesController {
   constructor(
     private readonly batches: BatchesService,
-    private readonly admission: AdmissionService,
-    @Inject(CONFIG) private readonly config: Config,
-    @Inject(JSON_BODIES) private readonly jsonBodies: JsonBodyPool,
+    private readonly requests: CreateRequests,
   ) {}
 
   @Post()
   @HttpCode(202)
   async create(@TenantId() tenant: string, @Req() req: Request, @Res({ passthrough: true }) res: Response, @Headers('idempotency-key') key?: string) {
-    const { batch, replayed } = await traced('POST /v1/batches', req, async (traceparent) => {
-      await this.admission.admit(tenant);
-      return this.batches.create(tenant, await readBody(req, res, this.config.maxUploadBytes, this.jsonBodies), key, traceparent);
-    });
-    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
-    res.setHeader('Location', `/v1/batches/${batch.id}`);
+    const { batch, replayed } = await this.requests.take('POST /v1/batches', tenant, req, res, (body, traceparent) => this.batches.create(tenant, body, key, traceparent));
+    this.requests.created(res, `/v1/batches/${batch.id}`, replayed);
     return toPublicBatch(batch);
   }
 

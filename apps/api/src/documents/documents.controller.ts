@@ -1,13 +1,9 @@
-import { Controller, Get, Headers, HttpCode, Inject, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, Headers, HttpCode, Param, Post, Req, Res, UseGuards } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { toPublicDocument, toPublicJob, type Config } from '@lib/shared';
-import { readBody } from '../common/request-body.js';
-import { AdmissionService } from '../auth/admission.service.js';
-import { traced } from '../common/traced.js';
+import { toPublicDocument, toPublicJob } from '@lib/shared';
+import { CreateRequests } from '../common/create-request.js';
 import { TenantGuard, TenantId } from '../auth/tenant.guard.js';
 import { JobsService } from '../jobs/jobs.service.js';
-import { CONFIG, JSON_BODIES } from '../tokens.js';
-import type { JsonBodyPool } from '../common/json-body-pool.js';
 
 /** Documents asked many questions: stored and encoded once, then asked without re-uploading. */
 @Controller('v1/documents')
@@ -15,18 +11,13 @@ import type { JsonBodyPool } from '../common/json-body-pool.js';
 export class DocumentsController {
   constructor(
     private readonly jobs: JobsService,
-    private readonly admission: AdmissionService,
-    @Inject(CONFIG) private readonly config: Config,
-    @Inject(JSON_BODIES) private readonly jsonBodies: JsonBodyPool,
+    private readonly requests: CreateRequests,
   ) {}
 
   @Post()
   @HttpCode(202)
   async create(@TenantId() tenant: string, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
-    const doc = await traced('POST /v1/documents', req, async (traceparent) => {
-      await this.admission.admit(tenant);
-      return this.jobs.createDocument(tenant, await readBody(req, res, this.config.maxUploadBytes, this.jsonBodies), traceparent);
-    });
+    const doc = await this.requests.take('POST /v1/documents', tenant, req, res, (body, traceparent) => this.jobs.createDocument(tenant, body, traceparent));
     res.setHeader('Location', `/v1/documents/${doc.id}`);
     return toPublicDocument(doc);
   }
@@ -39,12 +30,10 @@ export class DocumentsController {
   @Post(':id/jobs')
   @HttpCode(202)
   async ask(@TenantId() tenant: string, @Param('id') id: string, @Req() req: Request, @Res({ passthrough: true }) res: Response, @Headers('idempotency-key') key?: string) {
-    const { job, replayed } = await traced('POST /v1/documents/:id/jobs', req, async (traceparent) => {
-      await this.admission.admit(tenant);
-      return this.jobs.createDocumentJob(tenant, id, await readBody(req, res, this.config.maxUploadBytes, this.jsonBodies), key, traceparent);
-    });
-    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
-    res.setHeader('Location', `/v1/jobs/${job.id}`);
+    const { job, replayed } = await this.requests.take('POST /v1/documents/:id/jobs', tenant, req, res, (body, traceparent) =>
+      this.jobs.createDocumentJob(tenant, id, body, key, traceparent),
+    );
+    this.requests.created(res, `/v1/jobs/${job.id}`, replayed);
     return toPublicJob(job);
   }
 }

@@ -4,12 +4,10 @@ import type { Redis } from 'ioredis';
 import { createSession } from 'better-sse';
 import type { Logger } from 'pino';
 import type { JobStore } from '@lib/job-store';
-import { AppError, jobListPage, ListQuery, STREAM_EVENT_ID, toPublicJob, type Config, type JobRecord } from '@lib/shared';
-import { parseWith, readBody } from '../common/request-body.js';
-import { CONFIG, JSON_BODIES, LOGGER, REDIS, STORE } from '../tokens.js';
-import type { JsonBodyPool } from '../common/json-body-pool.js';
-import { AdmissionService } from '../auth/admission.service.js';
-import { traced } from '../common/traced.js';
+import { AppError, jobListPage, ListQuery, STREAM_EVENT_ID, toPublicJob, type JobRecord } from '@lib/shared';
+import { parseWith } from '../common/request-body.js';
+import { LOGGER, REDIS, STORE } from '../tokens.js';
+import { CreateRequests } from '../common/create-request.js';
 import { TenantGuard, TenantId } from '../auth/tenant.guard.js';
 import { JobsService } from './jobs.service.js';
 
@@ -18,23 +16,17 @@ import { JobsService } from './jobs.service.js';
 export class JobsController {
   constructor(
     private readonly jobs: JobsService,
-    private readonly admission: AdmissionService,
-    @Inject(CONFIG) private readonly config: Config,
+    private readonly requests: CreateRequests,
     @Inject(STORE) private readonly store: JobStore,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(JSON_BODIES) private readonly jsonBodies: JsonBodyPool,
   ) {}
 
   @Post()
   @HttpCode(202)
   async create(@TenantId() tenant: string, @Req() req: Request, @Res({ passthrough: true }) res: Response, @Headers('idempotency-key') key?: string) {
-    const { job, replayed } = await traced('POST /v1/jobs', req, async (traceparent) => {
-      await this.admission.admit(tenant);
-      return this.jobs.createJob(tenant, await readBody(req, res, this.config.maxUploadBytes, this.jsonBodies), key, traceparent);
-    });
-    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
-    res.setHeader('Location', `/v1/jobs/${job.id}`);
+    const { job, replayed } = await this.requests.take('POST /v1/jobs', tenant, req, res, (body, traceparent) => this.jobs.createJob(tenant, body, key, traceparent));
+    this.requests.created(res, `/v1/jobs/${job.id}`, replayed);
     return toPublicJob(job);
   }
 
