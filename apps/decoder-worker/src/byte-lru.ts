@@ -1,36 +1,26 @@
-/** A map that forgets its least recently used entries past a total size in bytes (0: keeps nothing). */
-export class ByteLru<V> {
-  private readonly entries = new Map<string, { value: V; bytes: number }>();
-  private bytes = 0;
+import { LRUCache } from 'lru-cache';
 
-  constructor(readonly maxBytes: number) {}
+/**
+ * A map that forgets its least recently used entries past a total size in bytes (0: keeps nothing): a thin
+ * adapter over lru-cache's maxSize, which refuses a size of 0 (so 0 means no cache here) and an entry of 0 bytes
+ * (counted as 1). An entry larger than the whole is not kept, and drops an older value under its key.
+ */
+export class ByteLru<V extends {}> {
+  private readonly cache: LRUCache<string, V> | undefined;
+
+  constructor(readonly maxBytes: number) {
+    this.cache = maxBytes > 0 ? new LRUCache<string, V>({ maxSize: maxBytes }) : undefined;
+  }
 
   get size(): number {
-    return this.entries.size;
+    return this.cache?.size ?? 0;
   }
 
   get(key: string): V | undefined {
-    const e = this.entries.get(key);
-    if (!e) return undefined;
-    // Re-inserted: a Map iterates in insertion order, so the first key is the least recently used.
-    this.entries.delete(key);
-    this.entries.set(key, e);
-    return e.value;
+    return this.cache?.get(key);
   }
 
   set(key: string, value: V, bytes: number): void {
-    if (bytes > this.maxBytes) return;
-    const old = this.entries.get(key);
-    if (old) {
-      this.bytes -= old.bytes;
-      this.entries.delete(key);
-    }
-    this.entries.set(key, { value, bytes });
-    this.bytes += bytes;
-    while (this.bytes > this.maxBytes) {
-      const [k, e] = this.entries.entries().next().value!;
-      this.entries.delete(k);
-      this.bytes -= e.bytes;
-    }
+    this.cache?.set(key, value, { size: Math.max(1, Math.ceil(bytes)) });
   }
 }
