@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
+import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { JobStore, Pipeline } from '@lib/job-store';
 import { AppError, QueueName, type Config } from '@lib/shared';
 import { CONFIG, PIPELINE, REDIS, STORE } from '../tokens.js';
@@ -11,13 +12,17 @@ import { CONFIG, PIPELINE, REDIS, STORE } from '../tokens.js';
 @Injectable()
 export class AdmissionService {
   private depth = { value: 0, at: 0 };
+  /** Fixed one-minute windows per tenant in Redis (shared by every API replica); a refused request counts too. */
+  private readonly rate: RateLimiterRedis;
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(PIPELINE) private readonly pipeline: Pipeline,
     @Inject(STORE) private readonly store: JobStore,
-  ) {}
+  ) {
+    this.rate = new RateLimiterRedis({ storeClient: redis, keyPrefix: `${pipeline.prefix}:rate`, points: config.rateLimitPerMinute, duration: 60 });
+  }
 
   async admit(tenant: string): Promise<void> {
     // The depth is read at most once a second: under load, counting on every request would be the load.
@@ -27,11 +32,12 @@ export class AdmissionService {
     if (this.depth.value > this.config.maxEncodeQueueDepth) {
       throw new AppError('OVERLOADED', `the service is over its queue depth (${this.depth.value} encode jobs waiting); retry later`, { retryAfterSeconds: 5 });
     }
-    const minute = Math.floor(Date.now() / 60_000);
-    const key = `${this.pipeline.prefix}:rate:${tenant}:${minute}`;
-    const [[, count]] = (await this.redis.multi().incr(key).expire(key, 120).exec()) as [[unknown, number], unknown];
-    if (count > this.config.rateLimitPerMinute) {
-      const retryAfterSeconds = 60 - Math.floor((Date.now() / 1000) % 60);
+    try {
+      await this.rate.consume(tenant);
+    } catch (e) {
+      // The library rejects with a RateLimiterRes when the window is spent, and with the Redis error otherwise.
+      if (!(e instanceof RateLimiterRes)) throw e;
+      const retryAfterSeconds = Math.max(1, Math.ceil(e.msBeforeNext / 1000));
       throw new AppError('RATE_LIMITED', `over ${this.config.rateLimitPerMinute} requests a minute`, { retryAfterSeconds });
     }
     const active = await this.redis.scard(this.store.activeKey(tenant));
