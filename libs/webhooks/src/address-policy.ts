@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net';
-import { AppError } from '@lib/shared';
+import ipaddr from 'ipaddr.js';
 
 /** Which internal destinations a deployment lets webhooks reach; both false in any shared or cloud deployment. */
 export interface AddressPolicy {
@@ -19,57 +19,21 @@ export interface AddressPolicy {
  */
 export type AddressKind = 'public' | 'loopback' | 'internal' | 'never';
 
-type Bytes = readonly number[];
+type Ip = ipaddr.IPv4 | ipaddr.IPv6;
 
 interface Range {
-  net: Bytes;
-  prefix: number;
+  cidr: [Ip, number];
   kind: Exclude<AddressKind, 'public'>;
 }
 
-/** Parses a dotted-quad IPv4 address (the only form `net.isIPv4` accepts: no octal, hex or short forms). */
-function v4Bytes(ip: string): Bytes {
-  return ip.split('.').map((part) => Number.parseInt(part, 10));
-}
-
-/** Parses an IPv6 address that `net.isIPv6` accepted (zone already removed) into its 16 bytes. */
-function v6Bytes(ip: string): Bytes {
-  let text = ip;
-  const lastColon = text.lastIndexOf(':');
-  if (text.includes('.', lastColon)) {
-    // An embedded dotted quad (::ffff:1.2.3.4) stands for the last two groups.
-    const [a, b, c, d] = v4Bytes(text.slice(lastColon + 1)) as [number, number, number, number];
-    text = `${text.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const groupsOf = (s: string): number[] => (s === '' ? [] : s.split(':').map((g) => Number.parseInt(g, 16)));
-  const doubleColon = text.indexOf('::');
-  let groups: number[];
-  if (doubleColon === -1) {
-    groups = groupsOf(text);
-  } else {
-    const head = groupsOf(text.slice(0, doubleColon));
-    const rest = groupsOf(text.slice(doubleColon + 2));
-    groups = [...head, ...new Array<number>(Math.max(0, 8 - head.length - rest.length)).fill(0), ...rest];
-  }
-  if (groups.length !== 8 || groups.some((g) => !Number.isInteger(g) || g < 0 || g > 0xffff)) {
-    throw new AppError('INTERNAL', `IPv6 address ${ip} did not expand to 8 groups after net.isIPv6 accepted it (this is a bug)`);
-  }
-  return groups.flatMap((g) => [g >> 8, g & 0xff]);
-}
-
 function range(cidr: string, kind: Range['kind']): Range {
-  const [addr, bits] = cidr.split('/') as [string, string];
-  return { net: isIPv4(addr) ? v4Bytes(addr) : v6Bytes(addr), prefix: Number.parseInt(bits, 10), kind };
+  return { cidr: ipaddr.parseCIDR(cidr), kind };
 }
 
-function inRange(bytes: Bytes, r: Range): boolean {
-  if (bytes.length !== r.net.length) return false;
-  let bits = r.prefix;
-  for (let i = 0; bits > 0; i++, bits -= 8) {
-    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
-    if ((bytes[i]! & mask) !== (r.net[i]! & mask)) return false;
-  }
-  return true;
+/** True when `ip` lies in `r`; an address of the other family never does (ipaddr.js would throw). */
+function inRange(ip: Ip, r: Range): boolean {
+  const [net, bits] = r.cidr;
+  return ip.kind() === net.kind() && (ip as ipaddr.IPv4).match(net as ipaddr.IPv4, bits);
 }
 
 // First match wins, so the metadata hosts come before the ranges that hold them.
@@ -122,35 +86,37 @@ const V4_IN_V6: readonly { r: Range; offset: number; ifPublic: AddressKind }[] =
   { r: range('::/96', 'never'), offset: 12, ifPublic: 'never' },
 ];
 
-function classifyV4(bytes: Bytes): AddressKind {
-  return V4_RANGES.find((r) => inRange(bytes, r))?.kind ?? 'public';
+function classifyV4(ip: ipaddr.IPv4): AddressKind {
+  return V4_RANGES.find((r) => inRange(ip, r))?.kind ?? 'public';
 }
 
-function classifyV6(bytes: Bytes): AddressKind {
-  const exact = V6_RANGES.find((r) => inRange(bytes, r));
-  if (exact && exact.prefix === 128) return exact.kind; // ::, ::1 and the metadata host sit inside ::/96 and fc00::/7
+function classifyV6(ip: ipaddr.IPv6): AddressKind {
+  const exact = V6_RANGES.find((r) => inRange(ip, r));
+  if (exact && exact.cidr[1] === 128) return exact.kind; // ::, ::1 and the metadata host sit inside ::/96 and fc00::/7
   for (const { r, offset, ifPublic } of V4_IN_V6) {
-    if (inRange(bytes, r)) {
-      const kind = classifyV4(bytes.slice(offset, offset + 4));
+    if (inRange(ip, r)) {
+      const kind = classifyV4(ipaddr.fromByteArray(ip.toByteArray().slice(offset, offset + 4)) as ipaddr.IPv4);
       return kind === 'public' ? ifPublic : kind;
     }
   }
   if (exact) return exact.kind;
   // Everything outside 2000::/3 is unallocated or special-purpose today.
-  return inRange(bytes, GLOBAL_UNICAST_V6) ? 'public' : 'never';
+  return inRange(ip, GLOBAL_UNICAST_V6) ? 'public' : 'never';
 }
 
 /**
  * Classifies an IP address string (IPv4 dotted quad or IPv6, with or without brackets and zone id). Anything that is
- * not a valid address is `never`: the caller asked about something it cannot safely connect to.
+ * not a valid address is `never`: the caller asked about something it cannot safely connect to. `net.isIPv4` decides
+ * what counts as IPv4 before ipaddr.js parses it: ipaddr.js also reads octal, hex and short forms (`0x7f.1`), which
+ * resolvers disagree on, and those stay `never`.
  */
 export function classifyAddress(ip: string): AddressKind {
   let text = ip.trim();
   if (text.startsWith('[') && text.endsWith(']')) text = text.slice(1, -1);
-  if (isIPv4(text)) return classifyV4(v4Bytes(text));
+  if (isIPv4(text)) return classifyV4(ipaddr.IPv4.parse(text));
   const zone = text.indexOf('%');
   if (zone !== -1) text = text.slice(0, zone);
-  if (isIPv6(text)) return classifyV6(v6Bytes(text.toLowerCase()));
+  if (isIPv6(text)) return classifyV6(ipaddr.IPv6.parse(text));
   return 'never';
 }
 
