@@ -1,6 +1,9 @@
 /**
  * IEEE 754 half-precision conversion (Node 20 has no Float16Array). Round-to-nearest-even, with overflow to
  * infinity and subnormals kept, so f32 -> f16 -> f32 is what numpy's astype(float16) gives.
+ * Hand-written rather than @petamoriken/float16 3.9.3 (issue 19): the library's bits agree exactly, but over 1M
+ * values in [-4, 4] its Float16Array took 78 ms to encode against 17-23 ms here and 308 ms to decode (reads go
+ * through a Proxy) against 37-57 ms, and the decoder converts every step's logits.
  */
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
