@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startStack, type Stack } from './stack.js';
 
@@ -20,6 +20,79 @@ const DOCUMENT = [
 let stack: Stack;
 let browser: BrowserContext;
 let profile: string;
+
+interface Job {
+  id: string;
+  status: string;
+  task: { type: string; question?: string; instruction?: string };
+  createdAt: string;
+  finishedAt: string | null;
+  error: { code: string; message: string } | null;
+  result: {
+    text: string;
+    finishReason: string;
+    usage: Record<string, number | string>;
+    timings: Record<string, number>;
+    evidence: { chunkIndex: number; charStart: number; charEnd: number; page?: number; score: number; text: string }[];
+  } | null;
+}
+
+async function createJob(body: object): Promise<Job> {
+  const res = await fetch(`${stack.api.url}/v1/jobs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  expect(res.status).toBe(202);
+  return (await res.json()) as Job;
+}
+async function getJob(id: string): Promise<Job> {
+  return (await (await fetch(`${stack.api.url}/v1/jobs/${id}`)).json()) as Job;
+}
+async function waitEnded(id: string): Promise<Job> {
+  for (const started = Date.now(); Date.now() - started < 60_000; await new Promise((r) => setTimeout(r, 200))) {
+    const job = await getJob(id);
+    if (['succeeded', 'failed', 'cancelled'].includes(job.status)) return job;
+  }
+  throw new Error(`job ${id} did not end in 60 s`);
+}
+
+const USAGE_KEYS = ['chunks', 'softTokens', 'encoderTokens', 'expandedChunks', 'expandedTokens', 'promptTokens', 'generatedTokens', 'chars'];
+const TIMING_KEYS = ['queueMs', 'chunkMs', 'encodeMs', 'adapterMs', 'scoringMs', 'expandMs', 'prefillMs', 'decodeMs', 'totalMs'];
+
+/** The job view shows an ended job as the API has it: task, status, answer, finish reason, usage, timings, evidence, error, total time. */
+async function expectJobShown(page: Page, job: Job): Promise<void> {
+  await page.waitForSelector(`#job-status.${job.status}`, { timeout: 10_000 });
+  await page.waitForSelector('#elapsed[data-state="done"]', { timeout: 10_000 });
+  expect((await page.textContent('#job-id'))!.trim()).toBe(job.id);
+  const task = job.task.type === 'qa' ? `Question: ${job.task.question}` : job.task.type === 'instruct' ? `Instruction: ${job.task.instruction}` : `Task: ${job.task.type}`;
+  expect(await page.textContent('#job-task')).toBe(task);
+  expect(await page.getAttribute('#elapsed', 'data-ms')).toBe(String(Date.parse(job.finishedAt!) - Date.parse(job.createdAt)));
+  expect(await page.textContent('#elapsed')).toMatch(new RegExp(`^${job.status} after \\d`));
+  expect(await page.textContent('#job-error')).toBe(job.error ? `${job.error.code}: ${job.error.message}` : '');
+  if (!job.result) {
+    expect(await page.isVisible('#result-details')).toBe(false);
+    expect(await page.isVisible('#evidence-section')).toBe(false);
+    return;
+  }
+  await page.waitForSelector('#answer[data-state="done"]', { timeout: 10_000 });
+  expect(await page.textContent('#answer')).toBe(job.result.text);
+  expect(await page.isVisible('#result-details')).toBe(true);
+  expect(await page.textContent('#finish-reason')).toBe(job.result.finishReason);
+  for (const key of USAGE_KEYS) expect(await page.getAttribute(`#usage [data-key="${key}"] dd`, 'data-value'), key).toBe(String(job.result.usage[key]));
+  for (const key of TIMING_KEYS) expect(await page.getAttribute(`#timings [data-key="${key}"] dd`, 'data-value'), key).toBe(String(job.result.timings[key]));
+  expect(await page.textContent('#timings [data-key="totalMs"] dt')).toBe('total');
+  expect(job.result.evidence.length).toBeGreaterThan(0);
+  expect(await page.locator('#evidence li pre').allTextContents()).toEqual(job.result.evidence.map((e) => e.text));
+  expect(await page.locator('#evidence li .muted').allTextContents()).toEqual(
+    job.result.evidence.map((e) => expect.stringMatching(new RegExp(`^chunk ${e.chunkIndex}, characters ${e.charStart}-${e.charEnd}${e.page ? `, page ${e.page}` : ''}.*, score ${e.score.toFixed(3).replace('.', '\\.')}$`))),
+  );
+}
+
+function collectErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('pageerror', (err) => errors.push(err.message));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(msg.text());
+  });
+  return errors;
+}
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
@@ -129,6 +202,176 @@ describe('web console in headless Chromium', () => {
     expect(cutAfterId).toMatch(/^\d+-\d+$/);
     expect(asked).toEqual([undefined, cutAfterId]);
     expect(await page.textContent('#answer')).toBe(job.result.text);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('opens a past job after a reload and from the list: question, answer, finish reason, usage, timings, evidence; a cancelled one with its error', async () => {
+    const page = await browser.newPage();
+    const pageErrors = collectErrors(page);
+    await page.goto(`${stack.api.url}/`);
+    await page.fill('#text', `${DOCUMENT} Reloaded.`);
+    await page.selectOption('#task', 'qa');
+    await page.fill('#prompt', 'What did Ada write in the green ledger?');
+    await page.fill('#max-new-tokens', '12');
+    await page.click('#submit');
+    await page.waitForSelector('#job-status.succeeded', { timeout: 60_000 });
+    const jobId = (await page.textContent('#job-id'))!.trim();
+    const job = await getJob(jobId);
+    await expectJobShown(page, job);
+
+    // A reload keeps the job in the address (#job_...) and reads it back whole from GET /v1/jobs/:id.
+    expect(new URL(page.url()).hash).toBe(`#${jobId}`);
+    const reads: string[] = [];
+    page.on('request', (r) => r.url().includes('/v1/jobs/') && reads.push(new URL(r.url()).pathname));
+    await page.reload();
+    await expectJobShown(page, job);
+    expect(reads).toContain(`/v1/jobs/${jobId}`);
+
+    // A job never shown in this browser (created through the API, then cancelled) and the one above, opened by
+    // clicking their rows in a fresh page.
+    const cancelled = await createJob({ text: DOCUMENT.repeat(20), task: { type: 'summarize' }, generation: { maxNewTokens: 64 } });
+    expect((await fetch(`${stack.api.url}/v1/jobs/${cancelled.id}/cancel`, { method: 'POST' })).status).toBe(200);
+    const cancelledJob = await waitEnded(cancelled.id);
+    expect(cancelledJob.status).toBe('cancelled');
+    expect(cancelledJob.error).not.toBeNull();
+
+    const fresh = await browser.newPage();
+    const freshErrors = collectErrors(fresh);
+    await fresh.goto(`${stack.api.url}/`);
+    expect(await fresh.textContent('#job-id')).toBe('');
+    await fresh.click(`#jobs-body tr[data-id="${cancelled.id}"]`);
+    await expectJobShown(fresh, cancelledJob);
+    await fresh.click(`#jobs-body tr[data-id="${jobId}"]`);
+    await expectJobShown(fresh, job);
+    expect(await fresh.getAttribute(`#jobs-body tr[data-id="${jobId}"]`, 'class')).toBe('open');
+    expect(pageErrors).toEqual([]);
+    expect(freshErrors).toEqual([]);
+    await page.close();
+    await fresh.close();
+  });
+
+  it('ticks the elapsed time while a job runs and shows its total when it ends', async () => {
+    const page = await browser.newPage();
+    const pageErrors = collectErrors(page);
+    // The event stream is held until the test lets it through, so the page sees the job as queued for a while.
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    await page.route('**/v1/jobs/*/events', async (route) => {
+      await held;
+      await route.continue();
+    });
+    await page.goto(`${stack.api.url}/`);
+    await page.fill('#text', `${DOCUMENT} Timed.`);
+    await page.selectOption('#task', 'summarize');
+    await page.fill('#max-new-tokens', '8');
+    await page.click('#submit');
+    await page.waitForSelector('#elapsed[data-state="running"]', { timeout: 10_000 });
+    const first = Number(await page.getAttribute('#elapsed', 'data-ms'));
+    await page.waitForTimeout(1200);
+    const second = Number(await page.getAttribute('#elapsed', 'data-ms'));
+    expect(second - first).toBeGreaterThanOrEqual(900);
+    expect(await page.textContent('#elapsed')).toMatch(/^elapsed \d+(\.\d)? (ms|s)$/);
+    expect(await page.getAttribute('#elapsed', 'data-state')).toBe('running');
+    release();
+    await page.waitForSelector('#job-status.succeeded', { timeout: 60_000 });
+    const job = await getJob((await page.textContent('#job-id'))!.trim());
+    await expectJobShown(page, job);
+    // Stopped: the total stays.
+    const total = await page.textContent('#elapsed');
+    await page.waitForTimeout(500);
+    expect(await page.textContent('#elapsed')).toBe(total);
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('pages through more jobs than one page with the list cursor, older and back to newer', async () => {
+    for (let i = 0; i < 7; i++) await createJob({ text: `Paged document number ${i}. ${DOCUMENT.slice(0, 300)}`, task: { type: 'summarize' }, generation: { maxNewTokens: 2 } });
+    const all = (await (await fetch(`${stack.api.url}/v1/jobs?limit=100`)).json()) as { data: Job[]; hasMore: boolean };
+    expect(all.hasMore).toBe(false);
+    const ids = all.data.map((j) => j.id);
+    expect(ids.length).toBeGreaterThan(10); // three pages of 5
+
+    const page = await browser.newPage();
+    const pageErrors = collectErrors(page);
+    const listed: string[] = [];
+    page.on('request', (r) => r.url().includes('/v1/jobs?') && listed.push(new URL(r.url()).search));
+    await page.goto(`${stack.api.url}/`);
+    await page.waitForSelector('#jobs-body tr');
+    await page.selectOption('#page-size', '5');
+    await expect.poll(() => page.locator('#jobs-body tr').count(), { timeout: 10_000 }).toBe(5);
+    const rowIds = () => page.locator('#jobs-body tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-id') as string));
+    const onPage = (n: number) => page.locator('#page-info', { hasText: new RegExp(`^page ${n}\\b`) }).waitFor();
+    expect(await page.isDisabled('#newer')).toBe(true);
+
+    const pages: string[][] = [await rowIds()];
+    while (!(await page.isDisabled('#older'))) {
+      await page.click('#older');
+      await onPage(pages.length + 1);
+      pages.push(await rowIds());
+    }
+    expect(pages.length).toBe(Math.ceil(ids.length / 5));
+    expect(pages.slice(0, -1).every((p) => p.length === 5)).toBe(true);
+    expect(pages.flat()).toEqual(ids);
+    expect(await page.isDisabled('#newer')).toBe(false);
+    // The second page was read with the first page's cursor.
+    const firstPage = (await (await fetch(`${stack.api.url}/v1/jobs?limit=5`)).json()) as { nextCursor: string };
+    expect(listed).toContain(`?${new URLSearchParams({ limit: '5', after: firstPage.nextCursor })}`);
+
+    // Newer walks back through the same pages.
+    for (let n = pages.length - 1; n >= 1; n--) {
+      await page.click('#newer');
+      await onPage(n);
+      expect(await rowIds()).toEqual(pages[n - 1]);
+    }
+    expect(await page.isDisabled('#newer')).toBe(true);
+
+    // A row on a later page opens like any other.
+    await page.click('#older');
+    await onPage(2);
+    await page.click(`#jobs-body tr[data-id="${pages[1][0]}"]`);
+    await page.locator('#job-id', { hasText: pages[1][0] }).waitFor();
+    await Promise.all(all.data.map((j) => waitEnded(j.id)));
+    expect(pageErrors).toEqual([]);
+    await page.close();
+  });
+
+  it('is usable at 390 px: no sideways scrolling, the layout stacks, the answer and evidence are visible', async () => {
+    const created = await createJob({ text: DOCUMENT, task: { type: 'qa', question: 'How many steps did she climb every night?' }, generation: { maxNewTokens: 12 } });
+    const job = await waitEnded(created.id);
+    expect(job.status).toBe('succeeded');
+    const page = await browser.newPage();
+    const pageErrors = collectErrors(page);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${stack.api.url}/#${job.id}`);
+    await expectJobShown(page, job);
+    await page.waitForSelector(`#jobs-body tr[data-id="${job.id}"]`);
+
+    // No sideways scrolling: the page is no wider than the viewport.
+    expect(Number(await page.evaluate('document.documentElement.scrollWidth'))).toBeLessThanOrEqual(390);
+    expect(Number(await page.evaluate('document.body.scrollWidth'))).toBeLessThanOrEqual(390);
+    for (const part of ['#answer', '#evidence li pre', '#usage', '#timings', `#jobs-body tr[data-id="${job.id}"]`, '#older']) {
+      const box = (await page.locator(part).first().boundingBox())!;
+      expect(box, part).not.toBeNull();
+      expect(box.x, part).toBeGreaterThanOrEqual(0);
+      expect(box.x + box.width, part).toBeLessThanOrEqual(390);
+      if (part !== '#older') expect(box.width, part).toBeGreaterThan(200);
+    }
+    // The layout stacks: the table's header is gone (each row is a card) and the form's two columns (task, max new
+    // tokens) sit one above the other.
+    expect(await page.isVisible('thead')).toBe(false);
+    const task = (await page.locator('#task').boundingBox())!;
+    const maxTokens = (await page.locator('#max-new-tokens').boundingBox())!;
+    expect(task.y + task.height).toBeLessThanOrEqual(maxTokens.y);
+    expect(await page.isVisible('#answer')).toBe(true);
+    expect(await page.isVisible('#evidence li pre')).toBe(true);
+    expect(await page.isVisible('#result-details')).toBe(true);
+    // The job's row reads as a card: each cell labelled.
+    const cell = await page.locator(`#jobs-body tr[data-id="${job.id}"] td`).first().evaluate((td) => td.ownerDocument.defaultView!.getComputedStyle(td, '::before').content);
+    expect(cell).toBe('"id: "');
+
+    await mkdir(RESULTS, { recursive: true });
+    await page.screenshot({ path: join(RESULTS, 'console-390.png'), fullPage: true });
     expect(pageErrors).toEqual([]);
     await page.close();
   });
