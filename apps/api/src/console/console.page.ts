@@ -411,13 +411,14 @@ function older() { if (nextCursor) { cursors.push(nextCursor); loadJobs(); } }
 function newer() { if (cursors.length > 1) { cursors.pop(); loadJobs(); } }
 function firstPage() { cursors = [null]; loadJobs(); }
 
-function openFromAddress() {
+/** Opens the job the address names (#job_...), unless it is already open (force: read it again, as after a new API key). */
+function openFromAddress(force) {
   const id = decodeURIComponent(location.hash.slice(1));
-  if (id && id !== current) openJob(id);
+  if (id && (force === true || id !== current)) openJob(id);
 }
 
 $('api-key').value = sessionStorage.getItem('e2llm-api-key') || '';
-$('api-key').addEventListener('change', () => { sessionStorage.setItem('e2llm-api-key', apiKey()); firstPage(); openFromAddress(); });
+$('api-key').addEventListener('change', () => { sessionStorage.setItem('e2llm-api-key', apiKey()); firstPage(); openFromAddress(true); });
 $('task').addEventListener('change', onTaskChange);
 $('job-form').addEventListener('submit', submit);
 $('cancel').addEventListener('click', cancel);
