@@ -1,5 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { Format, MultiBar, type Options, type Params, type SingleBar } from 'cli-progress';
 import { ApiError, E2llmClient, type PublicJob } from '@lib/client';
 import { AppError, ERROR_CODES, type GenerationParams } from '@lib/shared';
 import { GENERATION_OPTIONS, SERVER_OPTIONS, generationFlags, parseCommand, taskFromFlags } from './args.js';
@@ -46,9 +47,14 @@ export async function submitCommand(argv: string[], io: CliIo): Promise<number> 
   });
   const created = await client.createJob({ file, filename: basename(path), task, ...(generation ? { generation } : {}) });
   const bar = new ProgressBar(io.stderr);
-  bar.update(created);
-  const job = await follow(client, created, bar, io, pollMs);
-  bar.done(job);
+  let job: PublicJob;
+  try {
+    bar.update(created);
+    job = await follow(client, created, bar, io, pollMs);
+    bar.update(job);
+  } finally {
+    bar.stop();
+  }
 
   if (v.json) io.stdout.write(`${JSON.stringify(job)}\n`);
   if (job.status === 'succeeded') {
@@ -83,40 +89,92 @@ async function follow(client: E2llmClient, created: PublicJob, bar: ProgressBar,
   return client.waitForJob(created.id, { intervalMs: pollMs, onProgress: (j) => bar.update(j) });
 }
 
-/** A one-line bar redrawn in place on a terminal; elsewhere (logs, pipes) one line per change. */
-class ProgressBar {
+/** The bar's look, shared by the live bar and render(). */
+const BAR_OPTIONS = {
+  format: '[{bar}] {value}/{total} chunks ({encoded} encoded, {cached} cached) {status}',
+  barCompleteChar: '#',
+  barIncompleteChar: '.',
+  barGlue: '',
+  barsize: 30,
+  emptyOnZero: true, // 0 of 0 chunks is an empty bar, not a full one
+} satisfies Options;
+
+function barState(job: PublicJob): { value: number; total: number; payload: { encoded: number; cached: number; status: string } } {
+  const { chunksTotal, chunksEncoded, chunksCached } = job.progress;
+  return {
+    value: Math.min(chunksTotal, chunksEncoded + chunksCached),
+    total: chunksTotal,
+    payload: { encoded: chunksEncoded, cached: chunksCached, status: job.status },
+  };
+}
+
+/**
+ * On a terminal, cli-progress's bar redrawn in place on stderr; elsewhere (logs, pipes) one line per change.
+ * cli-progress's own non-TTY mode writes a line every few seconds whether or not anything changed, so off a terminal
+ * the lines are render()'s, written here. A MultiBar holding one bar, because only MultiBar can put a line above the
+ * bar (log()); a SingleBar restores a cursor position saved before that line moved it. stop() must run: the bar
+ * holds a timer.
+ */
+export class ProgressBar {
+  private readonly multi: MultiBar | undefined;
+  private bar: SingleBar | undefined;
   private last = '';
-  private readonly tty: boolean;
 
   constructor(private readonly out: CliIo['stderr']) {
-    this.tty = (out as { isTTY?: boolean }).isTTY === true;
+    const tty = (out as { isTTY?: boolean }).isTTY === true;
+    this.multi = tty
+      ? new MultiBar({
+          ...BAR_OPTIONS,
+          stream: out as NodeJS.WritableStream,
+          linewrap: true, // leave the terminal's wrapping alone: a Ctrl-C would skip the restore
+        })
+      : undefined;
   }
 
   update(job: PublicJob): void {
     const line = render(job);
     if (line === this.last) return;
     this.last = line;
-    this.out.write(this.tty ? `\r\x1b[2K${line}` : `${line}\n`);
+    if (!this.multi) {
+      this.out.write(`${line}\n`);
+      return;
+    }
+    const { value, total, payload } = barState(job);
+    if (!this.bar) {
+      this.bar = this.multi.create(total, value, payload);
+      return;
+    }
+    this.bar.setTotal(total);
+    this.bar.update(value, payload);
   }
 
   /** A line of its own above the bar. */
   note(line: string): void {
-    this.out.write(this.tty ? `\r\x1b[2K${line}\n` : `${line}\n`);
-    if (this.tty && this.last) this.out.write(this.last);
+    if (this.multi) this.multi.log(`${line}\n`);
+    else this.out.write(`${line}\n`);
   }
 
-  done(job: PublicJob): void {
-    this.update(job);
-    if (this.tty) this.out.write('\n');
+  /** On a terminal: writes the notes not yet drawn, the last state, then a newline, and ends the bar's timer. */
+  stop(): void {
+    if (!this.multi) return;
+    this.multi.update(); // MultiBar.stop() alone would drop the log() lines its timer has not drawn yet
+    this.multi.stop();
   }
 }
 
-export function render(job: PublicJob, width = 30): string {
-  const { chunksTotal, chunksEncoded, chunksCached } = job.progress;
-  const done = Math.min(chunksTotal, chunksEncoded + chunksCached);
-  const filled = chunksTotal > 0 ? Math.round((done / chunksTotal) * width) : 0;
-  const bar = `${'#'.repeat(filled)}${'.'.repeat(width - filled)}`;
-  return `[${bar}] ${done}/${chunksTotal} chunks (${chunksEncoded} encoded, ${chunksCached} cached) ${job.status}`;
+/** The bar's line for a job, as cli-progress formats it. */
+export function render(job: PublicJob, width = BAR_OPTIONS.barsize): string {
+  const { value, total, payload } = barState(job);
+  const options = {
+    ...BAR_OPTIONS,
+    barsize: width,
+    // What cli-progress derives from the characters when it builds a bar.
+    barCompleteString: BAR_OPTIONS.barCompleteChar.repeat(width + 1),
+    barIncompleteString: BAR_OPTIONS.barIncompleteChar.repeat(width + 1),
+    autopaddingChar: '',
+  };
+  const params = { progress: total > 0 ? value / total : 0, value, total, eta: 0, startTime: null, stopTime: null, maxWidth: 0 };
+  return Format.Formatter(options, params as unknown as Params, payload);
 }
 
 /** Only the flags given: the server applies its defaults and limits to the rest. */

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, E2llmClient, type JobStreamEvent } from '@lib/client';
 import { startStack, type Stack } from '../../../test/e2e/stack.js';
 import { main } from './main.js';
-import { render } from './submit.command.js';
+import { ProgressBar, render } from './submit.command.js';
 
 const DOCUMENT = 'The lighthouse on Gull Rock was kept by Ada Lindqvist for forty years. She lit the lamp every night. '.repeat(12);
 
@@ -80,6 +80,40 @@ describe('e2llm submit', () => {
   it('renders the bar from the progress counts', () => {
     const job = { status: 'encoding', progress: { chunksTotal: 10, chunksEncoded: 3, chunksCached: 2 } } as Parameters<typeof render>[0];
     expect(render(job, 10)).toBe('[#####.....] 5/10 chunks (3 encoded, 2 cached) encoding');
+  });
+
+  const jobAt = (status: string, chunksEncoded: number, chunksCached = 0) =>
+    ({ status, progress: { chunksTotal: 4, chunksEncoded, chunksCached } }) as Parameters<typeof render>[0];
+
+  it('off a terminal writes one line per change and nothing more', () => {
+    let out = '';
+    const bar = new ProgressBar({ write: (s: string) => (out += s) });
+    for (const job of [jobAt('queued', 0), jobAt('encoding', 2), jobAt('encoding', 2), jobAt('succeeded', 4)]) bar.update(job);
+    bar.note('e2llm: a note');
+    bar.stop();
+    expect(out).toBe(`${render(jobAt('queued', 0))}\n${render(jobAt('encoding', 2))}\n${render(jobAt('succeeded', 4))}\ne2llm: a note\n`);
+  });
+
+  it('on a terminal redraws the line in place, keeps notes above it and ends it with a newline', async () => {
+    let out = '';
+    const tty = { isTTY: true, columns: 120, write: (s: string) => ((out += s), true) };
+    const bar = new ProgressBar(tty);
+    const drawn = () => new Promise((r) => setTimeout(r, 250)); // cli-progress redraws on a 100 ms timer
+    bar.update(jobAt('queued', 0));
+    await drawn();
+    expect(out).toContain(render(jobAt('queued', 0)));
+    expect(out).not.toContain('\n');
+    bar.update(jobAt('encoding', 1, 1));
+    bar.note('e2llm: a note');
+    await drawn();
+    expect(out).toMatch(/e2llm: a note\n\x1b\[1G\[#{15}\.{15}\] 2\/4 chunks/);
+    bar.note('e2llm: a last note');
+    bar.update(jobAt('succeeded', 3, 1));
+    bar.stop();
+    expect(out).toContain('e2llm: a last note\n');
+    const moves = /\x1b\[1G/g; // cursor to column 1, written before each redraw
+    expect(out.replace(moves, '').endsWith(`${render(jobAt('succeeded', 3, 1))}\x1b[0K\n`)).toBe(true);
+    expect(out.split('\n')).toHaveLength(4); // two notes, the finished bar, and nothing after the last newline
   });
 });
 
