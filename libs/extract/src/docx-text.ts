@@ -3,7 +3,7 @@ import mammoth from 'mammoth';
 import { withDeadline } from './deadline.js';
 import type { ExtractLimits } from './extract.js';
 import { shortReason } from './short-reason.js';
-import { checkZipEntries, readZipDirectory } from './zip-directory.js';
+import { checkZip } from './zip-directory.js';
 
 const ZIP_MAGIC = [0x50, 0x4b, 0x03, 0x04]; // PK\x03\x04
 /** OLE2 compound file: a legacy .doc, or a password-protected .docx (Office encrypts into an OLE container). */
@@ -23,7 +23,7 @@ export async function docxToText(bytes: Uint8Array, limits: ExtractLimits): Prom
       : 'it is not a zip archive';
     throw new AppError('DOCUMENT_UNREADABLE', `the file is not a readable DOCX (${reason})`, { reason: 'not-docx' });
   }
-  checkZipEntries(bytes, readZipDirectory(bytes), limits.maxDocxUncompressedBytes);
+  await checkZip(bytes, limits.maxDocxUncompressedBytes);
   const raw = await withDeadline(limits.timeoutMs, 'reading the DOCX', async () => {
     try {
       const result = await mammoth.extractRawText({ buffer: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) });

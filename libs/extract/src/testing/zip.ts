@@ -43,6 +43,8 @@ export interface MakeZipOptions {
 /**
  * A minimal zip writer for test fixtures: no data descriptors, names flagged UTF-8, DOS date 1980-01-01, zip64 on
  * request. `declaredUncompressedSize` lets a fixture lie about an entry's size.
+ * Hand-written rather than fflate's zipSync or yazl (issue 19): the zip-bomb fixtures need headers whose declared
+ * size lies, and a writer library writes the true sizes it computed.
  */
 export function makeZip(entries: readonly ZipEntryInput[], options: MakeZipOptions = {}): Uint8Array {
   const zip64 = options.zip64 ?? false;
