@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { Format, MultiBar, type Options, type Params, type SingleBar } from 'cli-progress';
+// A CommonJS module whose exports Node's ESM loader cannot name: imported whole.
+import cliProgress, { type MultiBar, type Options, type Params, type SingleBar } from 'cli-progress';
 import { ApiError, E2llmClient, type PublicJob } from '@lib/client';
 import { AppError, ERROR_CODES, type GenerationParams } from '@lib/shared';
 import { GENERATION_OPTIONS, SERVER_OPTIONS, generationFlags, parseCommand, taskFromFlags } from './args.js';
@@ -123,7 +124,7 @@ export class ProgressBar {
   constructor(private readonly out: CliIo['stderr']) {
     const tty = (out as { isTTY?: boolean }).isTTY === true;
     this.multi = tty
-      ? new MultiBar({
+      ? new cliProgress.MultiBar({
           ...BAR_OPTIONS,
           stream: out as NodeJS.WritableStream,
           linewrap: true, // leave the terminal's wrapping alone: a Ctrl-C would skip the restore
@@ -174,7 +175,7 @@ export function render(job: PublicJob, width = BAR_OPTIONS.barsize): string {
     autopaddingChar: '',
   };
   const params = { progress: total > 0 ? value / total : 0, value, total, eta: 0, startTime: null, stopTime: null, maxWidth: 0 };
-  return Format.Formatter(options, params as unknown as Params, payload);
+  return cliProgress.Format.Formatter(options, params as unknown as Params, payload);
 }
 
 /** Only the flags given: the server applies its defaults and limits to the rest. */
