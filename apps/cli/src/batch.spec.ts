@@ -5,20 +5,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { E2llmClient } from '@lib/client';
 import { startStack, type Stack } from '../../../test/e2e/stack.js';
 import { parseQuestions } from './batch.command.js';
-import { main } from './main.js';
+import { CLI_DOCUMENT, runCli } from '../../../test/cli-harness.js';
 
-const DOCUMENT = 'The lighthouse on Gull Rock was kept by Ada Lindqvist for forty years. She lit the lamp every night. '.repeat(12);
+const DOCUMENT = CLI_DOCUMENT;
 
 let stack: Stack;
 let client: E2llmClient;
 let dir: string;
 
-async function cli(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, env: {} });
-  return { code, stdout, stderr };
-}
+const cli = (argv: string[]) => runCli(argv);
 
 const QUESTIONS = [
   JSON.stringify({ custom_id: 'a', task: { type: 'qa', question: 'Who kept the lighthouse?' }, generation: { maxNewTokens: 2 } }),

@@ -6,21 +6,16 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError, E2llmClient, type JobStreamEvent } from '@lib/client';
 import { startStack, type Stack } from '../../../test/e2e/stack.js';
-import { main } from './main.js';
+import { CLI_DOCUMENT, runCli } from '../../../test/cli-harness.js';
 import { ProgressBar, render } from './submit.command.js';
 
-const DOCUMENT = 'The lighthouse on Gull Rock was kept by Ada Lindqvist for forty years. She lit the lamp every night. '.repeat(12);
+const DOCUMENT = CLI_DOCUMENT;
 
 let stack: Stack;
 let client: E2llmClient;
 let dir: string;
 
-async function cli(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, { stdout: { write: (s: string) => (stdout += s) }, stderr: { write: (s: string) => (stderr += s) }, env: {} });
-  return { code, stdout, stderr };
-}
+const cli = (argv: string[]) => runCli(argv);
 
 beforeAll(async () => {
   stack = await startStack();

@@ -3,8 +3,8 @@ import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryBlobStore } from '@lib/blob-store/testing';
 import { JobStore, newId, Pipeline } from '@lib/job-store';
-import { testRedis } from '@lib/job-store/testing';
-import { GenerationParams, loadConfig, resultKey, softPromptKey, sourceKey, type DocumentRecord, type JobRecord } from '@lib/shared';
+import { queuedJob, testRedis } from '@lib/job-store/testing';
+import { loadConfig, resultKey, softPromptKey, sourceKey, type DocumentRecord, type JobRecord } from '@lib/shared';
 import { LifecycleService } from './lifecycle.service.js';
 
 /**
@@ -26,28 +26,8 @@ afterAll(async () => {
 });
 
 function job(tenant: string, documentId: string | null = null): JobRecord {
-  const now = new Date().toISOString();
-  const id = newId('job');
-  return {
-    id,
-    tenant,
-    status: 'queued',
-    task: { type: 'summarize' },
-    generation: GenerationParams.parse({}),
-    webhook: null,
-    metadata: {},
-    documentId,
-    sourceKey: documentId === null ? sourceKey(id) : sourceKey(documentId),
-    chars: 10,
-    chunkMs: 1,
-    progress: { chunksTotal: 1, chunksEncoded: 0, chunksCached: 0 },
-    createdAt: now,
-    startedAt: null,
-    finishedAt: null,
-    expiresAt: now,
-    result: null,
-    error: null,
-  };
+  const record = queuedJob({ tenant, documentId });
+  return { ...record, sourceKey: sourceKey(documentId ?? record.id) };
 }
 
 /** A job as the pipeline leaves it: record, source, soft prompts referenced and written, result. */

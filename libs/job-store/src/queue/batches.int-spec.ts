@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { GenerationParams, QueueName, decodeJobId, type DocumentRecord, type JobRecord, type JobResult } from '@lib/shared';
-import { testRedis } from '../testing/index.js';
+import { QueueName, decodeJobId, type DocumentRecord, type JobRecord, type JobResult } from '@lib/shared';
+import { queuedJob, testRedis } from '../testing/index.js';
 import { newBatchId } from '../records/batch-store.js';
 import { JobStore, newId } from '../records/job-store.js';
 import { Pipeline } from './pipeline.js';
@@ -16,27 +16,7 @@ afterAll(async () => {
 });
 
 function job(documentId: string | null = null): JobRecord {
-  const now = new Date().toISOString();
-  return {
-    id: newId('job'),
-    tenant: 'tenant-a',
-    status: 'queued',
-    task: { type: 'summarize' },
-    generation: GenerationParams.parse({}),
-    webhook: null,
-    metadata: {},
-    documentId,
-    sourceKey: 'sources/x',
-    chars: 10,
-    chunkMs: 1,
-    progress: { chunksTotal: 1, chunksEncoded: 0, chunksCached: 0 },
-    createdAt: now,
-    startedAt: null,
-    finishedAt: null,
-    expiresAt: now,
-    result: null,
-    error: null,
-  };
+  return queuedJob({ documentId });
 }
 
 const result: JobResult = {

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GenerationParams, softPromptKey, type DocumentRecord, type JobRecord, type JobResult } from '@lib/shared';
-import { testRedis } from '../testing/index.js';
+import { softPromptKey, type DocumentRecord, type JobRecord, type JobResult } from '@lib/shared';
+import { queuedJob, testRedis } from '../testing/index.js';
 import type { JobEnd } from '../observability/metrics.js';
 import { JobStore, newId, RETENTION_MARGIN_SECONDS } from './job-store.js';
 
@@ -10,27 +10,7 @@ const { redis, prefix, cleanup } = testRedis();
 const store = new JobStore(redis, prefix, 600);
 
 function job(tenant = 'tenant-a'): JobRecord {
-  const now = new Date().toISOString();
-  return {
-    id: newId('job'),
-    tenant,
-    status: 'queued',
-    task: { type: 'summarize' },
-    generation: GenerationParams.parse({}),
-    webhook: null,
-    metadata: {},
-    documentId: null,
-    sourceKey: 'sources/x',
-    chars: 10,
-    chunkMs: 1,
-    progress: { chunksTotal: 3, chunksEncoded: 0, chunksCached: 0 },
-    createdAt: now,
-    startedAt: null,
-    finishedAt: null,
-    expiresAt: now,
-    result: null,
-    error: null,
-  };
+  return queuedJob({ tenant, progress: { chunksTotal: 3, chunksEncoded: 0, chunksCached: 0 } });
 }
 
 const result: JobResult = {
