@@ -108,10 +108,10 @@ describe('the event loop under oversized submissions', () => {
     const answers = await uploader.go();
     const polls = await polling.stop();
     const wall = performance.now() - t0;
-    const latencies = polls.map((p) => p.ms);
-    const worst = Math.max(...latencies);
+    const latencies = polls.map((p) => p.ms).sort((a, b) => a - b);
+    const worst = latencies.at(-1)!;
     const slowest = [...polls].sort((a, b) => b.ms - a.ms).slice(0, 5).map((p) => `${p.ms} ms at ${p.at} ms`).join(", ");
-    console.log(`8 submissions in ${Math.round(wall)} ms; /healthz ${latencies.length} polls from another process, worst ${worst} ms, median ${latencies.sort((a, b) => a - b)[latencies.length >> 1]} ms (slowest: ${slowest}); answers ${answers.map((a) => `${a.status} ${a.body.error?.code ?? ''}`).join(', ')}`);
+    console.log(`8 submissions in ${Math.round(wall)} ms; /healthz ${latencies.length} polls from another process, worst ${worst} ms, median ${latencies[latencies.length >> 1]} ms (slowest: ${slowest}); answers ${answers.map((a) => `${a.status} ${a.body.error?.code ?? ''}`).join(', ')}`);
     expect(polls.every((p) => p.status === 200)).toBe(true);
     for (const a of answers) {
       expect(a.status).toBeLessThan(500);

@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { createBullBoard } from '@bull-board/api';
@@ -10,9 +9,9 @@ import express from 'express';
 import { pino, type Logger } from 'pino';
 import { createBlobStore, type BlobStore } from '@lib/blob-store';
 import { createRedis, jobEndRecorder, JobStore, Pipeline, setBuildInfo } from '@lib/job-store';
-import { PlanningPool } from '@lib/model-runtime/planning';
+import { PlanningPool, readManifest } from '@lib/model-runtime/planning';
 import { ExtractionPool } from '@lib/extract';
-import { AppError, ModelManifest, toAppError, type Config } from '@lib/shared';
+import { AppError, toAppError, type Config } from '@lib/shared';
 import { WebhookTargets, type HostResolver } from '@lib/webhooks';
 import { AppModule } from './app.module.js';
 import { JsonBodyPool } from './common/json-body-pool.js';
@@ -25,15 +24,6 @@ export interface ApiHandle {
   /** The URL the API listens on (after listen). */
   url: string;
   close(): Promise<void>;
-}
-
-/** The API reads only the manifest: chunking settings and the window. It never loads a model. */
-async function readManifest(modelPath: string): Promise<ModelManifest> {
-  try {
-    return ModelManifest.parse(JSON.parse(await readFile(join(modelPath, 'manifest.json'), 'utf8')));
-  } catch (err) {
-    throw new AppError('MODEL_INVALID', `cannot read the model manifest in ${modelPath}: ${(err as Error).message}`);
-  }
 }
 
 /** The BullMQ dashboard at /admin/queues, behind the admin key. */

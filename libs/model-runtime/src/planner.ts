@@ -4,6 +4,15 @@ import { AppError, chunkText, ModelManifest, type Chunk, type Task } from '@lib/
 import { promptParts } from './prompt.js';
 import { TextTokenizer } from './tokenizer.js';
 
+/** A package's manifest alone, validated (the API reads its window and chunking from it without loading a model). */
+export async function readManifest(dir: string): Promise<ModelManifest> {
+  try {
+    return ModelManifest.parse(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')));
+  } catch (err) {
+    throw new AppError('MODEL_INVALID', `cannot read the model manifest in ${dir}: ${(err as Error).message}`);
+  }
+}
+
 /** A chunk with the encoder ids it was measured with, so it is tokenized once. */
 export interface EncodableChunk extends Chunk {
   ids: number[];
@@ -23,12 +32,7 @@ export class DocumentPlanner {
 
   /** Reads only the manifest and the tokenizers of a package folder (what the API needs; no weights). */
   static async load(dir: string): Promise<DocumentPlanner> {
-    let manifest: ModelManifest;
-    try {
-      manifest = ModelManifest.parse(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')));
-    } catch (err) {
-      throw new AppError('MODEL_INVALID', `cannot read the model manifest in ${dir}: ${(err as Error).message}`);
-    }
+    const manifest = await readManifest(dir);
     const enc = await TextTokenizer.load(join(dir, manifest.encoder.tokenizer));
     const dec = manifest.decoder.tokenizer === manifest.encoder.tokenizer ? enc : await TextTokenizer.load(join(dir, manifest.decoder.tokenizer));
     return new DocumentPlanner(manifest, enc, dec);

@@ -2,6 +2,8 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { AppError, type ErrorCode, type Task } from '@lib/shared';
 
+export { readManifest } from './planner.js';
+
 export interface PlanRequest {
   modelDir: string;
   /** The document to cut; absent when only the prompt is measured. */
