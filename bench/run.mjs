@@ -145,8 +145,8 @@ async function encoderSweep(docs) {
   const doc = docs[SIZES.find((n) => n >= 16384) ?? SIZES[SIZES.length - 1]];
   const big = 1 << 20;
   const settings = [
-    ...[1, 8, 32, 128].map((b) => ({ maxBatchSize: b, maxBatchTokens: big })),
-    ...[2048, 32768].map((t) => ({ maxBatchSize: 256, maxBatchTokens: t })),
+    ...[1, 4, 8, 16, 32, 128].map((b) => ({ maxBatchSize: b, maxBatchTokens: big })),
+    ...[2048, 8192, 32768].map((t) => ({ maxBatchSize: 256, maxBatchTokens: t })),
     { maxBatchSize: config.encoderMaxBatchSize, maxBatchTokens: config.encoderMaxBatchTokens },
   ];
   log('encoder sweep');
@@ -299,7 +299,7 @@ export async function encoderPadding(path) {
   const limits = { maxBatchTokens: config.encoderMaxBatchTokens, maxBatchSize: config.encoderMaxBatchSize };
   const cost = (ls, batches) => batches.map((b) => b.length * Math.max(...b.map((i) => ls[i])));
   const whole = cost(lens, planPaddedBatches(lens, { ...limits, batchCostTokens: ENCODER_BATCH_COST_TOKENS }));
-  const groups = groupEncodeChildren(chunks.map((c) => ({ ...c, tokens: c.ids.length })), { maxChunks: config.encodeJobMaxChunks, maxTokens: config.encoderMaxBatchTokens * 2 });
+  const groups = groupEncodeChildren(chunks.map((c) => ({ ...c, tokens: c.ids.length })), { maxChunks: config.encodeJobMaxChunks, maxTokens: config.encodeJobMaxChunks * model.pkg.manifest.encoder.maxTokens });
   const children = [];
   for (const g of groups) {
     const ls = g.map((ref) => ref.tokens);

@@ -9,8 +9,8 @@ const DEFAULTS: Partial<Config> = {
   executionProviders: ['cpu'],
   intraOpThreads: 0,
   graphOptimization: 'all',
-  encoderMaxBatchTokens: 8192,
-  encoderMaxBatchSize: 64,
+  encoderMaxBatchTokens: 2048,
+  encoderMaxBatchSize: 8,
   maxDocumentChars: 4_000_000,
   maxQuestionChars: 4000,
   maxNewTokensLimit: 1024,
@@ -85,7 +85,7 @@ describe('loadConfig', () => {
     ['INTRA_OP_THREADS', '-1'],
     ['INTRA_OP_THREADS', '1.5'],
     ['INTRA_OP_THREADS', '1025'],
-    ['ENCODER_MAX_BATCH_SIZE', '0'],
+    ['ENCODER_MAX_BATCH_SIZE', '-1'],
     ['MAX_DOCUMENT_CHARS', '12abc'],
     ['GRAPH_OPTIMIZATION', 'ALL'],
     ['LOG_LEVEL', 'verbose'],
@@ -126,12 +126,18 @@ describe('loadConfig', () => {
     expect(loadConfig({ LOG_LEVEL: 'loud' }, { logLevel: 'error' }).logLevel).toBe('error');
   });
 
+  it('takes the encoder batching of the first execution provider unless it is set', () => {
+    expect(loadConfig({ EXECUTION_PROVIDERS: 'cuda,cpu' })).toMatchObject({ encoderMaxBatchSize: 64, encoderMaxBatchTokens: 16384 });
+    expect(loadConfig({ EXECUTION_PROVIDERS: 'cpu' })).toMatchObject({ encoderMaxBatchSize: 8, encoderMaxBatchTokens: 2048 });
+    expect(loadConfig({ EXECUTION_PROVIDERS: 'cuda', ENCODER_MAX_BATCH_SIZE: '16' })).toMatchObject({ encoderMaxBatchSize: 16, encoderMaxBatchTokens: 16384 });
+  });
+
   it('treats an undefined override as absent', () => {
     expect(loadConfig({ LOG_LEVEL: 'debug' }, { logLevel: undefined }).logLevel).toBe('debug');
   });
 
   it('validates overrides too, naming the env key', () => {
-    const err = configError(() => loadConfig({}, { logLevel: 'loud', encoderMaxBatchSize: 0 }));
+    const err = configError(() => loadConfig({}, { logLevel: 'loud', encoderMaxBatchSize: -1 }));
     expect(err.message).toContain('LOG_LEVEL');
     expect(err.message).toContain('ENCODER_MAX_BATCH_SIZE');
   });
@@ -177,7 +183,7 @@ describe('SETTINGS / describeSettings', () => {
     const table = describeSettings();
     for (const s of Object.values(SETTINGS)) expect(table).toContain(`| \`${s.env}\` |`);
     expect(table).toContain('`["cpu"]`');
-    expect(table).toContain('`8192`');
+    expect(table).toContain('`4000000`');
   });
 });
 

@@ -27,6 +27,17 @@ const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform
 /** The model shipped in this repository: `models/e2llm-tiny`, found relative to this file (src/ or dist/). */
 export const BUNDLED_MODEL_PATH = fileURLToPath(new URL('../../../models/e2llm-tiny', import.meta.url));
 
+/**
+ * Encoder batching by execution provider, set from the sweep of `npm run bench` (docs/benchmarks.md, section 2). On
+ * CPU small batches win: a batch of 8 chunks of up to 256 tokens keeps each layer's activations and attention scores
+ * (8 x 4 heads x 256 x 256 floats, 8 MiB) near the caches, while 64 chunks run 1.6x slower on the same chunks, padding
+ * aside. A GPU wants large batches to fill its cores; 16,384 tokens is TEI's default max-batch-tokens.
+ */
+export const ENCODER_BATCH_DEFAULTS: Record<'cpu' | 'cuda', { maxBatchSize: number; maxBatchTokens: number }> = {
+  cpu: { maxBatchSize: 8, maxBatchTokens: 2048 },
+  cuda: { maxBatchSize: 64, maxBatchTokens: 16384 },
+};
+
 export const SETTINGS = {
   modelPath: setting('MODEL_PATH', z.string().min(1).default(BUNDLED_MODEL_PATH), 'Folder of the model package (manifest.json and its files).'),
   executionProviders: setting(
@@ -46,10 +57,14 @@ export const SETTINGS = {
   ),
   encoderMaxBatchTokens: setting(
     'ENCODER_MAX_BATCH_TOKENS',
-    int(1, 1 << 20).default(8192),
-    'Token budget of one encoder batch: batch size x longest chunk (padded), as TEI max-batch-tokens.',
+    int(0, 1 << 20).default(0),
+    'Token budget of one encoder batch: batch size x longest chunk (padded), as TEI max-batch-tokens. 0: by the first execution provider, cpu 2048, cuda 16384 (measured: docs/benchmarks.md, section 2).',
   ),
-  encoderMaxBatchSize: setting('ENCODER_MAX_BATCH_SIZE', int(1, 4096).default(64), 'The most chunks in one encoder batch.'),
+  encoderMaxBatchSize: setting(
+    'ENCODER_MAX_BATCH_SIZE',
+    int(0, 4096).default(0),
+    'The most chunks in one encoder batch. 0: by the first execution provider, cpu 8, cuda 64.',
+  ),
   maxDocumentChars: setting('MAX_DOCUMENT_CHARS', int(1, 1 << 30).default(4_000_000), 'The most characters one document may have.'),
   maxQuestionChars: setting('MAX_QUESTION_CHARS', int(1, 1 << 20).default(4000), 'The most characters a question or instruction may have.'),
   maxNewTokensLimit: setting('MAX_NEW_TOKENS_LIMIT', int(1, 1 << 16).default(1024), 'The largest maxNewTokens a request may ask for.'),
@@ -81,6 +96,11 @@ export const SETTINGS = {
     'ENCODER_BACKEND',
     z.enum(['onnx', 'tei']).default('onnx'),
     'What runs the chunk encoder: onnx (in-process onnxruntime) or tei (Hugging Face text-embeddings-inference\'s /embed). Set it alike on encoder and decoder workers: soft-prompt keys carry the backend\'s model identity.',
+  ),
+  encoderPrecision: setting(
+    'ENCODER_PRECISION',
+    z.enum(['f32', 'int8']).default('f32'),
+    'Which graph the in-process encoder runs: f32 (encoder.onnx) or int8 (the package\'s encoder.int8Onnx, weight MatMuls dynamically quantized: faster on CPU, vectors within cosine 0.999 of f32). Set it alike on the API and both workers: soft-prompt keys carry the graph\'s digest.',
   ),
   encoderEngineUrl: setting('ENCODER_ENGINE_URL', z.string().url().optional(), 'Base URL of text-embeddings-inference. Required when ENCODER_BACKEND=tei.'),
   encoderEngineModelId: setting(
@@ -216,10 +236,18 @@ export function loadConfig(
     }
   }
   if (problems.length === 0) problems.push(...engineProblems(out as Config));
+  if (problems.length === 0) resolveEncoderBatching(out);
   if (problems.length > 0) {
     throw new AppError('CONFIG_INVALID', `invalid configuration: ${problems.join(', ')}`, { keys: problems.length });
   }
   return out as Config;
+}
+
+/** ENCODER_MAX_BATCH_SIZE and ENCODER_MAX_BATCH_TOKENS left at 0 take the first execution provider's defaults. */
+function resolveEncoderBatching(c: Record<string, unknown>): void {
+  const defaults = ENCODER_BATCH_DEFAULTS[(c as Config).executionProviders[0]!];
+  if (c.encoderMaxBatchSize === 0) c.encoderMaxBatchSize = defaults.maxBatchSize;
+  if (c.encoderMaxBatchTokens === 0) c.encoderMaxBatchTokens = defaults.maxBatchTokens;
 }
 
 /** The rules between settings of the engine backends (each names the keys involved). */

@@ -298,7 +298,9 @@ export class JobsService {
       });
     }
     const { chunks, promptTokens } = await this.planner.plan(text, task, limit);
-    const batches = groupEncodeChildren(chunks, { maxChunks: this.config.encodeJobMaxChunks, maxTokens: this.config.encoderMaxBatchTokens * 2 });
+    // Children are sized by chunks, not by the workers' batch budget (the API does not know their execution provider):
+    // at most ENCODE_JOB_MAX_CHUNKS chunks, each within the encoder's token limit.
+    const batches = groupEncodeChildren(chunks, { maxChunks: this.config.encodeJobMaxChunks, maxTokens: this.config.encodeJobMaxChunks * this.manifest.encoder.maxTokens });
     return { batches, chunks: chunks.length, chunkMs: performance.now() - t0, promptTokens };
   }
 
