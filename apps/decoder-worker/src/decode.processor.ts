@@ -4,8 +4,7 @@ import { mapLimit, type BlobStore } from '@lib/blob-store';
 import type { z } from 'zod';
 import { metrics, type JobStore, type Pipeline } from '@lib/job-store';
 import type { DecodeRunner, E2llmModel, TextChunk } from '@lib/model-runtime';
-import { AppError, DecodeJob, EncodeChunks, IndexDocument, chunkHash, pageStarts, decodeSoftPrompt, encodeSoftPrompt, resultKey, softPromptKey, softPromptKeyHash, type Config, type JobResult } from '@lib/shared';
-import { ByteLru } from './byte-lru.js';
+import { AppError, ByteLru, DecodeJob, EncodeChunks, IndexDocument, chunkHash, pageStarts, decodeSoftPrompt, encodeSoftPrompt, resultKey, softPromptKey, softPromptKeyHash, type Config, type JobResult } from '@lib/shared';
 
 /**
  * Plumbing for a decode parent: gather the children's soft-prompt keys in document order, fetch the blobs in

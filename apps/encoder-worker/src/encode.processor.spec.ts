@@ -104,8 +104,31 @@ describe('EncodeProcessor', () => {
     await documentOwner('doc_2');
     const runner = new FakeRunner();
     const processor = new EncodeProcessor(runner, blobs, store, config);
-    const payload = { v: 1 as const, owner: { kind: 'document' as const, id: 'doc_2' }, tenant: TENANT, sourceKey: 'sources/doc_2', batch: 0, chunks: [{ i: 0, start: 0, end: 15, tokens: 14 }] };
+    // Another tenant: this chunk is stored for TENANT by the first test.
+    const payload = { v: 1 as const, owner: { kind: 'document' as const, id: 'doc_2' }, tenant: 'tenant-b', sourceKey: 'sources/doc_2', batch: 0, chunks: [{ i: 0, start: 0, end: 15, tokens: 14 }] };
     await expect(processor.encodeChunks(payload, { data: payload } as unknown as Job, log)).rejects.toMatchObject({ code: 'MODEL_MISMATCH' });
     expect(runner.encoded).toHaveLength(0);
+  });
+
+  it('knows what is stored from the job store\'s marks: a blob written outside them is encoded again, a deleted owner\'s last soft prompts are unmarked', async () => {
+    const blobs = new MemoryBlobStore();
+    await blobs.put('sources/doc_4', SOURCE, 'text/plain');
+    await documentOwner('doc_4');
+    const tenant = 'tenant-c';
+    const payload = { v: 1 as const, owner: { kind: 'document' as const, id: 'doc_4' }, tenant, sourceKey: 'sources/doc_4', batch: 0, chunks: refs };
+    const keys = refs.map((r) => softPromptKey(tenant, ENCODER, chunkHash(ENCODER, SOURCE.slice(r.start, r.end))));
+    // A blob present without a mark (written before marks existed, or by hand) is not trusted: it is encoded again.
+    await blobs.put(keys[0]!, 'not a soft prompt', 'application/octet-stream');
+    const runner = new FakeRunner();
+    const processor = new EncodeProcessor(runner, blobs, store, config);
+    expect(await processor.encodeChunks(payload, { data: payload } as unknown as Job, log)).toMatchObject({ encoded: 2, cached: 0 });
+    expect(await store.storedSoftPrompts(tenant, keys)).toEqual([true, true]);
+    expect(await processor.encodeChunks(payload, { data: payload } as unknown as Job, log)).toMatchObject({ encoded: 0, cached: 2 });
+    // The owner deleted: its soft prompts go to deletion and lose their marks, so the next owner encodes them again.
+    expect(await store.deleteDocumentRecords({ id: 'doc_4', tenant }, [])).toEqual(expect.arrayContaining(keys));
+    expect(await store.storedSoftPrompts(tenant, keys)).toEqual([false, false]);
+    await documentOwner('doc_5');
+    const next = { ...payload, owner: { kind: 'document' as const, id: 'doc_5' } };
+    expect(await processor.encodeChunks(next, { data: next } as unknown as Job, log)).toMatchObject({ encoded: 2, cached: 0 });
   });
 });

@@ -12,7 +12,7 @@ type EncodeResult = z.output<typeof EncodeChunks.result>;
 
 /**
  * Plumbing for one encode child: parse, read the source, skip chunks whose soft prompt is stored, encode the rest in
- * token-budget batches, write one blob per chunk, report progress. The model runner does the compute.
+ * token-budget batches, write one blob per chunk and mark it stored, report progress. The model runner does the compute.
  */
 export class EncodeProcessor {
   private readonly sources = new Map<string, Promise<string>>();
@@ -53,7 +53,8 @@ export class EncodeProcessor {
       throw new AppError('JOB_CANCELLED', `${p.owner.kind} ${p.owner.id} was deleted`);
     }
     const tExists = performance.now();
-    const stored = await mapLimit(pieces, this.config.blobFetchConcurrency, (c) => this.blobs.exists(c.key));
+    // Which are written: one round trip to the job store's marks, whatever the blob driver (JobStore.storedSoftPrompts).
+    const stored = await this.store.storedSoftPrompts(p.tenant, pieces.map((c) => c.key));
     const maxTokens = this.model.pkg.manifest.encoder.maxTokens;
     const missing = pieces
       .filter((_, i) => !stored[i])
@@ -101,6 +102,7 @@ export class EncodeProcessor {
     const laneWait = t1 - tWait;
     const t2 = performance.now();
     await Promise.all(writes);
+    await this.store.markStored(p.tenant, missing.map((c) => c.key));
     // The writes not hidden behind inference.
     const upload = performance.now() - t2;
     // Deleted while this step encoded: what it wrote and nobody else references is left for the deletion sweep.

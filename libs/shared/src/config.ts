@@ -153,6 +153,11 @@ export const SETTINGS = {
     int(0, 1 << 20).default(64),
     'Decoded soft prompts a decoder worker keeps in memory, in MiB (0: none): a document asked again skips reading one blob per chunk.',
   ),
+  cutCacheMb: setting(
+    'CUT_CACHE_MB',
+    int(0, 1 << 20).default(16),
+    'Chunk lists of texts submitted lately that the API keeps in memory, per tenant, in MiB (0: none): the same text submitted again is not cut again.',
+  ),
   blobFetchConcurrency: setting('BLOB_FETCH_CONCURRENCY', int(1, 1024).default(32), 'Blob reads or writes in flight at once per job.'),
 
   webhookSecret: setting('WEBHOOK_SECRET', z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/).optional(), 'Standard Webhooks signing secret (whsec_...); jobs with a webhook are refused without it.', true),

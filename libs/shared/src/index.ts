@@ -8,6 +8,7 @@ export * from './chunker.js';
 export * from './batch-plan.js';
 export * from './text-input.js';
 export * from './background-thread.js';
+export * from './byte-lru.js';
 export * from './task.js';
 export * from './queues.js';
 export * from './jobs/pipeline.jobs.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { pino } from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { MemoryBlobStore } from '@lib/blob-store/testing';
 import { ExtractionPool } from '@lib/extract';
 import { JobStore, Pipeline } from '@lib/job-store';
@@ -85,5 +85,23 @@ describe('JobsService', () => {
     expect(await pipeline.queues[QueueName.Decode].getJob(decodeJobId(job.id))).toBeUndefined();
     await expect(service.createJob('t1', body({ text: TEXT, task: { type: 'summarize' }, generation: { expand: { chunks: -1 } } }), undefined)).rejects.toMatchObject({ code: 'INPUT_INVALID' });
     await expect(service.createJob('t1', body({ text: TEXT, task: { type: 'summarize' }, generation: { maxNewTokens: 5, minNewTokens: 9 } }), undefined)).rejects.toMatchObject({ code: 'INPUT_INVALID' });
+  });
+
+  it('cuts a text once per tenant: the same text again takes its chunks from the cut cache, its prompt still measured', async () => {
+    const text = `${TEXT} A text of its own: ${randomUUID()}.`;
+    const plan = vi.spyOn(planner, 'plan');
+    const refsOf = async (id: string) =>
+      (await pipeline.queues[QueueName.Encode].getJobs(['waiting', 'prioritized', 'delayed'])).filter((j) => j.data.owner.id === id).flatMap((j) => j.data.chunks as { i: number }[]).sort((a, b) => a.i - b.i);
+    const first = await service.createJob('t1', body({ text, task: { type: 'summarize' } }), undefined);
+    expect(plan).toHaveBeenCalledTimes(1);
+    const again = await service.createJob('t1', body({ text, task: { type: 'qa', question: 'Who kept it?' } }), undefined);
+    expect(plan).toHaveBeenCalledTimes(1);
+    expect(await refsOf(again.job.id)).toEqual(await refsOf(first.job.id));
+    // The question is measured whatever the cache holds.
+    await expect(service.createJob('t1', body({ text, task: { type: 'qa', question: '\u{1F9E9}'.repeat(2000) } }), undefined)).rejects.toMatchObject({ code: 'CONTEXT_TOO_LONG' });
+    // Another tenant's submission of the same text is cut again: the cache is per tenant.
+    await service.createJob('t2', body({ text, task: { type: 'summarize' } }), undefined);
+    expect(plan).toHaveBeenCalledTimes(2);
+    plan.mockRestore();
   });
 });

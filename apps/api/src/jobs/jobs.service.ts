@@ -6,6 +6,7 @@ import { documentKind, type ExtractionPool } from '@lib/extract';
 import { ID_PATTERN, newId, type JobStore, type Pipeline } from '@lib/job-store';
 import {
   AppError,
+  ByteLru,
   DocumentChunks,
   CreateDocumentJson,
   CreateJobJson,
@@ -27,7 +28,7 @@ import {
   type WebhookSpec,
   type Task,
 } from '@lib/shared';
-import type { PlanningPool } from '@lib/model-runtime/planning';
+import type { PlannedChunk, PlanningPool } from '@lib/model-runtime/planning';
 import { WebhookTargets } from '@lib/webhooks';
 import type { z } from 'zod';
 import { parseWith, type ParsedBody } from '../common/request-body.js';
@@ -52,7 +53,16 @@ export class JobsService {
     @Optional() @Inject(WEBHOOK_TARGETS) webhooks?: WebhookTargets,
   ) {
     this.webhooks = webhooks ?? new WebhookTargets({ allowLoopback: config.webhookAllowLoopback, allowPrivate: config.webhookAllowPrivate });
+    this.cuts = new ByteLru(config.cutCacheMb * 2 ** 20);
   }
+
+  /**
+   * The chunk lists of texts cut lately, by tenant and text digest: a cut depends only on the text and the package, so
+   * the same text submitted again (a new question on it) skips cutting and tokenizing, which at 128k tokens is most
+   * of what a job whose soft prompts are all stored costs the API. Per tenant, as the soft prompts are: a shared
+   * entry would tell one tenant, by time, what another submitted.
+   */
+  private readonly cuts: ByteLru<PlannedChunk[]>;
 
   /** The webhook check at submission (the URL, then its host resolved), under this deployment's address policy. */
   private readonly webhooks: WebhookTargets;
@@ -63,7 +73,8 @@ export class JobsService {
       : parseWith(CreateJobJson, body.fields, 'request');
     const { task, generation } = await this.checkOptions(options);
     const text = await this.documentText(body, jsonText);
-    const source: JobSource = { text, chars: text.length, sha256: () => sha256(text), cut: (task, limit) => this.cut(text, task, limit) };
+    const digest = once(() => sha256(text));
+    const source: JobSource = { text, chars: text.length, sha256: digest, cut: (task, limit) => this.cut(tenant, text, digest, task, limit) };
     return this.enqueueJob(tenant, { source, task, generation, options, documentId: null, traceparent }, idempotencyKey);
   }
 
@@ -111,10 +122,11 @@ export class JobsService {
     const id = newId('doc');
     // A document is refused when even its soft tokens alone would not fit the window: no question could be asked.
     const window = this.manifest.decoder.window;
-    const { batches, chunks } = await this.cut(text, undefined, window);
+    const digest = once(() => sha256(text));
+    const { batches, chunks } = await this.cut(tenant, text, digest, undefined, window);
     if (chunks > window) throw new AppError('CONTEXT_TOO_LONG', `the document makes more than ${window} soft tokens, the decoder window`, { window });
     const key = sourceKey(id);
-    const refs: DocumentChunks = { v: 2, sourceSha256: sha256(text), chars: text.length, chunks, batches };
+    const refs: DocumentChunks = { v: 2, sourceSha256: digest(), chars: text.length, chunks, batches };
     await Promise.all([this.blobs.put(key, text, 'text/plain; charset=utf-8'), this.blobs.put(documentChunksKey(id), JSON.stringify(refs), 'application/json')]);
     const now = new Date();
     const doc: DocumentRecord = {
@@ -220,7 +232,8 @@ export class JobsService {
     const refs = await this.storedChunkRefs(doc);
     if (refs === undefined) {
       const text = await this.storedText(doc);
-      return { key: doc.sourceKey, chars: text.length, sha256: () => sha256(text), cut: (task, limit) => this.cut(text, task, limit) };
+      const digest = once(() => sha256(text));
+      return { key: doc.sourceKey, chars: text.length, sha256: digest, cut: (task, limit) => this.cut(doc.tenant, text, digest, task, limit) };
     }
     const stored = refs;
     const loadMs = performance.now() - t0;
@@ -284,9 +297,10 @@ export class JobsService {
 
   /**
    * Cuts a text into the chunks the encoder will encode (by the encoder's tokens, on a planning thread, stopping past
-   * `limit` chunks) and measures the task's prompt; the chunks are batched for encode children by their tokens.
+   * `limit` chunks; or from the cut cache) and measures the task's prompt; the chunks are batched for encode children
+   * by their tokens.
    */
-  private async cut(text: string, task: Task | undefined, limit: number): Promise<Cut> {
+  private async cut(tenant: string, text: string, digest: () => string, task: Task | undefined, limit: number): Promise<Cut> {
     const t0 = performance.now();
     // Every chunk holds at most chunkChars code points: a text longer than the window allows is refused without
     // cutting it (a few milliseconds on the event loop, against seconds of segmenting and tokenizing).
@@ -297,7 +311,16 @@ export class JobsService {
         window: this.manifest.decoder.window,
       });
     }
-    const { chunks, promptTokens } = await this.planner.plan(text, task, limit);
+    const cacheKey = `${tenant}\0${digest()}`;
+    let chunks = this.cuts.get(cacheKey);
+    let promptTokens = 0;
+    if (chunks) {
+      if (task) promptTokens = await this.planner.promptTokens(task);
+    } else {
+      ({ chunks, promptTokens } = await this.planner.plan(text, task, limit));
+      // Only a whole cut is kept: one stopped past `limit` is not the text's cut.
+      if (chunks.length <= limit) this.cuts.set(cacheKey, chunks, 64 + chunks.length * 80);
+    }
     // Children are sized by chunks, not by the workers' batch budget (the API does not know their execution provider):
     // at most ENCODE_JOB_MAX_CHUNKS chunks, each within the encoder's token limit.
     const batches = groupEncodeChildren(chunks, { maxChunks: this.config.encodeJobMaxChunks, maxTokens: this.config.encodeJobMaxChunks * this.manifest.encoder.maxTokens });
@@ -417,6 +440,12 @@ interface Cut {
   chunks: number;
   chunkMs: number;
   promptTokens: number;
+}
+
+/** A function computed on its first call and remembered. */
+function once<T>(fn: () => T): () => T {
+  let value: { v: T } | undefined;
+  return () => (value ??= { v: fn() }).v;
 }
 
 function sha256(text: string): string {

@@ -77,13 +77,15 @@ return added
 // to zero, and the owner's own blobs (ARGV[4..]), go into the pending-deletion set, returned to the caller, which
 // deletes the blobs and then removes them from the set (what it could not delete, the sweep retries). Idempotent: a
 // second call finds no references to release. KEYS: record, refs, refcount, gc, index, retention, a set to leave
-// (active jobs), a key to drop with the record (the job's events, the document's job set), the id's tombstone.
+// (active jobs), a key to drop with the record (the job's events, the document's job set), the id's tombstone, the
+// tenant's stored-soft-prompt marks (a soft prompt going to deletion is no longer marked stored).
 // ARGV: id, soft-prompt key prefix, the document's job set to leave (or ''), tombstone seconds, own blobs.
 const DELETE_OWNER = `
 local out = {}
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   if redis.call('HINCRBY', KEYS[3], m, -1) <= 0 then
     redis.call('HDEL', KEYS[3], m)
+    redis.call('HDEL', KEYS[10], m)
     local key = ARGV[2] .. m
     redis.call('SADD', KEYS[4], key)
     table.insert(out, key)
@@ -110,6 +112,20 @@ local n = 0
 for i = 2, #ARGV do
   if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 0 then
     redis.call('SADD', KEYS[2], ARGV[1] .. ARGV[i])
+    redis.call('HDEL', KEYS[3], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+`;
+
+// Marks soft prompts as written, only those still referenced: one whose last owner was deleted while it was being
+// written is going to deletion, and a mark would outlive its blob. KEYS: refcount, stored marks.
+const MARK_STORED = `
+local n = 0
+for i = 1, #ARGV do
+  if redis.call('HEXISTS', KEYS[1], ARGV[i]) == 1 then
+    redis.call('HSET', KEYS[2], ARGV[i], '1')
     n = n + 1
   end
 end
@@ -399,6 +415,16 @@ export class JobStore {
     return this.key('refcount', tenant);
   }
 
+  /**
+   * Which of a tenant's soft prompts are written: one Redis hash, so an encode step learns which of its chunks are
+   * stored in one round trip whatever the blob driver (S3 has no batch HEAD). A mark is set after the blob is written
+   * and dropped with the blob's last reference, so it errs only towards a blob lost outside this service (a wiped
+   * folder or bucket): the decoder finds that one missing and encodes it again from the source.
+   */
+  private storedKey(tenant: string): string {
+    return this.key('stored', tenant);
+  }
+
   private ownerKey(owner: Owner): string {
     return this.key(owner.kind === 'job' ? 'job' : 'doc', owner.id);
   }
@@ -421,6 +447,20 @@ export class JobStore {
     return r >= 0;
   }
 
+  /** For each soft prompt, whether it is written (see storedKey); one round trip. */
+  async storedSoftPrompts(tenant: string, softPromptKeys: readonly string[]): Promise<boolean[]> {
+    if (softPromptKeys.length === 0) return [];
+    const marks = await this.redis.hmget(this.storedKey(tenant), ...softPromptKeys.map((k) => this.refMember(tenant, k)));
+    return marks.map((m) => m !== null);
+  }
+
+  /** Marks written soft prompts as stored (those still referenced: see MARK_STORED); one round trip. */
+  async markStored(tenant: string, softPromptKeys: readonly string[]): Promise<void> {
+    if (softPromptKeys.length === 0) return;
+    const members = [...new Set(softPromptKeys.map((k) => this.refMember(tenant, k)))];
+    await this.redis.eval(MARK_STORED, 2, this.refcountKey(tenant), this.storedKey(tenant), ...members);
+  }
+
   /** How many owners reference a soft prompt (0 when none): for tests and the pending-deletion check. */
   async refCount(tenant: string, softPromptKey: string): Promise<number> {
     return Number((await this.redis.hget(this.refcountKey(tenant), this.refMember(tenant, softPromptKey))) ?? 0);
@@ -435,7 +475,7 @@ export class JobStore {
   async collectUnreferenced(tenant: string, softPromptKeys: readonly string[]): Promise<number> {
     if (softPromptKeys.length === 0) return 0;
     const members = [...new Set(softPromptKeys.map((k) => this.refMember(tenant, k)))];
-    return (await this.redis.eval(COLLECT_UNREFERENCED, 2, this.refcountKey(tenant), this.gcKey, softPromptPrefix(tenant), ...members)) as number;
+    return (await this.redis.eval(COLLECT_UNREFERENCED, 3, this.refcountKey(tenant), this.gcKey, this.storedKey(tenant), softPromptPrefix(tenant), ...members)) as number;
   }
 
   /**
@@ -446,7 +486,7 @@ export class JobStore {
   async deleteJobRecords(job: Pick<JobRecord, 'id' | 'tenant' | 'documentId' | 'sourceKey'>, ownBlobs: readonly string[]): Promise<string[]> {
     return (await this.redis.eval(
       DELETE_OWNER,
-      9,
+      10,
       this.key('job', job.id),
       this.key('refs', job.id),
       this.refcountKey(job.tenant),
@@ -456,6 +496,7 @@ export class JobStore {
       this.activeKey(job.tenant),
       this.eventsKey(job.id),
       this.key('deleted', job.id),
+      this.storedKey(job.tenant),
       job.id,
       softPromptPrefix(job.tenant),
       job.documentId === null ? '' : this.key('docjobs', job.documentId),
@@ -468,7 +509,7 @@ export class JobStore {
   async deleteDocumentRecords(doc: Pick<DocumentRecord, 'id' | 'tenant'>, ownBlobs: readonly string[]): Promise<string[]> {
     return (await this.redis.eval(
       DELETE_OWNER,
-      9,
+      10,
       this.key('doc', doc.id),
       this.key('refs', doc.id),
       this.refcountKey(doc.tenant),
@@ -478,6 +519,7 @@ export class JobStore {
       this.key('none'),
       this.key('docjobs', doc.id),
       this.key('deleted', doc.id),
+      this.storedKey(doc.tenant),
       doc.id,
       softPromptPrefix(doc.tenant),
       '',
@@ -526,9 +568,9 @@ export class JobStore {
     await this.redis.zrem(this.retentionKey, id);
   }
 
-  /** Drops what the tenant purge leaves: the soft-prompt counts and the idempotency keys. */
+  /** Drops what the tenant purge leaves: the soft-prompt counts and marks, and the idempotency keys. */
   async purgeTenantKeys(tenant: string): Promise<void> {
-    await this.redis.del(this.refcountKey(tenant));
+    await this.redis.del(this.refcountKey(tenant), this.storedKey(tenant));
     let cursor = '0';
     do {
       const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.key('idem', tenant)}:*`, 'COUNT', 500);
