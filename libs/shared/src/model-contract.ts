@@ -20,6 +20,11 @@ export type TaskType = z.infer<typeof TaskType>;
 export const EncoderManifest = z.object({
   /** ONNX graph: input_ids, attention_mask int64 [batch, tokens] -> chunk_embeddings f32 [batch, width]. */
   onnx: PackageFile,
+  /**
+   * The same graph with its weight MatMuls dynamically quantized to int8 (training/scripts/quantize_encoder.py), run
+   * when ENCODER_PRECISION=int8; absent when the package has none.
+   */
+  int8Onnx: PackageFile.optional(),
   /** Hugging Face tokenizer.json; the runtime encodes without special tokens and adds clsTokenId itself. */
   tokenizer: PackageFile,
   /** The most tokens one chunk may have, the CLS token included. */

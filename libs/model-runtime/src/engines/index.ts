@@ -1,7 +1,7 @@
 import { AppError, type Config } from '@lib/shared';
 import { Decoder } from '../decoder.js';
 import { ChunkEncoder, type BatchLimits, type EncoderEngine } from '../encoder.js';
-import type { ModelPackage } from '../model-package.js';
+import { encoderGraphFor, type ModelPackage } from '../model-package.js';
 import type { SessionSettings } from '../sessions.js';
 import type { TextTokenizer } from '../tokenizer.js';
 import { RemoteDecoder, type DecoderEngine } from './decoder-engine.js';
@@ -48,7 +48,7 @@ export async function openDecoderEngine(pkg: ModelPackage, tokenizer: TextTokeni
 
 /** The settings that choose and reach an encoder backend (unset: the in-process ONNX encoder). */
 export type EncoderBackendSettings = Partial<
-  Pick<Config, 'encoderBackend' | 'encoderEngineUrl' | 'encoderEngineModelId' | 'encoderEngineApiKey' | 'encoderEngineTimeoutMs' | 'engineStartTimeoutMs'>
+  Pick<Config, 'encoderBackend' | 'encoderPrecision' | 'encoderEngineUrl' | 'encoderEngineModelId' | 'encoderEngineApiKey' | 'encoderEngineTimeoutMs' | 'engineStartTimeoutMs'>
 >;
 
 /**
@@ -62,7 +62,7 @@ export async function openEncoderEngine(
   settings: SessionSettings & EncoderBackendSettings,
 ): Promise<EncoderEngine> {
   const spec = pkg.manifest.encoder;
-  if ((settings.encoderBackend ?? 'onnx') === 'onnx') return ChunkEncoder.open(pkg.files.encoder, tokenizer, spec, limits, settings);
+  if ((settings.encoderBackend ?? 'onnx') === 'onnx') return ChunkEncoder.open(encoderGraphFor(pkg, settings).path, tokenizer, spec, limits, settings);
   if (!settings.encoderEngineUrl || !settings.encoderEngineModelId) {
     throw new AppError('CONFIG_INVALID', 'ENCODER_ENGINE_URL and ENCODER_ENGINE_MODEL_ID are required when ENCODER_BACKEND=tei');
   }
