@@ -296,3 +296,27 @@ export function renderReport(r, profile = null) {
   L.push('');
   return { markdown: `${[...L, ...S].join('\n')}\n`, svg: chart(rows) };
 }
+
+/**
+ * The load run (bench/load-run.mjs, docs/benchmarks/load-run.json) as a markdown section: one table row of its
+ * figures, then what it ran on and under which settings.
+ */
+export function renderLoadRun(l) {
+  const mibText = (x) => (x == null || !Number.isFinite(x) ? '—' : x >= 1024 ? `${(x / 1024).toFixed(2)} GiB` : `${x.toFixed(x >= 100 ? 0 : 1)} MiB`);
+  const s = l.settings ?? {};
+  const lines = [
+    '## Load run',
+    '',
+    `${num(l.jobs)} jobs on distinct ${k(l.document.tokens)}-token documents (${num(l.chunksPerJob?.mean)} chunks each on average), all submitted at once through \`npm start\` (the API and both workers in one process), each a question with maxNewTokens ${l.generation.maxNewTokens}. Latency runs from a job's first POST to its succeeded event.`,
+    '',
+    '| jobs | concurrency | wall time | jobs/min | p50 | p99 | max | peak RSS | Redis peak memory |',
+    '|---|---|---|---|---|---|---|---|---|',
+    `| ${num(l.jobs)} | ${num(l.concurrency)} | ${ms(l.wallS * 1000)} | ${num(l.jobsPerMin, 1)} | ${ms(l.latencyMs.p50)} | ${ms(l.latencyMs.p99)} | ${ms(l.latencyMs.max)} | ${mibText(l.peakRssMiB)} | ${mibText(l.redis.usedMemoryPeakMiB)} (+${mibText(l.redis.usedMemoryPeakDeltaMiB)}, ${num(l.redis.keysAtPeak)} keys) |`,
+    '',
+    `Succeeded ${num(l.succeeded)} of ${num(l.jobs)}; 429 retries ${num(l.retries429?.total ?? 0)}; chunks served from the soft-prompt cache ${num(l.chunksCached)}. ${l.tenants === 1 ? 'One tenant' : `${num(l.tenants)} tenants`}${Object.keys(l.admission?.raised ?? {}).length ? `, settings raised for the run: ${Object.entries(l.admission.raised).map(([key, v]) => `${key}=${v}`).join(', ')}` : ', default admission limits'}. Redis memory is the whole server's used_memory (+ over its figure before the run).`,
+    '',
+    `Settings: ${(s.executionProviders ?? []).join(',')}; encoder batches of ${s.encoderMaxBatchSize} chunks / ${num(s.encoderMaxBatchTokens)} tokens; encode children of ${s.encodeJobMaxChunks} chunks; encoder concurrency ${s.encoderConcurrency}, decoder concurrency ${s.decoderConcurrency}, planner threads ${s.plannerThreads}. Machine: ${l.machine.nproc} cores (${l.machine.cpu}), ${l.machine.memGiB} GiB, Node ${l.machine.node}, Redis ${l.machine.redis}; load average ${l.loadAvgStart[0]} at the start, ${l.loadAvgEnd[0]} at the end; ${l.startedAt.slice(0, 16).replace('T', ' ')} UTC.`,
+    '',
+  ];
+  return lines.join('\n');
+}
