@@ -4,7 +4,7 @@ import { mapLimit, type BlobStore } from '@lib/blob-store';
 import type { z } from 'zod';
 import { metrics, type JobStore, type Pipeline } from '@lib/job-store';
 import type { DecodeRunner, E2llmModel, TextChunk } from '@lib/model-runtime';
-import { AppError, ByteLru, DecodeJob, EncodeChunks, IndexDocument, chunkHash, pageStarts, decodeSoftPrompt, encodeSoftPrompt, resultKey, softPromptKey, softPromptKeyHash, type Config, type JobResult } from '@lib/shared';
+import { AppError, ByteLru, DecodeJob, chunkIdsKey, EncodeChunks, IndexDocument, chunkHash, pageStarts, decodeSoftPrompt, encodeSoftPrompt, resultKey, softPromptKey, softPromptKeyHash, type Config, type JobResult } from '@lib/shared';
 
 /**
  * Plumbing for a decode parent: gather the children's soft-prompt keys in document order, fetch the blobs in
@@ -39,6 +39,8 @@ export class DecodeProcessor {
     const tGather = performance.now();
     const children = await this.childResults(job);
     const gatherMs = performance.now() - tGather;
+    // Every chunk is encoded: the ids the API measured for the encoders are no longer needed.
+    this.dropMeasuredIds(p.jobId, log);
     // Document order: by chunk index (one soft prompt per chunk the API cut).
     const pieces = children.flatMap((c) => c.keys.map((key, k) => ({ key, ref: c.refs[k]!, span: c.spans[k]! }))).sort((a, b) => a.ref - b.ref);
     const keys = pieces.map((p) => p.key);
@@ -135,12 +137,18 @@ export class DecodeProcessor {
     return { resultKey: key };
   };
 
+  /** Best effort: one left behind (a failed delete) goes with its owner's other blobs (lifecycle). */
+  private dropMeasuredIds(ownerId: string, log: Logger): void {
+    this.blobs.delete(chunkIdsKey(ownerId)).catch((err: unknown) => log.warn({ err, ownerId }, 'could not delete the chunk ids; they go with the owner'));
+  }
+
   async release(): Promise<void> {
     await (await this.encoder)?.release();
   }
 
-  indexDocument = async (p: z.output<typeof IndexDocument.payload>, job: Job): Promise<{ chunks: number }> => {
+  indexDocument = async (p: z.output<typeof IndexDocument.payload>, job: Job, log: Logger): Promise<{ chunks: number }> => {
     const chunks = (await this.childResults(job)).reduce((a, c) => a + c.keys.length, 0);
+    this.dropMeasuredIds(p.documentId, log);
     // Ready, then the jobs held for it are queued (Pipeline.holdForDocument).
     await this.pipeline.documentEnded(p.documentId, 'ready');
     return { chunks };

@@ -5,7 +5,7 @@ import { MemoryBlobStore } from '@lib/blob-store/testing';
 import { JobStore } from '@lib/job-store';
 import { testRedis } from '@lib/job-store/testing';
 import type { EncodeRunner } from '@lib/model-runtime';
-import { chunkHash, decodeSoftPrompt, softPromptKey, softPromptKeyHash } from '@lib/shared';
+import { chunkHash, chunkIdsKey, decodeSoftPrompt, encodeChunkIds, softPromptKey, softPromptKeyHash } from '@lib/shared';
 import { EncodeProcessor } from './encode.processor.js';
 
 /**
@@ -19,6 +19,7 @@ const SOURCE = 'One two three. Four five. Six seven eight nine.';
 
 class FakeRunner implements EncodeRunner {
   readonly encoderId = ENCODER;
+  readonly tokenizerId = 'fake-tokenizer';
   encoded: number[][][] = [];
   readonly chunkEncoder = {
     encodeChunks: async (chunks: readonly { text: string; ids: readonly number[] }[]) => {
@@ -130,5 +131,28 @@ describe('EncodeProcessor', () => {
     await documentOwner('doc_5');
     const next = { ...payload, owner: { kind: 'document' as const, id: 'doc_5' } };
     expect(await processor.encodeChunks(next, { data: next } as unknown as Job, log)).toMatchObject({ encoded: 2, cached: 0 });
+  });
+
+  it('encodes with the ids the API measured when its tokenizer is this one, and tokenizes itself otherwise', async () => {
+    const blobs = new MemoryBlobStore();
+    await blobs.put('sources/doc_6', SOURCE, 'text/plain');
+    await documentOwner('doc_6');
+    // The API's ids, by chunk index (0, 1, 2); chunk 1 is not in this child. Marked so they cannot come from the fake tokenizer.
+    const measured = (tokenizer: string) => encodeChunkIds({ tokenizer, chunks: [Array.from({ length: 15 }, (_, k) => 900 + k), [1], Array.from({ length: SOURCE.length - 26 }, (_, k) => 500 + k)] });
+    await blobs.put(chunkIdsKey('doc_6'), measured('fake-tokenizer'));
+    const runner = new FakeRunner();
+    const processor = new EncodeProcessor(runner, blobs, store, config);
+    const payload = { v: 1 as const, owner: { kind: 'document' as const, id: 'doc_6' }, tenant: 'tenant-d', sourceKey: 'sources/doc_6', batch: 0, chunks: refs, idsKey: chunkIdsKey('doc_6') };
+    expect(await processor.encodeChunks(payload, { data: payload } as unknown as Job, log)).toMatchObject({ encoded: 2 });
+    expect(runner.tokenized).toEqual([]);
+    expect(runner.encoded.flat().map((ids) => ids[0]).sort()).toEqual([500, 900]);
+    // Measured by another tokenizer: not used.
+    await documentOwner('doc_7');
+    await blobs.put('sources/doc_7', SOURCE, 'text/plain');
+    await blobs.put(chunkIdsKey('doc_7'), measured('another-tokenizer'));
+    const other = new FakeRunner();
+    const next = { ...payload, owner: { kind: 'document' as const, id: 'doc_7' }, tenant: 'tenant-e', sourceKey: 'sources/doc_7', idsKey: chunkIdsKey('doc_7') };
+    expect(await new EncodeProcessor(other, blobs, store, config).encodeChunks(next, { data: next } as unknown as Job, log)).toMatchObject({ encoded: 2 });
+    expect(other.tokenized).toHaveLength(2);
   });
 });

@@ -5,7 +5,7 @@ import { mapLimit } from '@lib/blob-store';
 import type { JobStore } from '@lib/job-store';
 import { metrics, recordCacheLookups } from '@lib/job-store';
 import type { EncodeRunner } from '@lib/model-runtime';
-import { AppError, ENCODER_BATCH_COST_TOKENS, EncodeChunks, chunkHash, encodeSoftPrompt, planPaddedBatches, softPromptKey, type Config } from '@lib/shared';
+import { AppError, ENCODER_BATCH_COST_TOKENS, EncodeChunks, chunkHash, decodeChunkIds, encodeSoftPrompt, planPaddedBatches, softPromptKey, type Config } from '@lib/shared';
 import type { z } from 'zod';
 
 type EncodeResult = z.output<typeof EncodeChunks.result>;
@@ -16,6 +16,8 @@ type EncodeResult = z.output<typeof EncodeChunks.result>;
  */
 export class EncodeProcessor {
   private readonly sources = new Map<string, Promise<string>>();
+  /** The API's encoder ids of a flow's chunks (chunk-ids.ts), shared by siblings like the source. */
+  private readonly measured = new Map<string, Promise<ReturnType<typeof decodeChunkIds>>>();
   /** The one encoder session runs one batch set at a time; jobs held at once (ENCODER_CONCURRENCY) queue here. */
   private lane: Promise<unknown> = Promise.resolve();
 
@@ -56,10 +58,14 @@ export class EncodeProcessor {
     // Which are written: one round trip to the job store's marks, whatever the blob driver (JobStore.storedSoftPrompts).
     const stored = await this.store.storedSoftPrompts(p.tenant, pieces.map((c) => c.key));
     const maxTokens = this.model.pkg.manifest.encoder.maxTokens;
+    // The ids the API measured, when it stored them with this worker's tokenizer: no chunk is tokenized twice.
+    const measured = stored.every(Boolean) || p.idsKey === undefined ? undefined : await this.measuredIds(p.idsKey);
+    const apiIds = measured?.tokenizer === this.model.tokenizerId ? measured : undefined;
     const missing = pieces
       .filter((_, i) => !stored[i])
       .map((c) => {
-        const ids = this.model.encoderIds(c.text);
+        const known = apiIds?.chunk(c.ref);
+        const ids = known && known.length === c.tokens ? Array.from(known) : this.model.encoderIds(c.text);
         if (ids.length !== c.tokens || ids.length > maxTokens) {
           // Only a chunk list cut with another package's tokenizer gets here: encoding it could truncate it silently.
           throw new AppError('MODEL_MISMATCH', `chunk ${c.ref} has ${ids.length} encoder tokens here and ${c.tokens} as the API cut it (the encoder takes ${maxTokens}): the API and this worker serve different model packages`);
@@ -147,6 +153,21 @@ export class EncodeProcessor {
     const run = this.lane.then(fn, fn);
     this.lane = run.catch(() => undefined);
     return run;
+  }
+
+  /** A flow's measured ids; undefined when they are gone (deleted, never written) or not readable as such. */
+  private measuredIds(key: string): Promise<ReturnType<typeof decodeChunkIds>> {
+    let ids = this.measured.get(key);
+    if (!ids) {
+      ids = this.blobs.get(key).then(decodeChunkIds, (err: unknown) => {
+        if (err instanceof AppError && err.code === 'NOT_FOUND') return undefined;
+        throw err;
+      });
+      ids.catch(() => this.measured.delete(key));
+      this.measured.set(key, ids);
+      if (this.measured.size > 8) this.measured.delete(this.measured.keys().next().value!);
+    }
+    return ids;
   }
 
   /** Siblings of one flow read the same source: keep the last few in memory. */

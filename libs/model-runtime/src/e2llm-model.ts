@@ -57,6 +57,8 @@ export interface EncodeRunner {
   readonly chunkEncoder: Pick<EncoderEngine, 'encodeChunks'>;
   /** The ids the encoder sees for one chunk (the planner's: the same the API measured the chunk with). */
   encoderIds(text: string): number[];
+  /** The planner's tokenizerId: ids the API measured with the same one are used as they are. */
+  readonly tokenizerId: string;
 }
 
 /** What the grounded decode needs besides the soft tokens: the chunks' texts and offsets (null when lost). */
@@ -143,6 +145,10 @@ export class E2llmModel implements DecodeRunner, EncodeRunner {
 
   encoderIds(text: string): number[] {
     return this.planner.encoderIds(text);
+  }
+
+  get tokenizerId(): string {
+    return this.planner.tokenizerId;
   }
 
   promptIds(task: Task): { prefixIds: number[]; suffixIds: number[] } {

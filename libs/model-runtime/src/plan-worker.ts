@@ -15,9 +15,17 @@ export default async function plan(req: PlanRequest): Promise<PlanResponse> {
     planner ??= DocumentPlanner.load(req.modelDir);
     const p = await planner;
     const promptTokens = req.task ? promptLength(p, req.task) : 0;
-    if (req.text === undefined) return { ok: true, chunks: [], promptTokens };
-    const chunks = p.chunk(req.text, req.limit).map((c) => [c.start, c.end, c.ids.length] as [number, number, number]);
-    return { ok: true, chunks, promptTokens };
+    if (req.text === undefined) return { ok: true, chunks: [], promptTokens, tokenizer: p.tokenizerId };
+    const cut = p.chunk(req.text, req.limit);
+    const chunks = cut.map((c) => [c.start, c.end, c.ids.length] as [number, number, number]);
+    // Every chunk's ids, one after another: the API stores them for the encoder workers (chunk-ids.ts).
+    const ids = new Uint32Array(cut.reduce((a, c) => a + c.ids.length, 0));
+    let at = 0;
+    for (const c of cut) {
+      ids.set(c.ids, at);
+      at += c.ids.length;
+    }
+    return { ok: true, chunks, promptTokens, tokenizer: p.tokenizerId, ids };
   } catch (err) {
     // AppError's code does not survive a thread boundary as an exception: it travels as data and is rethrown.
     if (err instanceof AppError) return { ok: false, error: { code: err.code, message: err.message, details: err.details } };

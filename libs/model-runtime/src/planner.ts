@@ -42,6 +42,11 @@ export class DocumentPlanner {
     return this.manifest.decoder.window;
   }
 
+  /** What makes encoder ids: the encoder's tokenizer and its CLS id (ids measured here are valid where this matches). */
+  get tokenizerId(): string {
+    return `${this.encoderTokenizer.sha256.slice(0, 32)}-cls${this.manifest.encoder.clsTokenId ?? 'none'}`;
+  }
+
   /** The ids the encoder sees for one chunk: CLS (when the model has one) then the text's tokens. */
   encoderIds(text: string): number[] {
     const ids = this.encoderTokenizer.encode(text);

@@ -14,7 +14,7 @@ export interface PlanRequest {
 }
 
 export type PlanResponse =
-  | { ok: true; chunks: [start: number, end: number, tokens: number][]; promptTokens: number }
+  | { ok: true; chunks: [start: number, end: number, tokens: number][]; promptTokens: number; tokenizer: string; ids?: Uint32Array }
   | { ok: false; error: { code: ErrorCode; message: string; details?: Record<string, unknown> } };
 
 /** A planned chunk: its place, its UTF-16 span in the text and its encoder tokens (CLS included). */
@@ -55,10 +55,13 @@ export class PlanningPool {
     this.maxQueuedChars = options.maxQueuedChars ?? 32_000_000;
   }
 
-  /** Cuts a document (stopping past `limit` chunks) and measures the task's prompt, in one trip to a thread. */
-  async plan(text: string, task?: Task, limit?: number): Promise<{ chunks: PlannedChunk[]; promptTokens: number }> {
+  /**
+   * Cuts a document (stopping past `limit` chunks) and measures the task's prompt, in one trip to a thread; with the
+   * chunks' encoder ids (each chunk's `tokens` of them, one after another) and the tokenizer that made them.
+   */
+  async plan(text: string, task?: Task, limit?: number): Promise<{ chunks: PlannedChunk[]; promptTokens: number; ids: Uint32Array; tokenizer: string }> {
     const res = await this.run({ modelDir: this.modelDir, text, task, limit });
-    return { chunks: res.chunks.map(([start, end, tokens], index) => ({ index, start, end, tokens })), promptTokens: res.promptTokens };
+    return { chunks: res.chunks.map(([start, end, tokens], index) => ({ index, start, end, tokens })), promptTokens: res.promptTokens, ids: res.ids ?? new Uint32Array(0), tokenizer: res.tokenizer };
   }
 
   /** The prompt tokens of a task (template, question or instruction) with the decoder's tokenizer. */

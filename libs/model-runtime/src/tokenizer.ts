@@ -1,16 +1,22 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { AppError } from '@lib/shared';
 
 /** A Hugging Face tokenizer.json, used without its special-token post-processing: the runtime adds those itself. */
 export class TextTokenizer {
-  private constructor(private readonly tokenizer: Tokenizer) {}
+  private constructor(
+    private readonly tokenizer: Tokenizer,
+    /** sha256 (hex) of its tokenizer.json: what it is, for ids measured by one and used by another. */
+    readonly sha256: string,
+  ) {}
 
   static async load(path: string): Promise<TextTokenizer> {
     let json: unknown;
     try {
-      json = JSON.parse(await readFile(path, 'utf8'));
-      return new TextTokenizer(new Tokenizer(json as object, {}));
+      const text = await readFile(path, 'utf8');
+      json = JSON.parse(text);
+      return new TextTokenizer(new Tokenizer(json as object, {}), createHash('sha256').update(text).digest('hex'));
     } catch (err) {
       throw new AppError('MODEL_INVALID', `cannot load tokenizer ${path}: ${(err as Error).message}`);
     }

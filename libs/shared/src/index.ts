@@ -9,6 +9,7 @@ export * from './batch-plan.js';
 export * from './text-input.js';
 export * from './background-thread.js';
 export * from './byte-lru.js';
+export * from './chunk-ids.js';
 export * from './task.js';
 export * from './queues.js';
 export * from './jobs/pipeline.jobs.js';

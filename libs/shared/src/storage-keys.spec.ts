@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { AppError, type ErrorCode } from './errors.js';
-import { chunkHash, documentChunksKey, resultKey, softPromptKey, softPromptTenantPrefix, sourceKey, STORAGE_NAMESPACES } from './storage-keys.js';
+import { chunkHash, chunkIdsKey, documentChunksKey, resultKey, softPromptKey, softPromptTenantPrefix, sourceKey, STORAGE_NAMESPACES } from './storage-keys.js';
 import { codeOf } from '../test/error-code.js';
 
 const HASH = 'a'.repeat(64);
@@ -143,7 +143,7 @@ describe('chunkHash', () => {
 
 describe('STORAGE_NAMESPACES', () => {
   it('is exactly the first segments of the keys the functions make (what the local store probes for readiness)', () => {
-    const firsts = [sourceKey('j1'), softPromptKey('t', 'e', HASH), resultKey('j1'), documentChunksKey('d1')].map((k) => k.split('/')[0]);
+    const firsts = [sourceKey('j1'), softPromptKey('t', 'e', HASH), resultKey('j1'), documentChunksKey('d1'), chunkIdsKey('j1')].map((k) => k.split('/')[0]);
     expect([...STORAGE_NAMESPACES].sort()).toEqual([...new Set(firsts)].sort());
   });
 });

@@ -53,8 +53,13 @@ export function documentChunksKey(documentId: string): string {
   return `chunk-refs/${safe('document id', documentId)}.json`;
 }
 
+/** The encoder ids of a job's or document's chunks, as the API measured them (chunk-ids.ts); kept until it is encoded. */
+export function chunkIdsKey(ownerId: string): string {
+  return `chunk-ids/${safe('owner id', ownerId)}`;
+}
+
 /**
  * The first segment of every key above: the folders the local blob store keeps under DATA_DIR. Its readiness probe
  * checks each one (a file where one of these folders should be, or one that cannot be written, is a broken store).
  */
-export const STORAGE_NAMESPACES = ['sources', 'soft-prompts', 'results', 'chunk-refs'] as const;
+export const STORAGE_NAMESPACES = ['sources', 'soft-prompts', 'results', 'chunk-refs', 'chunk-ids'] as const;

@@ -8,7 +8,7 @@ import { JobStore, Pipeline } from '@lib/job-store';
 import { testRedis } from '@lib/job-store/testing';
 import { DocumentPlanner } from '@lib/model-runtime';
 import { PlanningPool } from '@lib/model-runtime/planning';
-import { decodeJobId, loadConfig, ModelManifest, QueueName } from '@lib/shared';
+import { chunkIdsKey, decodeChunkIds, decodeJobId, loadConfig, ModelManifest, QueueName } from '@lib/shared';
 import { JobsService } from './jobs.service.js';
 
 /**
@@ -48,6 +48,11 @@ describe('JobsService', () => {
     const refs = children.flatMap((j) => j.data.chunks as { i: number; start: number; end: number; tokens: number }[]).sort((a, b) => a.i - b.i);
     expect(refs).toEqual(chunks.map((c) => ({ i: c.index, start: c.start, end: c.end, tokens: c.ids.length })));
     expect((await blobs.get(job.sourceKey)).toString('utf8')).toBe(TEXT);
+    // The encoder ids it measured, stored for the encoder workers, are the planner's.
+    const measured = decodeChunkIds(await blobs.get(chunkIdsKey(job.id)))!;
+    expect(measured.tokenizer).toBe((await DocumentPlanner.load(MODEL.pathname)).tokenizerId);
+    expect(chunks.map((c) => [...measured.chunk(c.index)!])).toEqual(chunks.map((c) => c.ids));
+    expect(children.every((j) => j.data.idsKey === chunkIdsKey(job.id))).toBe(true);
     expect(await store.getJob(job.id)).toMatchObject({ id: job.id, status: 'queued' });
     expect(await pipeline.queues[QueueName.Decode].getJobState(decodeJobId(job.id))).toBe('waiting-children');
   });

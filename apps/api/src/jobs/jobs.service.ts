@@ -13,8 +13,10 @@ import {
   ENCODE_CHILD_MAX_CHUNKS,
   GenerationParams,
   JobOptions,
+  chunkIdsKey,
   countCodePoints,
   documentChunksKey,
+  encodeChunkIds,
   groupEncodeChildren,
   sourceKey,
   validateDocumentText,
@@ -123,11 +125,17 @@ export class JobsService {
     // A document is refused when even its soft tokens alone would not fit the window: no question could be asked.
     const window = this.manifest.decoder.window;
     const digest = once(() => sha256(text));
-    const { batches, chunks } = await this.cut(tenant, text, digest, undefined, window);
+    const cut = await this.cut(tenant, text, digest, undefined, window);
+    const { batches, chunks } = cut;
     if (chunks > window) throw new AppError('CONTEXT_TOO_LONG', `the document makes more than ${window} soft tokens, the decoder window`, { window });
     const key = sourceKey(id);
     const refs: DocumentChunks = { v: 2, sourceSha256: digest(), chars: text.length, chunks, batches };
-    await Promise.all([this.blobs.put(key, text, 'text/plain; charset=utf-8'), this.blobs.put(documentChunksKey(id), JSON.stringify(refs), 'application/json')]);
+    const idsKey = cut.ids ? chunkIdsKey(id) : undefined;
+    await Promise.all([
+      this.blobs.put(key, text, 'text/plain; charset=utf-8'),
+      this.blobs.put(documentChunksKey(id), JSON.stringify(refs), 'application/json'),
+      ...(cut.ids ? [this.blobs.put(chunkIdsKey(id), cut.ids, 'application/octet-stream')] : []),
+    ]);
     const now = new Date();
     const doc: DocumentRecord = {
       id,
@@ -143,7 +151,7 @@ export class JobsService {
       error: null,
     };
     await this.store.createDocument(doc);
-    await this.pipeline.submitDocument(id, tenant, key, batches, traceparent);
+    await this.pipeline.submitDocument(id, tenant, key, batches, traceparent, idsKey);
     return doc;
   }
 
@@ -314,17 +322,25 @@ export class JobsService {
     const cacheKey = `${tenant}\0${digest()}`;
     let chunks = this.cuts.get(cacheKey);
     let promptTokens = 0;
+    // The chunks' encoder ids, for the encoder workers (a cut from the cache has none: its soft prompts are likely
+    // stored, and a worker tokenizes the few that are not).
+    let ids: Buffer | undefined;
     if (chunks) {
       if (task) promptTokens = await this.planner.promptTokens(task);
     } else {
-      ({ chunks, promptTokens } = await this.planner.plan(text, task, limit));
+      const plan = await this.planner.plan(text, task, limit);
+      ({ chunks, promptTokens } = plan);
       // Only a whole cut is kept: one stopped past `limit` is not the text's cut.
-      if (chunks.length <= limit) this.cuts.set(cacheKey, chunks, 64 + chunks.length * 80);
+      if (chunks.length <= limit) {
+        this.cuts.set(cacheKey, chunks, 64 + chunks.length * 80);
+        let at = 0;
+        ids = encodeChunkIds({ tokenizer: plan.tokenizer, chunks: chunks.map((c) => plan.ids.subarray(at, (at += c.tokens))) });
+      }
     }
     // Children are sized by chunks, not by the workers' batch budget (the API does not know their execution provider):
     // at most ENCODE_JOB_MAX_CHUNKS chunks, each within the encoder's token limit.
     const batches = groupEncodeChildren(chunks, { maxChunks: this.config.encodeJobMaxChunks, maxTokens: this.config.encodeJobMaxChunks * this.manifest.encoder.maxTokens });
-    return { batches, chunks: chunks.length, chunkMs: performance.now() - t0, promptTokens };
+    return { batches, chunks: chunks.length, chunkMs: performance.now() - t0, promptTokens, ids };
   }
 
   private async enqueueJob(tenant: string, input: JobInput, idempotencyKey: string | undefined): Promise<{ job: JobRecord; replayed: boolean }> {
@@ -368,9 +384,13 @@ export class JobsService {
   }
 
   /** Stores a planned job and queues its flow. */
-  private async submitJob(tenant: string, id: string, input: JobInput, { batches, chunks, chunkMs }: Cut): Promise<JobRecord> {
+  private async submitJob(tenant: string, id: string, input: JobInput, { batches, chunks, chunkMs, ids }: Cut): Promise<JobRecord> {
     const key = input.source.key ?? sourceKey(id);
-    if (input.source.text !== undefined) await this.blobs.put(key, input.source.text, 'text/plain; charset=utf-8');
+    const idsKey = ids ? chunkIdsKey(id) : undefined;
+    await Promise.all([
+      input.source.text !== undefined ? this.blobs.put(key, input.source.text, 'text/plain; charset=utf-8') : undefined,
+      ids ? this.blobs.put(chunkIdsKey(id), ids, 'application/octet-stream') : undefined,
+    ]);
     const now = new Date();
     const job: JobRecord = {
       id,
@@ -397,7 +417,7 @@ export class JobsService {
       // On a document still encoding, the job waits for it (Pipeline.holdForDocument): each chunk is encoded once, by
       // the document, and the job's own encode children, queued when it is ready, only find them stored.
       const held = input.documentId !== null && (await this.pipeline.holdForDocument(input.documentId, id, regroup(batches, ENCODE_CHILD_MAX_CHUNKS), input.traceparent));
-      if (!held) await this.pipeline.submitJob(job, batches, input.traceparent);
+      if (!held) await this.pipeline.submitJob(job, batches, input.traceparent, idsKey);
     } catch (err) {
       // Accepted jobs always end: a job whose flow could not be queued is failed, readable, not left queued.
       const e = new AppError('QUEUE_UNAVAILABLE', `the job could not be queued: ${(err as Error).message}`);
@@ -440,6 +460,8 @@ interface Cut {
   chunks: number;
   chunkMs: number;
   promptTokens: number;
+  /** The chunks' encoder ids (chunk-ids.ts), when this cut measured them. */
+  ids?: Buffer;
 }
 
 /** A function computed on its first call and remembered. */

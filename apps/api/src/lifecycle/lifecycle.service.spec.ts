@@ -61,7 +61,7 @@ describe('LifecycleService', () => {
     const [shared, own] = [sp(tenant, 3), sp(tenant, 4)];
     const keep = await finishedJob(tenant, [shared]);
     const j = await finishedJob(tenant, [shared, own]);
-    blobs.failNext(3, ['delete']);
+    blobs.failNext(4, ['delete']); // each of the job's own blobs (source, result, chunk ids) and its soft prompt
     await lifecycle.deleteJob(tenant, j.id); // the answer does not wait for the store
     expect(await store.getJob(j.id)).toBeNull();
     expect(blobs.keys()).toEqual(expect.arrayContaining([own, sourceKey(j.id), resultKey(j.id)]));

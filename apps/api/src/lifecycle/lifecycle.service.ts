@@ -2,7 +2,7 @@ import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@ne
 import type { Logger } from 'pino';
 import { mapLimit, type BlobStore } from '@lib/blob-store';
 import { ID_PATTERN, type JobStore, type Pipeline } from '@lib/job-store';
-import { AppError, IndexDocument, QueueName, documentChunksKey, resultKey, softPromptTenantPrefix, type Config, type DocumentRecord, type JobRecord } from '@lib/shared';
+import { AppError, IndexDocument, QueueName, chunkIdsKey, documentChunksKey, resultKey, softPromptTenantPrefix, type Config, type DocumentRecord, type JobRecord } from '@lib/shared';
 import { BLOBS, CONFIG, LOGGER, PIPELINE, STORE } from '../tokens.js';
 
 /** Tenant names as API_KEYS and the storage keys accept them. */
@@ -132,7 +132,7 @@ export class LifecycleService implements OnModuleInit, OnModuleDestroy {
     // encode step finds its job gone and writes nothing more). The delete never waits for a step to end, so it
     // cannot hang on one; what a step still writes afterwards is removed (see the encoder and decoder).
     if (!this.store.isTerminal(job.status)) await this.pipeline.cancel(job.id);
-    const own = [resultKey(job.id), ...(job.documentId === null ? [job.sourceKey] : [])];
+    const own = [resultKey(job.id), ...(job.documentId === null ? [job.sourceKey, chunkIdsKey(job.id)] : [])];
     const keys = await this.store.deleteJobRecords(job, own);
     this.logger.info({ jobId: job.id, tenant: job.tenant, blobs: keys.length }, 'job deleted');
     return this.deleteBlobs(keys);
@@ -153,7 +153,7 @@ export class LifecycleService implements OnModuleInit, OnModuleDestroy {
     }
     // Batches on the document go with it: their result lines quote it (their jobs were deleted above).
     await this.pipeline.batches.deleteForDocument(doc.id);
-    const keys = await this.store.deleteDocumentRecords(doc, [doc.sourceKey, documentChunksKey(doc.id)]);
+    const keys = await this.store.deleteDocumentRecords(doc, [doc.sourceKey, documentChunksKey(doc.id), chunkIdsKey(doc.id)]);
     this.logger.info({ documentId: doc.id, tenant: doc.tenant, jobs: jobs.length, blobs: keys.length }, 'document deleted');
     return { jobs, blobs: blobs + (await this.deleteBlobs(keys)) };
   }

@@ -131,18 +131,19 @@ export class Pipeline {
     return [this.prefix, ...parts].join(':');
   }
 
-  private encodeChildren(owner: { kind: 'job' | 'document'; id: string }, tenant: string, sourceKey: string, batches: ChunkRef[][], traceparent?: string): FlowJob[] {
+  private encodeChildren(owner: { kind: 'job' | 'document'; id: string }, tenant: string, sourceKey: string, batches: ChunkRef[][], traceparent?: string, idsKey?: string): FlowJob[] {
     // A child that fails for good fails its parent, so the job ends with a readable error instead of waiting forever.
-    return batches.map((chunks, batch) => node(EncodeChunks, { v: 1, owner, tenant, sourceKey, batch, chunks, traceparent }, { failParentOnFailure: true }));
+    return batches.map((chunks, batch) => node(EncodeChunks, { v: 1, owner, tenant, sourceKey, batch, chunks, idsKey, traceparent }, { failParentOnFailure: true }));
   }
 
-  async submitJob(job: JobRecord, batches: ChunkRef[][], traceparent?: string): Promise<void> {
-    const children = this.encodeChildren({ kind: 'job', id: job.id }, job.tenant, job.sourceKey, batches, traceparent);
+  /** Queues a job's flow; `idsKey`: its chunks' encoder ids as the API measured them (chunk-ids.ts), when stored. */
+  async submitJob(job: JobRecord, batches: ChunkRef[][], traceparent?: string, idsKey?: string): Promise<void> {
+    const children = this.encodeChildren({ kind: 'job', id: job.id }, job.tenant, job.sourceKey, batches, traceparent, idsKey);
     await this.flow.add(node(DecodeJob, { v: 1, jobId: job.id, tenant: job.tenant, traceparent }, {}, children));
   }
 
-  async submitDocument(documentId: string, tenant: string, sourceKey: string, batches: ChunkRef[][], traceparent?: string): Promise<void> {
-    const children = this.encodeChildren({ kind: 'document', id: documentId }, tenant, sourceKey, batches, traceparent);
+  async submitDocument(documentId: string, tenant: string, sourceKey: string, batches: ChunkRef[][], traceparent?: string, idsKey?: string): Promise<void> {
+    const children = this.encodeChildren({ kind: 'document', id: documentId }, tenant, sourceKey, batches, traceparent, idsKey);
     await this.flow.add(node(IndexDocument, { v: 1, documentId, tenant, traceparent }, {}, children));
   }
 

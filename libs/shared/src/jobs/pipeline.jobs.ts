@@ -38,6 +38,8 @@ export const EncodeChunks = defineJob({
     /** This child's place among its siblings: results are gathered in this order. */
     batch: z.number().int().nonnegative(),
     chunks: z.array(ChunkRef).min(1).max(ENCODE_CHILD_MAX_CHUNKS),
+    /** Blob key of the chunks' encoder ids as the API measured them (chunk-ids.ts); absent: the worker tokenizes. */
+    idsKey: z.string().min(1).max(512).optional(),
     traceparent: Traceparent,
   }),
   result: z.object({
