@@ -190,6 +190,16 @@ function treeRssMiB(pid) {
   return kb / 1024;
 }
 
+/**
+ * Commands Redis has run since it started, by command, less this script's own sampling (INFO and SCAN): the
+ * difference over the run is what the server's jobs cost Redis (other clients of the same Redis count in it too).
+ */
+const redisCommands = async (redis) => {
+  let calls = 0;
+  for (const m of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) if (!['info', 'scan'].includes(m[1])) calls += Number(m[2]);
+  return calls;
+};
+
 const redisMemory = async (redis) => {
   const info = await redis.info('memory');
   const field = (name) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1] ?? NaN);
@@ -275,6 +285,7 @@ async function main() {
 
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 });
   const redisBefore = await redisMemory(redis);
+  const commandsBefore = await redisCommands(redis);
   const loadAvgStart = loadavg().map((x) => +x.toFixed(2));
   log('npm start (e2llm serve)');
   const server = spawn(process.execPath, [join(root, 'apps/cli/bin/e2llm.js'), 'serve'], { cwd: root, env: { ...env, ...serverEnv }, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -428,6 +439,7 @@ async function main() {
     out.loadAvgEnd = loadavg().map((x) => +x.toFixed(2));
     const keysAtEnd = await countKeys(redis).catch(() => null);
     const redisAfter = await redisMemory(redis).catch(() => ({}));
+    const commands = (await redisCommands(redis)) - commandsBefore;
     // used_memory is the whole Redis's (other users of the same Redis count in it); the deltas are against the
     // figure just before the server started. used_memory_peak is Redis's own peak since it started (or its last
     // CONFIG RESETSTAT, which this run does not call: it would reset other users' figures).
@@ -441,6 +453,8 @@ async function main() {
       keysAtPeak: peak.keysAtRedisPeak,
       keysMax: peak.keys,
       keysAtEnd,
+      commands,
+      commandsPerJob: Math.round(commands / JOBS),
     };
     server.kill('SIGTERM');
     const killer = setTimeout(() => server.kill('SIGKILL'), 60_000);

@@ -1,4 +1,5 @@
 // docs/benchmarks.md and the TTFT chart (hand-written SVG) from the results of one `npm run bench`.
+import { fleetLines } from './fleet.mjs';
 
 const ms = (x) => (x == null || !Number.isFinite(x) ? '—' : x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(x < 10 ? 2 : 0)} ms`);
 const ratio = (x) => (x == null || !Number.isFinite(x) ? '—' : `${x >= 100 ? x.toFixed(0) : x.toFixed(x >= 10 ? 1 : 2)}x`);
@@ -56,7 +57,7 @@ export function chart(rows) {
   return `${parts.join('\n')}\n`;
 }
 
-export function renderReport(r, profile = null) {
+export function renderReport(r, profile = null, loadRun = null) {
   const m = r.machine;
   const L = [];
   L.push('# Benchmarks', '');
@@ -84,7 +85,7 @@ export function renderReport(r, profile = null) {
   const rows = r.context.rows;
   S.push('## 1. E2LLM against full context', '');
   S.push(`![TTFT](benchmarks/ttft.svg)`, '');
-  S.push('Time to first token (TTFT) is from the document text to the first generated token: for E2LLM chunking, encoding, adapter and prefill over one soft token per chunk; for full context tokenizing and prefill over every document token, on the same decoder (`decoder.onnx`, its window check bypassed). The full-context prefill runs in blocks of 1024 positions over the KV cache, which gives logits equal to one pass (max |difference| in the parity column) with memory linear in length instead of quadratic: the strongest baseline this decoder allows. Medians of 3 runs (1 for full context above 8k).', '');
+  S.push(`Time to first token (TTFT) is from the document text to the first generated token: for E2LLM chunking, encoding, adapter and prefill over one soft token per chunk; for full context tokenizing and prefill over every document token, on the same decoder (\`decoder.onnx\`, its window check bypassed). Both prefill in blocks of ${r.context.prefillBlock ?? 1024} positions over the KV cache (PREFILL_BLOCK, as the runtime does), which gives logits equal to one pass (max |difference| in the parity column) with memory linear in length instead of quadratic: the strongest baseline this decoder allows. Medians of 3 runs (1 for full context above 8k).`, '');
   S.push('| tokens | chars | E2LLM TTFT | (encode, prefill) | soft tokens | E2LLM peak RSS | full-context TTFT | full peak RSS | parity | TTFT ratio | memory ratio |', '|---|---|---|---|---|---|---|---|---|---|---|');
   for (const row of rows) {
     const e = row.e2llm;
@@ -100,7 +101,10 @@ export function renderReport(r, profile = null) {
   const r32 = rows.find((x) => x.tokens === 32768);
   const r128 = rows.find((x) => x.tokens === 131072);
   const speed32 = r32 && !r32.full.failed ? r32.full.ttftMs / r32.e2llm.ttftMs : null;
-  const g1a = speed32 != null ? speed32 >= 30 : r32 && r32.full.failed && !r32.e2llm.failed;
+  // REFRAG reports 30.85x at 32k; the goal is to beat it on this decoder.
+  const g1a = speed32 != null ? speed32 > 30.85 : r32 && r32.full.failed && !r32.e2llm.failed;
+  const r64 = rows.find((x) => x.tokens === 65536);
+  const speed64 = r64 && !r64.full.failed ? r64.full.ttftMs / r64.e2llm.ttftMs : null;
   const g1b = r128 && !r128.e2llm.failed && r128.full.failed;
   // Quadratic extrapolation of the last measured full-context point, for the sizes it could not reach.
   const lastFull = [...rows].reverse().find((x) => !x.full.failed);
@@ -117,7 +121,8 @@ export function renderReport(r, profile = null) {
     speed32 != null && !g1a && measured.length > 0
       ? `; the speedup grows with length (${trend}${firstOut ? `; at ${k(firstOut.tokens)} full context ${firstOut.full.failed} after ${ms(firstOut.full.wallMs)} against ${ms(firstOut.e2llm.ttftMs)}, over ${ratio(firstOut.full.wallMs / firstOut.e2llm.ttftMs)}` : ''}). Cause: the encoder reads every document token, and this decoder (hidden size ${r.model?.decoderHidden}, ${r.model?.decoderLayers} layers) is only ${num((r.model?.decoderHidden ?? 0) / (r.model?.encoderWidth ?? 1), 1)}x the encoder's width (${r.model?.encoderWidth}), so E2LLM's linear cost per token is about 1/${Math.round(measured[0].full.ttftMs / measured[0].e2llm.ttftMs)} of full context's (the ratio at ${k(measured[0].tokens)}, where attention weighs least); only attention's quadratic term adds to that. A decoder much larger than its encoder (REFRAG's) makes the linear part alone large`
       : '';
-  goals.push(['TTFT at 32k at least 30x faster than full context', g1a, (speed32 != null ? `${ratio(speed32)} (${ms(r32.e2llm.ttftMs)} against ${ms(r32.full.ttftMs)})` : r32 ? `full context gave no answer (${r32.full.failed})` : 'not measured') + cause]);
+  goals.push(['TTFT at 64k at least 50x faster than full context', speed64 != null ? speed64 >= 50 : r64?.full.failed ? !r64.e2llm.failed : false, speed64 != null ? `${ratio(speed64)} (${ms(r64.e2llm.ttftMs)} against ${ms(r64.full.ttftMs)})` : r64 ? `full context gave no answer (${r64.full.failed})` : 'not measured']);
+  goals.unshift(['TTFT at 32k more than 30.85x faster than full context (REFRAG\'s figure)', g1a, (speed32 != null ? `${ratio(speed32)} (${ms(r32.e2llm.ttftMs)} against ${ms(r32.full.ttftMs)})` : r32 ? `full context gave no answer (${r32.full.failed})` : 'not measured') + cause]);
   goals.push(['an answer at 128k where full context gives none', g1b, r128 ? `E2LLM ${r128.e2llm.failed ? r128.e2llm.failed : `answered in ${ms(r128.e2llm.ttftMs)} (${r128.e2llm.usage.softTokens} soft tokens, ${num(r128.e2llm.peakMiB)} MiB)`}; full context ${r128.full.failed ? `none (${r128.full.skipped ?? r128.full.failed})` : `answered in ${ms(r128.full.ttftMs)}`}` : 'not measured']);
 
   // 2
@@ -139,8 +144,13 @@ export function renderReport(r, profile = null) {
     if (one) {
       S.push(`Thread settings, default batching: intra-op threads ${m.settings.intraOpThreads || `default (${m.nproc})`} ${ms(def.workerMs)}, INTRA_OP_THREADS=1 ${ms(one.workerMs)} (${ratio(def.workerMs / one.workerMs)} the speed of the default). On a loaded machine one thread per session can win: the default pool's threads wait on cores other processes hold.`, '');
     }
-    const effs = res.map((x) => x.rawMs / x.workerMs);
-    goals.push(['encoder batching efficiency at least 90%', eff >= 0.9, `${pct(eff)} at the default setting (${pct(Math.min(...effs))} to ${pct(Math.max(...effs))} over the sweep)`]);
+    const ofBest = best.workerMs / def.workerMs;
+    goals.push(['the default encoder setting at 90% or more of the fastest in the sweep', ofBest >= 0.9, `${pct(ofBest)}: ${num(def.tokens / (def.workerMs / 1000))} tokens/s at ${def.maxBatchSize} chunks / ${num(def.maxBatchTokens)} tokens against ${num(best.tokens / (best.workerMs / 1000))} at batch ${best.maxBatchSize}, budget ${best.maxBatchTokens >= 1 << 20 ? 'unlimited' : num(best.maxBatchTokens)} (worker efficiency at the default ${pct(eff)})`]);
+    const q = enc.int8?.results?.[0];
+    if (q) {
+      S.push(`int8 encoder (ENCODER_PRECISION=int8, the package's encoder.int8.onnx), default batching, alternated with f32 in its own process: ${num(q.tokens / (q.workerMs / 1000))} tokens/s, ${ratio(def.workerMs / q.workerMs)} the f32 default's speed in this run (raw session ${ms(q.rawMs)} against ${ms(def.rawMs)}). It ships as an option, f32 stays the default: RULER niah_single_1/2/3 at 4k and 8k stay within 1 point of f32 on the same 100 samples a cell (training/scripts/quantize_encoder.py).`, '');
+    }
+    S.push('Tokenizer: `@huggingface/tokenizers` (JavaScript), the ids of the PyTorch export checked by libs/model-runtime/src/parity.model-spec.ts in CI. The Rust-backed `tokenizers` package (0.23.2) gives the same ids on that corpus and ran 3.3x faster on 568 chunks in batch (65 against 217 ms), but only asynchronously and as a 64 MB native module; since a pipeline job is now tokenized once, on the API\'s planning thread (its ids stored for the encoder workers), it is not adopted.', '');
   }
 
   // 3
@@ -178,7 +188,12 @@ export function renderReport(r, profile = null) {
       overhead > 0.1
         ? `; the gap (${ms(pipe - cli)}, Profile): the encoder workers' inference ${ms(encodeExtra)} longer than \`e2llm ask\`'s on the same chunks (per-child batches: ${p.padding ? pct(p.padding.perChild.padded / p.padding.inProcess.padded - 1) : '—'} more padded tokens, in ${p.padding?.perChild.batches ?? '—'} runs against ${p.padding?.inProcess.batches ?? '—'}; see Profile for how much of it is this loaded machine's noise), the API's chunking ${ms(mj.timings.chunkMs)} before the job is queued, and the soft-prompt checks, writes, reads and queue hops`
         : '';
-    goals.push(['pipeline overhead at most 10% of end-to-end time', overhead <= 0.1, `${pct(overhead)} (${ms(pipe)} against ${ms(cli)})${gap}`]);
+    goals.push(['pipeline overhead at most 10% of end-to-end time at 128k', overhead <= 0.1, `${pct(overhead)} (${ms(pipe)} against ${ms(cli)})${gap}`]);
+    const coldMs = median(p.jobs.map((x) => x.wallMs));
+    const hit = coldMs / p.cachedJob.wallMs;
+    goals.push(['a cache-hit job on the same text at least 10x faster than the cold job', hit >= 10, `${ratio(hit)} (${ms(p.cachedJob.wallMs)} against the cold jobs' median ${ms(coldMs)})`]);
+    const unchanged = same && p.reask?.sameAnswer !== false && p.limit?.ask?.sameAnswer !== false;
+    goals.push(['answers unchanged: the pipeline\'s equal `e2llm ask`\'s, a question asked again gives the same answer', unchanged, unchanged ? 'equal in every pair, on the re-asked question and at the window\'s limit' : 'NOT equal: see sections 4, 5 and 8']);
   }
   S.push('## 5. Re-ask', '');
   if (p.reask) {
@@ -186,7 +201,7 @@ export function renderReport(r, profile = null) {
     const sp = x.firstMs / x.secondMs;
     S.push(`POST /v1/documents with the ${k(p.tokens)}-token document (a fresh tenant, nothing cached), then questions on it with POST /v1/documents/:id/jobs. First answer: document encoded in ${ms(x.documentEncodeMs)} (its status polled every 20 ms) plus its first job ${ms(x.firstJobMs)} = ${ms(x.firstMs)}. Three later questions (a different one, the first again, a third): ${x.laterMs.map(ms).join(', ')}; the median one: API ${ms(x.secondTimings.chunkMs)} to load the document's stored chunk references, prefill ${ms(x.secondTimings.prefillMs)}, decode ${ms(x.secondTimings.decodeMs)} (${p.generation.maxNewTokens} tokens). The first question asked again gives the same answer: ${x.sameAnswer ? 'yes' : 'NO'}.`, '');
     S.push(`Re-ask (median later question) against the first: ${ratio(sp)} faster.`, '');
-    goals.push(['re-ask at least 10x faster than the first ask', sp >= 10, `${ratio(sp)} (${ms(x.secondMs)} against ${ms(x.firstMs)})`]);
+    goals.push(['re-ask on a stored document at least 20x faster than the first ask', sp >= 20, `${ratio(sp)} (${ms(x.secondMs)} against ${ms(x.firstMs)})`]);
   }
 
   // 6
@@ -203,6 +218,26 @@ export function renderReport(r, profile = null) {
     S.push('', `A ${k(p.tokens)}-token job is one flow of ${children} children; at ${num(o16.childJobsPerS)} child jobs/s the queue layer alone would carry ${num(o16.childJobsPerS / (children + 1), 1)} such jobs/s, against ${num(1000 / Math.min(...p.jobs.map((j) => j.wallMs)), 2)} jobs/s the model sustains here: orchestration is not the bottleneck.`);
   }
   S.push('');
+  const rb = r.redisBenchmark;
+  if (rb && !rb.failed) S.push(`\`redis-benchmark\` on the same Redis (${num(rb.clients)} clients, ${num(rb.requests)} requests, no pipelining): SET ${num(rb.setPerS)}/s, GET ${num(rb.getPerS)}/s.`, '');
+  // The fleet on paper, for a 32k-token job.
+  const r32e = rows.find((x) => x.tokens === 32768)?.e2llm;
+  const defEnc = enc.failed ? null : enc.results[enc.results.length - 1];
+  if (o16 && r32e && !r32e.failed) {
+    const chunks = r32e.usage.softTokens;
+    const encTokens = r32e.usage.encoderTokens ?? Math.round((defEnc ? defEnc.tokens / defEnc.chunks : 140) * chunks);
+    const decoderMs = dec.failed ? null : r32e.timings.prefillMs + 16 * dec.stepMs;
+    S.push('### The fleet on paper', '');
+    S.push(
+      ...fleetLines({
+        shape: { chunks, children: Math.ceil(chunks / 64), encoderTokens: encTokens, label: '32k-token' },
+        orch: o16,
+        ours: { encoderTokensPerS: defEnc ? defEnc.tokens / (defEnc.workerMs / 1000) : null, decoderSecondsPerJob: decoderMs ? decoderMs / 1000 : null },
+        load: loadRun ? { redisCommandsPerJob: loadRun.redis?.commandsPerJob, redisBytesPerJob: ((loadRun.redis?.usedMemoryPeakDeltaMiB ?? 0) * 2 ** 20) / loadRun.jobs } : null,
+        redisOpsPerS: rb && !rb.failed ? Math.min(rb.setPerS, rb.getPerS) : null,
+      }),
+    );
+  }
 
   // 7
   S.push('## 7. Compute ceiling', '');
@@ -224,8 +259,32 @@ export function renderReport(r, profile = null) {
     ]) {
       S.push(`| ${name} | ${gflops(ach(x, x.workerMs))} | ${gflops(ach(x, x.rawMs))} | ${pct(ach(x, x.workerMs) / c.matmul.flops)} |`);
     }
+    const ofCeiling = ach(def, def.workerMs) / c.matmul.flops;
+    goals.push(['the default encoder setting at 60% or more of the MatMul ceiling', ofCeiling >= 0.6, `${pct(ofCeiling)} (${gflops(ach(def, def.workerMs))} against ${gflops(c.matmul.flops)})`]);
     S.push('', 'The encoder is small (width 128): its MatMuls are skinny and its attention, softmax, layer norms and GELU are memory-bound, so it reaches a fraction of what one large square MatMul does.', '');
   }
+
+  // 8
+  S.push('## 8. Bigger documents', '');
+  const lim = r.context.limit;
+  const pl = p.limit;
+  if (!lim || !pl) S.push('not measured', '');
+  else {
+    const e = lim.e2llm;
+    const per = (x) => (x && !x.failed ? x.ttftMs / x.usage.softTokens : NaN);
+    const e128r = rows[rows.length - 1];
+    S.push(`The largest document the decoder window takes: ${num(lim.chunks)} chunks, ${num(lim.chars)} characters, ${num(lim.tokens)} decoder tokens (full context cannot read it: it stopped at ${k((rows.find((x) => x.full.failed) ?? rows[rows.length - 1]).tokens)}).`, '');
+    S.push('| path | time | peak RSS | per chunk |', '|---|---|---|---|');
+    S.push(`| \`e2llm ask\` in the bench (TTFT, model loaded) | ${e.failed ? e.failed : ms(e.ttftMs)} | ${num(e.peakMiB)} MiB | ${ms(per(e))} (at ${k(e128r.tokens)}: ${ms(per(e128r.e2llm))}) |`);
+    if (pl.ask && !pl.ask.failed) S.push(`| \`e2llm ask\` command, ${p.generation.maxNewTokens} new tokens | ${ms(pl.ask.totalMs)} | ${num(pl.ask.peakMiB)} MiB (the process) | ${ms(pl.ask.totalMs / pl.chunks)} |`);
+    S.push(`| \`npm start\`, POST to the succeeded event, cold | ${ms(pl.wallMs)} | ${num(pl.serverPeakMiB)} MiB (the server, from ${num(pl.serverRssBeforeMiB)} MiB) | ${ms(pl.wallMs / pl.chunks)} |`);
+    const flat = per(e) / per(e128r.e2llm);
+    S.push('', `Cost per chunk at the limit against ${k(e128r.tokens)}: ${ratio(flat)}${flat <= 1.25 ? ' (flat: the encoder is linear in chunks, and the decoder\'s prefill over a few thousand soft tokens stays small)' : ' (not flat: the decoder\'s prefill grows with the square of the soft tokens)'}. The pipeline's answer equals \`e2llm ask\`'s: ${pl.ask?.sameAnswer ? 'yes' : 'NO'}.`, '');
+    goals.push(['a document at the window\'s limit answered through the pipeline and `e2llm ask`, cost per chunk flat from 128k', !e.failed && !pl.ask?.failed && flat <= 1.25, `${num(pl.chunks)} chunks: pipeline ${ms(pl.wallMs)} (server peak ${num(pl.serverPeakMiB)} MiB), \`e2llm ask\` ${ms(pl.ask?.totalMs)} (${num(pl.ask?.peakMiB)} MiB); per chunk ${ratio(flat)} the 128k figure`]);
+  }
+
+  // 9
+  if (loadRun) S.push(renderLoadRun(loadRun).replace('## Load run', '## 9. Load run'));
 
   // Where the time goes, from the figures above.
   const e128 = rows[rows.length - 1]?.e2llm;
@@ -285,6 +344,8 @@ export function renderReport(r, profile = null) {
   }
   S.push(
     'Changed after profiling (issue 6): the chunker stops segmenting each window just past the chunk size instead of segmenting four times the chunk size (same chunks, 3-4x faster; the API pays it before every job is queued, and `e2llm ask` as well); soft prompts are written without an fsync (a content-addressed cache: a blob lost or torn by a crash is missing or fails its checksum, and the decoder encodes it again); a stored document keeps its chunk references beside its source, so a job on it neither reads the source nor cuts it again, and a ready document\'s job has one encode child; the decoder worker keeps decoded soft prompts in memory (SOFT_PROMPT_CACHE_MB); the encoder worker runs one inference at a time through a lane, so a worker holding two children (ENCODER_CONCURRENCY) tokenizes, checks and writes one while the other is encoded. Also, the encoder worker now plans each child\'s batches for the fewest padded tokens: the API groups children by character length, and filling each batch to its budget let a few long chunks pad whole batches of short ones (the 128k document: 27% more encoder tokens than `e2llm ask`; the bench\'s earlier padding model sorted children by token length, which hid it). Earlier: children take chunks of similar length, and the encoder worker memoises a stored document\'s tokenization.',
+    '',
+    'Changed this round (issue 21): encoder batching by execution provider, from the sweep (section 2); a pipeline job is tokenized once, on the API\'s planning thread, which stores the ids it measured beside the source for the encoder workers (they tokenized every chunk a second time); an encode child learns which soft prompts are stored from one Redis round trip (the job store\'s marks) instead of one existence check a blob; the API keeps the cut of texts submitted lately (per tenant), so the same text again is neither cut nor tokenized.',
     '',
     'What is left of the encode gap is not measurable apart from this machine\'s noise: run alternately in one process, the 128k document\'s per-child batches (planned as the worker plans them) took 13.1 s twice against 11.2 s and 11.4 s for `e2llm ask`\'s plan of the same chunks, and in a second process two minutes later 10.9 s and 10.8 s against 10.3 s and 10.7 s (2026-11-29 12:04-12:08 UTC, load average 4 to 5, two niced training processes on the 2 cores). The other stages (table above) are each a few hundred milliseconds or less: the API\'s chunking before the flow exists, the encoder workers\' tokenizing (which `e2llm ask` does too), the decoder\'s read of one blob per chunk on a cold job, and the last batch\'s writes.',
     '',

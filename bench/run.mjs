@@ -8,7 +8,7 @@ import { cpus, loadavg, totalmem, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
-import { TextTokenizer, loadModelPackage } from '@lib/model-runtime';
+import { DocumentPlanner, PREFILL_BLOCK, TextTokenizer, loadModelPackage } from '@lib/model-runtime';
 import { loadConfig } from '@lib/shared';
 import { buildCorpus, cutToTokens } from './corpus.mjs';
 import { renderReport } from './report.mjs';
@@ -105,6 +105,16 @@ async function documents() {
     writeFileSync(path, text);
     docs[n] = { path, tokens, chars: text.length };
   }
+  // The largest document the decoder window takes: as many chunks as fit with the prompt and 16 new tokens.
+  const planner = await DocumentPlanner.load(resolve(root, config.modelPath));
+  const target = mf.decoder.window - 64;
+  const big = buildCorpus(root, target * mf.prompt.chunking.chunkChars * 1.1);
+  const cut = planner.chunk(big, target);
+  if (cut.length < target) throw new Error(`only ${cut.length} chunks of distinct offline text found; ${target} wanted`);
+  const text = big.slice(0, cut[target - 1].end);
+  const path = join(work, 'doc-limit.txt');
+  writeFileSync(path, text);
+  docs.limit = { path, tokens: tok.encode(text).length, chars: text.length, chunks: target };
   return docs;
 }
 
@@ -120,11 +130,14 @@ async function contextScaling(docs) {
       full = { failed: fullOver.failed, skipped: `not run: ${fullOver.size / 1024}k already ran ${fullOver.failed}` };
     } else {
       log(`ttft ${n / 1024}k: full context (limit ${FULL_LIMIT_S}s, ${MEM_CAP_MIB} MiB)`);
-      full = await child('full', { doc: docs[n].path, reps: n <= 8192 ? 3 : 1, block: 1024 }, { limitS: FULL_LIMIT_S });
+      full = await child('full', { doc: docs[n].path, reps: n <= 8192 ? 3 : 1, block: PREFILL_BLOCK }, { limitS: FULL_LIMIT_S });
       if (full.failed) fullOver = { failed: full.failed, size: n };
     }
     rows.push({ tokens: n, chars: docs[n].chars, e2llm, full });
   }
+  // At the window's limit, E2LLM alone: full context stopped long before (see `fullOver`).
+  log(`ttft at the window's limit (${docs.limit.chunks} chunks): e2llm`);
+  const limit = { tokens: docs.limit.tokens, chars: docs.limit.chars, chunks: docs.limit.chunks, e2llm: await child('e2llm', { doc: docs.limit.path, reps: 1 }) };
   // Thread settings on both sides at 32k: one intra-op thread per session (see the encoder section).
   const n32 = SIZES.find((n) => n === 32768);
   let oneThread = null;
@@ -134,10 +147,10 @@ async function contextScaling(docs) {
     oneThread = {
       tokens: n32,
       e2llm: await child('e2llm', { doc: docs[n32].path, reps: 3 }, { extraEnv }),
-      full: await child('full', { doc: docs[n32].path, reps: 1, block: 1024 }, { limitS: FULL_LIMIT_S, extraEnv }),
+      full: await child('full', { doc: docs[n32].path, reps: 1, block: PREFILL_BLOCK }, { limitS: FULL_LIMIT_S, extraEnv }),
     };
   }
-  return { rows, oneThread };
+  return { rows, oneThread, limit, prefillBlock: PREFILL_BLOCK };
 }
 
 // ---- 2. Encoder, 7. compute ceiling ----
@@ -154,7 +167,10 @@ async function encoderSweep(docs) {
   // Thread settings: the default setting again with one intra-op thread per session.
   log('encoder, INTRA_OP_THREADS=1');
   const oneThread = await child('encoder', { doc: doc.path, settings: settings.slice(-1), reps: 2 }, { extraEnv: { INTRA_OP_THREADS: '1' } });
-  return { ...sweep, oneThread };
+  // The int8 graph at the default setting (ENCODER_PRECISION=int8), beside the sweep's f32.
+  log('encoder, ENCODER_PRECISION=int8');
+  const int8 = await child('encoder', { doc: doc.path, settings: settings.slice(-1), reps: 2 }, { extraEnv: { ENCODER_PRECISION: 'int8' } });
+  return { ...sweep, oneThread, int8 };
 }
 
 async function computeCeiling() {
@@ -175,6 +191,14 @@ async function decoderCosts(docs) {
 
 // ---- 4, 5. Pipeline and re-ask ----
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Resident memory of a process, in MiB (0 once it is gone). */
+function rssMiB(pid) {
+  try {
+    return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
+  } catch {
+    return 0;
+  }
+}
 
 async function pipeline(docs) {
   const doc = docs[SIZES[SIZES.length - 1]];
@@ -189,7 +213,7 @@ async function pipeline(docs) {
   // One tenant per cold measurement: soft prompts are cached per tenant (on disk, and decoded in the decoder's
   // memory), so a job under a fresh tenant encodes and reads everything, as a first job on a document does.
   const tenantKey = (t) => `bench-key-${t}-0123456789abcdef`;
-  const TENANTS = 5;
+  const TENANTS = 6;
   const apiKeys = Array.from({ length: TENANTS }, (_, t) => `bench${t}:${tenantKey(t)}`).join(',');
   const serverEnv = { PORT: String(port), HOST: '127.0.0.1', REDIS_PREFIX: `e2llm-bench-${process.pid}`, DATA_DIR: dataDir, BLOB_STORE: 'local', LOG_LEVEL: 'warn', API_KEYS: apiKeys };
   const out = { generation, tokens: doc.tokens };
@@ -270,6 +294,25 @@ async function pipeline(docs) {
     const later = [];
     for (const task of [q2, q1, q3]) later.push(await job(`/v1/documents/${d.id}/jobs`, { task, generation }, 4));
     const mid = [...later].sort((a, b) => a.wallMs - b.wallMs)[1];
+    // The largest document the window takes, cold (tenant 5, cache emptied), with the server's peak resident memory
+    // over the job; then `e2llm ask` on it in a process of its own.
+    clearCache();
+    log('pipeline: the window-limit document');
+    const limitText = readFileSync(docs.limit.path, 'utf8');
+    const rssBefore = rssMiB(server.pid);
+    let serverPeakMiB = rssBefore;
+    const sampler = setInterval(() => (serverPeakMiB = Math.max(serverPeakMiB, rssMiB(server.pid))), 100);
+    const big = await job('/v1/jobs', { text: limitText, task: q1, generation }, 5).finally(() => clearInterval(sampler));
+    const ask = await measure(process.execPath, [join(root, 'apps/cli/bin/e2llm.js'), 'ask', docs.limit.path, '--question', q1.question, '--max-new-tokens', String(generation.maxNewTokens), '--json']);
+    out.limit = {
+      chunks: big.result.usage.chunks,
+      chars: limitText.length,
+      wallMs: big.wallMs,
+      timings: big.result.timings,
+      serverRssBeforeMiB: rssBefore,
+      serverPeakMiB,
+      ask: ask.failed ? ask : { totalMs: ask.timings.totalMs, peakMiB: ask.watchedPeakMiB, timings: ask.timings, sameAnswer: ask.answer === big.result.text },
+    };
     out.reask = { documentEncodeMs: encodeMs, firstMs: encodeMs + first.wallMs, firstJobMs: first.wallMs, laterMs: later.map((x) => x.wallMs), secondMs: mid.wallMs, secondTimings: mid.result.timings, sameAnswer: later[1].result.text === first.result.text };
   } finally {
     server.kill('SIGTERM');
@@ -323,6 +366,24 @@ async function orchestration() {
   return runs;
 }
 
+/** Simple commands per second the machine's Redis serves (redis-benchmark: SET and GET, 50 clients, no pipelining). */
+function redisBenchmark() {
+  const url = new URL(config.redisUrl);
+  const target = ['-h', url.hostname, '-p', url.port || '6379', '-n', '15'];
+  // On database 15, its one key removed after.
+  const csv = execFileSync('redis-benchmark', [...target.slice(0, 4), '--dbnum', '15', '-n', '200000', '-c', '50', '-t', 'set,get', '--csv'], { encoding: 'utf8' });
+  execFileSync('redis-cli', [...target, 'del', 'key:__rand_int__']);
+  const rps = Object.fromEntries(
+    csv
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => line.split(',').map((x) => x.replace(/"/g, '')))
+      .map(([test, r]) => [test.toLowerCase(), Number(r)]),
+  );
+  return { setPerS: rps.set, getPerS: rps.get, clients: 50, requests: 200000 };
+}
+
 // BENCH_ONLY=pipeline,reask (comma-separated section names: orchestration, encoder, compute, decoder, pipeline,
 // reask, context) reruns only those sections over the last results.json; pipeline and reask share one server run, so
 // either runs both. The full run's machine and date stay; each rerun section records its own date and load.
@@ -351,6 +412,7 @@ try {
   if (want('orchestration')) {
     results.orchestration = await guarded('orchestration', orchestration);
     if (!Array.isArray(results.orchestration)) results.orchestration = [results.orchestration];
+    results.redisBenchmark = await guarded('redis-benchmark', redisBenchmark);
   }
   if (want('encoder')) results.encoder = await guarded('encoder', () => encoderSweep(docs));
   if (want('compute')) {
@@ -379,7 +441,14 @@ try {
 } catch {
   /* none yet */
 }
-const { markdown, svg } = renderReport(results, profile);
+// The load run (npm run bench:load), when one was written, is section 9.
+let loadRun = null;
+try {
+  loadRun = JSON.parse(readFileSync(join(root, 'docs/benchmarks/load-run.json'), 'utf8'));
+} catch {
+  /* none yet */
+}
+const { markdown, svg } = renderReport(results, profile, loadRun);
 writeFileSync(join(root, 'docs/benchmarks/ttft.svg'), svg);
 writeFileSync(join(root, 'docs/benchmarks.md'), markdown);
 log(`wrote docs/benchmarks.md in ${Math.round((Date.now() - started) / 1000)}s`);

@@ -5,6 +5,13 @@ import { createRng, pickToken } from './sampling.js';
 import { expectDims, int64Tensor, openSession, run, type SessionSettings } from './sessions.js';
 import type { TextTokenizer } from './tokenizer.js';
 
+/**
+ * Positions one prefill call takes. On CPU a one-pass prefill of 4,000 soft tokens took 7.1 s and blocks of 512 took
+ * 0.7 s (1,000 positions: 0.46-0.55 s against 0.08-0.12 s) with the same last-position logits: the graph's attention
+ * scores for a block stay in cache. The bench's full-context baseline prefills in the same blocks.
+ */
+export const PREFILL_BLOCK = 512;
+
 export interface GenerationInput {
   /** Prompt ids before the soft tokens (BOS included). */
   prefixIds: number[];
@@ -98,7 +105,7 @@ export class Decoder {
     let finishReason: FinishReason = 'length';
 
     const t0 = performance.now();
-    let out = await this.forward(prompt, promptLength, 0, this.emptyPast());
+    let out = await this.prefill(prompt, promptLength);
     const prefillMs = performance.now() - t0;
     const t1 = performance.now();
     for (;;) {
@@ -141,6 +148,23 @@ export class Decoder {
       prefillMs,
       decodeMs: performance.now() - t1,
     };
+  }
+
+  /**
+   * The prompt in blocks of PREFILL_BLOCK positions over the KV cache: the last block's logits and attention are one
+   * pass's (each block attends to every earlier position), and the graph, which materialises each block's attention
+   * scores, works on [heads, block, positions] instead of [heads, positions, positions].
+   */
+  private async prefill(prompt: Float32Array, promptLength: number): Promise<ort.InferenceSession.ReturnType> {
+    const d = this.spec.hiddenSize;
+    let past = this.emptyPast();
+    let out: ort.InferenceSession.ReturnType | undefined;
+    for (let s = 0; s < promptLength; s += PREFILL_BLOCK) {
+      const n = Math.min(PREFILL_BLOCK, promptLength - s);
+      out = await this.forward(prompt.subarray(s * d, (s + n) * d), n, s, past);
+      past = this.presentAsPast(out);
+    }
+    return out!;
   }
 
   /** One decoder call for a single sequence: `seq` new positions after `past` cached ones. */
