@@ -70,7 +70,7 @@ export class DecodeProcessor {
     let grounded;
     try {
       grounded = await this.model.generateGrounded(
-        { chunks, softTokens, task: record.task, params: record.generation, pageStarts: pages },
+        { chunks, softTokens, task: record.task, params: record.generation, pageStarts: pages, cacheScope: record.tenant },
         {
           signal: abort.signal,
           onText: (delta) => void this.store.publish(p.jobId, { type: 'text', delta }).catch(() => undefined),

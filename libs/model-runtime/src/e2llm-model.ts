@@ -71,6 +71,8 @@ export interface GroundedInput {
   params: GenerationParams;
   /** Sorted page start offsets of a PDF's extracted text, for evidence pages. */
   pageStarts?: readonly number[];
+  /** Who asks (the tenant): the chunks' search index is kept for the next question in this scope (evidence.ts). */
+  cacheScope?: string;
 }
 
 export interface GroundedResult {
@@ -217,7 +219,7 @@ export class E2llmModel implements DecodeRunner, EncodeRunner {
 
     const t0 = performance.now();
     const scores: ChunkScores = {};
-    if (chunks && query !== null) scores.bm25 = bm25Scores(query, chunks);
+    if (chunks && query !== null) scores.bm25 = bm25Scores(query, chunks, input.cacheScope);
     const scoringMs = performance.now() - t0;
 
     const t1 = performance.now();

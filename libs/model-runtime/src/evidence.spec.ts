@@ -65,3 +65,14 @@ describe('buildEvidence', () => {
     expect(buildEvidence(doc, {}, 'bm25', new Set())).toEqual([]);
   });
 });
+
+describe('bm25Scores with a cache scope', () => {
+  it('scores as without one, whether the index is built or taken from the last question in the scope', () => {
+    const chunks = ['The north gate code is 4417302.', 'The lighthouse code is 9081126.', 'Nothing of note here.'].map((text, index) => ({ index, start: 0, end: text.length, text }));
+    const plain = bm25Scores('What is the north gate code?', chunks);
+    expect(bm25Scores('What is the north gate code?', chunks, 'tenant-a')).toEqual(plain);
+    expect(bm25Scores('What is the north gate code?', chunks, 'tenant-a')).toEqual(plain);
+    expect(bm25Scores('Which lighthouse code?', chunks, 'tenant-a')).toEqual(bm25Scores('Which lighthouse code?', chunks));
+    expect(bm25Scores('What is the north gate code?', chunks, 'tenant-b')).toEqual(plain);
+  });
+});
