@@ -480,6 +480,15 @@ describe('limits and backpressure answer 429 with Retry-After', () => {
     });
   });
 
+  it('MAX_QUEUED_JOBS_PER_TENANT holds under a burst: requests still being read and planned count against it', async () => {
+    await withApi({ redisPrefix: `${stack.config.redisPrefix}-mqb`, maxQueuedJobsPerTenant: 3 }, async (api) => {
+      // Ten at once: each is planned for a while before its job exists, so a cap counting created jobs alone let all in.
+      const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => request(api.url).post('/v1/jobs').send({ ...ok, text: `${ok.text} burst ${i}` })));
+      expect(answers.filter((a) => a.status === 202)).toHaveLength(3);
+      for (const a of answers.filter((x) => x.status !== 202)) expect429(a, 'RATE_LIMITED');
+    });
+  });
+
   it('OVERLOADED above MAX_ENCODE_QUEUE_DEPTH', async () => {
     await withApi({ redisPrefix: `${stack.config.redisPrefix}-ov`, maxEncodeQueueDepth: 2 }, async (api) => {
       // The API reads the depth at most once a second: fill the queue, wait, then ask again.

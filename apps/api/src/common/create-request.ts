@@ -19,10 +19,15 @@ export class CreateRequests {
     @Inject(JSON_BODIES) private readonly jsonBodies: JsonBodyPool,
   ) {}
 
-  async take<T>(route: string, tenant: string, req: Request, res: Response, create: (body: ParsedBody, traceparent: string | undefined) => Promise<T>): Promise<T> {
+  /** `jobs`: the job slots the request creates (1 for a job route), held against the tenant's cap while it runs. */
+  async take<T>(route: string, tenant: string, req: Request, res: Response, create: (body: ParsedBody, traceparent: string | undefined) => Promise<T>, jobs: 0 | 1 = 0): Promise<T> {
     return traced(route, req, async (traceparent) => {
-      await this.admission.admit(tenant);
-      return create(await readBody(req, res, this.config.maxUploadBytes, this.jsonBodies), traceparent);
+      const release = await this.admission.admit(tenant, jobs);
+      try {
+        return await create(await readBody(req, res, this.config.maxUploadBytes, this.jsonBodies), traceparent);
+      } finally {
+        await release().catch(() => undefined);
+      }
     });
   }
 

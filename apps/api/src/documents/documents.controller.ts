@@ -31,7 +31,7 @@ export class DocumentsController {
   @HttpCode(202)
   async ask(@TenantId() tenant: string, @Param('id') id: string, @Req() req: Request, @Res({ passthrough: true }) res: Response, @Headers('idempotency-key') key?: string) {
     const { job, replayed } = await this.requests.take('POST /v1/documents/:id/jobs', tenant, req, res, (body, traceparent) =>
-      this.jobs.createDocumentJob(tenant, id, body, key, traceparent),
+      this.jobs.createDocumentJob(tenant, id, body, key, traceparent), 1,
     );
     this.requests.created(res, `/v1/jobs/${job.id}`, replayed);
     return toPublicJob(job);

@@ -25,7 +25,7 @@ export class JobsController {
   @Post()
   @HttpCode(202)
   async create(@TenantId() tenant: string, @Req() req: Request, @Res({ passthrough: true }) res: Response, @Headers('idempotency-key') key?: string) {
-    const { job, replayed } = await this.requests.take('POST /v1/jobs', tenant, req, res, (body, traceparent) => this.jobs.createJob(tenant, body, key, traceparent));
+    const { job, replayed } = await this.requests.take('POST /v1/jobs', tenant, req, res, (body, traceparent) => this.jobs.createJob(tenant, body, key, traceparent), 1);
     this.requests.created(res, `/v1/jobs/${job.id}`, replayed);
     return toPublicJob(job);
   }
