@@ -31,8 +31,9 @@ export class JsonBodyPool {
     });
   }
 
-  async parse(bytes: Buffer): Promise<Record<string, unknown>> {
-    if (bytes.length < INLINE_BYTES) return parseJsonBody(bytes);
+  /** The body's fields, and the sha256 of its `text` when a thread parsed it (hashed there, off the event loop). */
+  async parse(bytes: Buffer): Promise<{ fields: Record<string, unknown>; textSha256?: string }> {
+    if (bytes.length < INLINE_BYTES) return { fields: parseJsonBody(bytes) };
     if (this.pool.queueSize >= this.options.maxQueue) {
       throw new AppError('OVERLOADED', 'every JSON body parser is busy; retry later', { retryAfterSeconds: 2 });
     }
@@ -40,7 +41,7 @@ export class JsonBodyPool {
     const owned = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
     const out = await this.pool.run(bytes, owned ? { transferList: [bytes.buffer as ArrayBuffer] } : {});
     if (!out.ok) throw new AppError(out.code, out.message, out.details);
-    return out.body;
+    return { fields: out.body, ...(out.textSha256 === undefined ? {} : { textSha256: out.textSha256 }) };
   }
 
   async close(): Promise<void> {

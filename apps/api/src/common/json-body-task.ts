@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { workerData } from 'piscina';
 import { AppError, countCodePoints, runInBackground, toAppError, validateDocumentText, type ErrorCode } from '@lib/shared';
 import { parseJsonBody } from './request-body.js';
@@ -8,7 +9,7 @@ const maxTextCodePoints = limits.maxTextCodePoints ?? Infinity;
 
 runInBackground();
 
-export type JsonBodyOutcome = { ok: true; body: Record<string, unknown> } | { ok: false; code: ErrorCode; message: string; details?: Record<string, unknown> };
+export type JsonBodyOutcome = { ok: true; body: Record<string, unknown>; textSha256?: string } | { ok: false; code: ErrorCode; message: string; details?: Record<string, unknown> };
 
 /**
  * One large JSON body checked and parsed on a pool thread (json-body-pool.ts): the same function readBody runs
@@ -17,6 +18,7 @@ export type JsonBodyOutcome = { ok: true; body: Record<string, unknown> } | { ok
 export default function parse(bytes: Uint8Array): JsonBodyOutcome {
   try {
     const body = parseJsonBody(bytes);
+    let textSha256: string | undefined;
     // A text no cut could fit in the window is refused here: millions of characters need not cross back to the event
     // loop only to be refused there (the API checks the same bound, and the exact one in tokens, for every text).
     if (typeof body.text === 'string') {
@@ -27,8 +29,11 @@ export default function parse(bytes: Uint8Array): JsonBodyOutcome {
       if (codePoints > maxTextCodePoints) {
         throw new AppError('CONTEXT_TOO_LONG', `the document has ${codePoints} code points; no cut of it fits the decoder window (at most ${maxTextCodePoints})`, { codePoints, limit: maxTextCodePoints });
       }
+      // The text's digest (the API's cut cache and idempotency key it by), hashed here rather than on the event loop:
+      // tens of milliseconds for millions of characters.
+      textSha256 = createHash('sha256').update(body.text).digest('hex');
     }
-    return { ok: true, body };
+    return { ok: true, body, ...(textSha256 === undefined ? {} : { textSha256 }) };
   } catch (err) {
     const e = toAppError(err);
     return { ok: false, code: e.code, message: e.message, details: e.details };

@@ -13,6 +13,8 @@ export interface ParsedBody {
   /** JSON fields (for multipart, each form field holding JSON text is parsed). */
   fields: Record<string, unknown>;
   file: UploadedDocument | null;
+  /** sha256 (hex) of the JSON body's `text`, when it was computed off the event loop with the parse (JsonBodyPool). */
+  textSha256?: string;
 }
 
 const JSON_FIELDS = ['task', 'generation', 'webhook', 'metadata'];
@@ -51,10 +53,10 @@ export async function readBody(
   req: Request,
   res: Response,
   maxUploadBytes: number,
-  json: { parse(bytes: Buffer): Promise<Record<string, unknown>> } = { parse: async (bytes) => parseJsonBody(bytes) },
+  json: { parse(bytes: Buffer): Promise<{ fields: Record<string, unknown>; textSha256?: string }> } = { parse: async (bytes) => ({ fields: parseJsonBody(bytes) }) },
 ): Promise<ParsedBody> {
   const { type, charset } = checkFraming(req);
-  if (type === 'application/json') return { fields: await json.parse(await readRaw(req, maxUploadBytes)), file: null };
+  if (type === 'application/json') return { ...(await json.parse(await readRaw(req, maxUploadBytes))), file: null };
   if (type === 'multipart/form-data') {
     if (charset !== undefined) throw unsupported(`multipart/form-data takes no charset parameter (got ${charset}): its fields are UTF-8`);
     const upload = multer({ storage: multer.memoryStorage(), limits: { fileSize: maxUploadBytes, files: 1, fields: 16, fieldSize: 256 * 1024, parts: 20 } }).single('file');

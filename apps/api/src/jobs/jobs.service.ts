@@ -75,7 +75,7 @@ export class JobsService {
       : parseWith(CreateJobJson, body.fields, 'request');
     const { task, generation } = await this.checkOptions(options);
     const text = await this.documentText(body, jsonText);
-    const digest = once(() => sha256(text));
+    const digest = textDigest(body, text);
     const source: JobSource = { text, chars: text.length, sha256: digest, cut: (task, limit) => this.cut(tenant, text, digest, task, limit) };
     return this.enqueueJob(tenant, { source, task, generation, options, documentId: null, traceparent }, idempotencyKey);
   }
@@ -121,10 +121,10 @@ export class JobsService {
       ? { text: undefined, ...parseWith(CreateDocumentJson.omit({ text: true }), body.fields, 'request') }
       : parseWith(CreateDocumentJson, body.fields, 'request');
     const text = await this.documentText(body, jsonText);
+    const digest = textDigest(body, text);
     const id = newId('doc');
     // A document is refused when even its soft tokens alone would not fit the window: no question could be asked.
     const window = this.manifest.decoder.window;
-    const digest = once(() => sha256(text));
     const cut = await this.cut(tenant, text, digest, undefined, window);
     const { batches, chunks } = cut;
     if (chunks > window) throw new AppError('CONTEXT_TOO_LONG', `the document makes more than ${window} soft tokens, the decoder window`, { window });
@@ -339,7 +339,11 @@ export class JobsService {
     }
     // Children are sized by chunks, not by the workers' batch budget (the API does not know their execution provider):
     // at most ENCODE_JOB_MAX_CHUNKS chunks, each within the encoder's token limit.
-    const batches = groupEncodeChildren(chunks, { maxChunks: this.config.encodeJobMaxChunks, maxTokens: this.config.encodeJobMaxChunks * this.manifest.encoder.maxTokens });
+    const grouped = groupEncodeChildren(chunks, { maxChunks: this.config.encodeJobMaxChunks, maxTokens: this.config.encodeJobMaxChunks * this.manifest.encoder.maxTokens });
+    // A cut from the cache is a text this tenant submitted lately, whose soft prompts its earlier job stored: as for a
+    // ready document, the children only confirm that, and fewer, larger ones cost less queue and worker time. Were
+    // some evicted or deleted meanwhile, a larger child encodes them, on one worker.
+    const batches = ids === undefined ? regroup(grouped, ENCODE_CHILD_MAX_CHUNKS) : grouped;
     return { batches, chunks: chunks.length, chunkMs: performance.now() - t0, promptTokens, ids };
   }
 
@@ -462,6 +466,12 @@ interface Cut {
   promptTokens: number;
   /** The chunks' encoder ids (chunk-ids.ts), when this cut measured them. */
   ids?: Buffer;
+}
+
+/** A request text's sha256: the one its JSON body's thread computed (a JSON text is checked, never changed), or its own. */
+function textDigest(body: ParsedBody, text: string): () => string {
+  const fromThread = body.file === null ? body.textSha256 : undefined;
+  return fromThread === undefined ? once(() => sha256(text)) : () => fromThread;
 }
 
 /** A function computed on its first call and remembered. */
