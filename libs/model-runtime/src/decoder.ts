@@ -8,7 +8,8 @@ import type { TextTokenizer } from './tokenizer.js';
 /**
  * Positions one prefill call takes. On CPU a one-pass prefill of 4,000 soft tokens took 7.1 s and blocks of 512 took
  * 0.7 s (1,000 positions: 0.46-0.55 s against 0.08-0.12 s) with the same last-position logits: the graph's attention
- * scores for a block stay in cache. The bench's full-context baseline prefills in the same blocks.
+ * scores for a block stay in cache. Each call copies the KV cache so far (the graph concatenates past and new), which
+ * is why far longer sequences (the bench's full-context baseline at 32k-128k) want larger blocks.
  */
 export const PREFILL_BLOCK = 512;
 
