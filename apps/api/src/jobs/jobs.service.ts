@@ -134,7 +134,7 @@ export class JobsService {
     await Promise.all([
       this.blobs.put(key, text, 'text/plain; charset=utf-8'),
       this.blobs.put(documentChunksKey(id), JSON.stringify(refs), 'application/json'),
-      ...(cut.ids ? [this.blobs.put(chunkIdsKey(id), cut.ids, 'application/octet-stream')] : []),
+      idsKey && this.blobs.put(idsKey, cut.ids!, 'application/octet-stream'),
     ]);
     const now = new Date();
     const doc: DocumentRecord = {
@@ -321,6 +321,7 @@ export class JobsService {
     }
     const cacheKey = `${tenant}\0${digest()}`;
     let chunks = this.cuts.get(cacheKey);
+    const fromCache = chunks !== undefined;
     let promptTokens = 0;
     // The chunks' encoder ids, for the encoder workers (a cut from the cache has none: its soft prompts are likely
     // stored, and a worker tokenizes the few that are not).
@@ -343,7 +344,7 @@ export class JobsService {
     // A cut from the cache is a text this tenant submitted lately, whose soft prompts its earlier job stored: as for a
     // ready document, the children only confirm that, and fewer, larger ones cost less queue and worker time. Were
     // some evicted or deleted meanwhile, a larger child encodes them, on one worker.
-    const batches = ids === undefined ? regroup(grouped, ENCODE_CHILD_MAX_CHUNKS) : grouped;
+    const batches = fromCache ? regroup(grouped, ENCODE_CHILD_MAX_CHUNKS) : grouped;
     return { batches, chunks: chunks.length, chunkMs: performance.now() - t0, promptTokens, ids };
   }
 
@@ -392,8 +393,8 @@ export class JobsService {
     const key = input.source.key ?? sourceKey(id);
     const idsKey = ids ? chunkIdsKey(id) : undefined;
     await Promise.all([
-      input.source.text !== undefined ? this.blobs.put(key, input.source.text, 'text/plain; charset=utf-8') : undefined,
-      ids ? this.blobs.put(chunkIdsKey(id), ids, 'application/octet-stream') : undefined,
+      input.source.text !== undefined && this.blobs.put(key, input.source.text, 'text/plain; charset=utf-8'),
+      idsKey && this.blobs.put(idsKey, ids!, 'application/octet-stream'),
     ]);
     const now = new Date();
     const job: JobRecord = {
