@@ -157,28 +157,31 @@ export class EncodeProcessor {
 
   /** A flow's measured ids; undefined when they are gone (deleted, never written) or not readable as such. */
   private measuredIds(key: string): Promise<ReturnType<typeof decodeChunkIds>> {
-    let ids = this.measured.get(key);
-    if (!ids) {
-      ids = this.blobs.get(key).then(decodeChunkIds, (err: unknown) => {
+    return sharedRead(this.measured, key, () =>
+      this.blobs.get(key).then(decodeChunkIds, (err: unknown) => {
         if (err instanceof AppError && err.code === 'NOT_FOUND') return undefined;
         throw err;
-      });
-      ids.catch(() => this.measured.delete(key));
-      this.measured.set(key, ids);
-      if (this.measured.size > 8) this.measured.delete(this.measured.keys().next().value!);
-    }
-    return ids;
+      }),
+    );
   }
 
-  /** Siblings of one flow read the same source: keep the last few in memory. */
+  /** Siblings of one flow read the same source. */
   private source(key: string): Promise<string> {
-    let text = this.sources.get(key);
-    if (!text) {
-      text = this.blobs.get(key).then((b) => b.toString('utf8'));
-      text.catch(() => this.sources.delete(key));
-      this.sources.set(key, text);
-      if (this.sources.size > 8) this.sources.delete(this.sources.keys().next().value!);
-    }
-    return text;
+    return sharedRead(this.sources, key, () => this.blobs.get(key).then((b) => b.toString('utf8')));
   }
+}
+
+/**
+ * One read per key for the siblings of a flow that a worker holds: the last 8 keys' reads are kept (a failed read is
+ * dropped, so the next asks again).
+ */
+function sharedRead<T>(reads: Map<string, Promise<T>>, key: string, read: () => Promise<T>): Promise<T> {
+  let value = reads.get(key);
+  if (!value) {
+    value = read();
+    value.catch(() => reads.delete(key));
+    reads.set(key, value);
+    if (reads.size > 8) reads.delete(reads.keys().next().value!);
+  }
+  return value;
 }
