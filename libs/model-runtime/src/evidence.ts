@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import MiniSearch from 'minisearch';
 import { stemmer } from 'stemmer';
 import { eng as ENGLISH_STOPWORDS } from 'stopword';
@@ -60,8 +61,7 @@ export function bm25Scores(query: string, chunks: readonly TextChunk[], cacheSco
 
 type ChunkIndex = MiniSearch<{ id: number; text: string }>;
 /** The last few documents' indexes, by scope and chunk texts: a question asked again on a document skips indexing it. */
-const recentIndexes = new Map<string, ChunkIndex>();
-const RECENT_INDEXES = 4;
+const recentIndexes = new LRUCache<string, ChunkIndex>({ max: 4 });
 
 /**
  * The chunks' index: built (stemming every word: about 80 ms for 1,000 chunks on one core), or the one built for the
@@ -75,18 +75,11 @@ function chunkIndex(chunks: readonly TextChunk[], scope?: string): ChunkIndex {
     for (const c of chunks) h.update(c.text).update('\0');
     key = h.digest('hex');
     const hit = recentIndexes.get(key);
-    if (hit) {
-      recentIndexes.delete(key);
-      recentIndexes.set(key, hit);
-      return hit;
-    }
+    if (hit) return hit;
   }
   const index: ChunkIndex = new MiniSearch({ fields: ['text'], idField: 'id', storeFields: [], tokenize: terms, processTerm: indexTerm });
   index.addAll(chunks.map((c, i) => ({ id: i, text: c.text })));
-  if (key !== undefined) {
-    recentIndexes.set(key, index);
-    if (recentIndexes.size > RECENT_INDEXES) recentIndexes.delete(recentIndexes.keys().next().value!);
-  }
+  if (key !== undefined) recentIndexes.set(key, index);
   return index;
 }
 
