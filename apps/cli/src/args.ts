@@ -14,6 +14,13 @@ export function parseCommand<O extends Options>(argv: string[], options: O): Par
   }
 }
 
+/** A command's --help: the CLI's usage on stdout, exit 0 (main.ts is imported late: it imports the commands). */
+export async function printUsage(io: { stdout: { write(s: string): unknown } }): Promise<number> {
+  const { USAGE } = await import('./main.js');
+  io.stdout.write(USAGE);
+  return 0;
+}
+
 /**
  * The task from --task, --question and --instruction. `text` checks a question or instruction that was given
  * (ask validates it against the local limit; submit leaves that to the server).

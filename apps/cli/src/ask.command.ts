@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { E2llmModel } from '@lib/model-runtime';
 import { AppError, GenerationParams, decodeDocument, loadConfig, validateQuestion, type Timings } from '@lib/shared';
-import { GENERATION_OPTIONS, generationFlags, parseCommand, taskFromFlags } from './args.js';
+import { GENERATION_OPTIONS, generationFlags, parseCommand, printUsage, taskFromFlags } from './args.js';
 import type { CliIo } from './main.js';
 
 const OPTIONS = {
@@ -16,11 +16,7 @@ const OPTIONS = {
 
 export async function askCommand(argv: string[], io: CliIo): Promise<number> {
   const { values: v, positionals } = parseCommand(argv, OPTIONS);
-  if (v.help) {
-    const { USAGE } = await import('./main.js');
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  if (v.help) return printUsage(io);
   if (positionals.length !== 1) throw new AppError('INPUT_INVALID', 'ask takes exactly one FILE');
   const config = loadConfig(io.env, { modelPath: v.model });
 

@@ -2,7 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { E2llmClient, type BatchItem, type PublicBatch } from '@lib/client';
 import { AppError } from '@lib/shared';
-import { GENERATION_OPTIONS, SERVER_OPTIONS, parseCommand } from './args.js';
+import { GENERATION_OPTIONS, parseCommand, printUsage, SERVER_OPTIONS } from './args.js';
 import type { CliIo } from './main.js';
 import { DEFAULT_API_URL, generationOverrides, positiveNumber, readUpload } from './submit.command.js';
 
@@ -23,11 +23,7 @@ const OPTIONS = {
  */
 export async function batchCommand(argv: string[], io: CliIo): Promise<number> {
   const { values: v, positionals } = parseCommand(argv, OPTIONS);
-  if (v.help) {
-    const { USAGE } = await import('./main.js');
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  if (v.help) return printUsage(io);
   if (positionals.length !== 1) throw new AppError('INPUT_INVALID', 'batch takes exactly one FILE (the document)');
   if (v.questions === undefined) throw new AppError('INPUT_INVALID', 'batch needs --questions FILE.jsonl (one item or question a line)');
   const items = parseQuestions(await readText(v.questions), v.questions, generationOverrides(v));

@@ -1,6 +1,6 @@
 import { E2llmClient, type Deleted } from '@lib/client';
 import { AppError } from '@lib/shared';
-import { parseCommand } from './args.js';
+import { parseCommand, printUsage } from './args.js';
 import type { CliIo } from './main.js';
 import { DEFAULT_API_URL } from './submit.command.js';
 
@@ -18,11 +18,7 @@ const OPTIONS = {
  */
 export async function deleteCommand(argv: string[], io: CliIo): Promise<number> {
   const { values: v, positionals } = parseCommand(argv, OPTIONS);
-  if (v.help) {
-    const { USAGE } = await import('./main.js');
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  if (v.help) return printUsage(io);
   if (positionals.length === 0) throw new AppError('INPUT_INVALID', 'delete takes one or more job or document ids');
   for (const id of positionals) {
     if (!/^(job|doc)_/.test(id)) throw new AppError('INPUT_INVALID', `"${id.slice(0, 64)}" is neither a job id (job_...) nor a document id (doc_...)`);

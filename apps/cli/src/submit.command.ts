@@ -4,7 +4,7 @@ import { basename } from 'node:path';
 import cliProgress, { type MultiBar, type Options, type Params, type SingleBar } from 'cli-progress';
 import { ApiError, E2llmClient, type PublicJob } from '@lib/client';
 import { AppError, ERROR_CODES, type GenerationParams } from '@lib/shared';
-import { GENERATION_OPTIONS, SERVER_OPTIONS, generationFlags, parseCommand, taskFromFlags } from './args.js';
+import { GENERATION_OPTIONS, generationFlags, parseCommand, printUsage, SERVER_OPTIONS, taskFromFlags } from './args.js';
 import type { CliIo } from './main.js';
 
 const OPTIONS = {
@@ -26,11 +26,7 @@ export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
  */
 export async function submitCommand(argv: string[], io: CliIo): Promise<number> {
   const { values: v, positionals } = parseCommand(argv, OPTIONS);
-  if (v.help) {
-    const { USAGE } = await import('./main.js');
-    io.stdout.write(USAGE);
-    return 0;
-  }
+  if (v.help) return printUsage(io);
   if (positionals.length !== 1) throw new AppError('INPUT_INVALID', 'submit takes exactly one FILE');
   const task = taskFromFlags(v.task ?? 'qa', v.question, v.instruction, (text, what) => {
     if (!text) throw new AppError('INPUT_INVALID', `--${what} is empty`);
