@@ -1,6 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Webhook } from 'standardwebhooks';
 import request from 'supertest';
@@ -8,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metrics } from '@lib/job-store';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import formats from 'ajv-formats';
-import { startStack, type Stack } from './stack.js';
+import { startStack, webhookReceiver, type Stack } from './stack.js';
 
 const SAMPLE = fileURLToPath(new URL('../../samples/gpl-3.0.txt', import.meta.url));
 const MAX_ITEMS = 25;
@@ -72,21 +70,6 @@ async function cacheMisses(): Promise<number> {
   return (await metrics.softPromptCache.get()).values.find((v) => v.labels.result === 'miss')?.value ?? 0;
 }
 
-/** A local receiver for webhooks. */
-async function receiver(): Promise<{ url: string; received: { body: string; headers: IncomingHttpHeaders }[]; close(): void }> {
-  const received: { body: string; headers: IncomingHttpHeaders }[] = [];
-  const server: Server = createServer((req, res) => {
-    let body = '';
-    req.on('data', (c) => (body += c));
-    req.on('end', () => {
-      received.push({ body, headers: req.headers });
-      res.writeHead(204).end();
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, received, close: () => server.close() };
-}
-
 const QUESTIONS = [
   'Which version of the licence may you choose?',
   'What is conveyed?',
@@ -129,7 +112,7 @@ afterAll(async () => {
 
 describe('batches', () => {
   it('20 questions over one document: each chunk encoded once, 20 results equal to 20 single jobs, one webhook', async () => {
-    const hooks = await receiver();
+    const hooks = await webhookReceiver();
     try {
       const text = `${sample}\nBatch edition ${Date.now()}.`;
       const generation = { maxNewTokens: 8 };

@@ -1,6 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { Webhook } from 'standardwebhooks';
 import request from 'supertest';
@@ -12,7 +10,7 @@ import { createBlobStore } from '@lib/blob-store';
 import { DocumentChunks, GenerationParams, Task, documentChunksKey, sourceKey } from '@lib/shared';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import formats from 'ajv-formats';
-import { startStack, type Stack } from './stack.js';
+import { startStack, webhookReceiver, type Stack } from './stack.js';
 
 const SAMPLE = fileURLToPath(new URL('../../samples/gpl-3.0.txt', import.meta.url));
 
@@ -166,18 +164,8 @@ describe('jobs end to end (API, BullMQ flow, workers, S3)', () => {
   });
 
   it('delivers a signed webhook that verifies with standardwebhooks', async () => {
-    const received: { body: string; headers: IncomingHttpHeaders }[] = [];
-    const server: Server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c) => (body += c));
-      req.on('end', () => {
-        received.push({ body, headers: req.headers });
-        res.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { url, received, close } = await webhookReceiver();
     try {
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
       const created = await http.post('/v1/jobs').send({ text: sample, task: { type: 'summarize' }, generation: { maxNewTokens: 4 }, webhook: { url }, metadata: { ticket: 'T-1' } }).expect(202);
       await waitFor(created.body.id);
       const t0 = Date.now();
@@ -189,7 +177,7 @@ describe('jobs end to end (API, BullMQ flow, workers, S3)', () => {
       expect(headers['webhook-id']).toBe(`msg_${created.body.id}_succeeded`);
       expect(() => new Webhook(stack.config.webhookSecret!).verify(body.replace('succeeded', 'failed'), headers as Record<string, string>)).toThrow();
     } finally {
-      server.close();
+      close();
     }
   });
 

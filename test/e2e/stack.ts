@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { startApi, type ApiHandle } from '@app/api';
 import { startDecoderWorker, type DecoderWorkerHandle } from '@app/decoder-worker';
@@ -57,4 +59,19 @@ export async function startStack(overrides: Partial<Config> = {}): Promise<Stack
       await s3.stop();
     },
   };
+}
+
+/** A local receiver for webhooks: what it was sent, in order; each delivery answered 204. */
+export async function webhookReceiver(): Promise<{ url: string; received: { body: string; headers: IncomingHttpHeaders }[]; close(): void }> {
+  const received: { body: string; headers: IncomingHttpHeaders }[] = [];
+  const server: Server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      received.push({ body, headers: req.headers });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`, received, close: () => server.close() };
 }
