@@ -29,6 +29,7 @@ import { DocumentPlanner, TextTokenizer, loadModelPackage } from '@lib/model-run
 import { TERMINAL_STATUSES, groupEncodeChildren, loadConfig } from '@lib/shared';
 import { buildCorpus, cutToTokens } from './corpus.mjs';
 import { jobEnd } from './job-events.mjs';
+import { rssMiB, untilReady } from './serve.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const env = process.env;
@@ -178,16 +179,15 @@ function checkAdmission(config, docs) {
 
 /** Resident memory of a process and its descendants (threads share the process's), in MiB; 0 once it has exited. */
 function treeRssMiB(pid) {
-  let kb = 0;
+  let mib = rssMiB(pid);
   try {
-    kb += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
     for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean)) kb += treeRssMiB(Number(child)) * 1024;
+      for (const child of readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean)) mib += treeRssMiB(Number(child));
     }
   } catch {
     /* exited */
   }
-  return kb / 1024;
+  return mib;
 }
 
 /**
@@ -336,18 +336,7 @@ async function main() {
     documentsS,
   };
   try {
-    const t1 = Date.now();
-    for (;;) {
-      if (serverGone) throw new Error(`the server exited (${JSON.stringify(serverGone)}): ${serverErr.slice(-800)}`);
-      try {
-        if ((await fetch(`${base}/readyz`)).ok) break;
-      } catch {
-        /* not listening yet */
-      }
-      if (Date.now() - t1 > 180_000) throw new Error(`the server did not become ready: ${serverErr.slice(-800)}`);
-      await sleep(100);
-    }
-    out.startupMs = Date.now() - t1;
+    out.startupMs = await untilReady(base, { limitMs: 180_000, gone: () => serverGone && JSON.stringify(serverGone), detail: () => serverErr.slice(-800) });
     out.rssIdleMiB = +treeRssMiB(server.pid).toFixed(1);
     log(`ready in ${out.startupMs} ms; submitting ${JOBS} jobs at once`);
 

@@ -14,6 +14,7 @@ import { TextTokenizer, loadModelPackage } from '@lib/model-runtime';
 import { loadConfig } from '@lib/shared';
 import { buildCorpus, cutToTokens } from './corpus.mjs';
 import { jobEnd } from './job-events.mjs';
+import { dropRedisKeys, untilReady } from './serve.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const started = Date.now();
@@ -100,15 +101,7 @@ async function profile(label, path, body) {
 }
 
 try {
-  for (let t = Date.now(); ; ) {
-    try {
-      if ((await fetch(`${base}/readyz`)).ok) break;
-    } catch {
-      /* starting */
-    }
-    if (Date.now() - t > 120_000) throw new Error('server not ready');
-    await sleep(100);
-  }
+  await untilReady(base);
   const loadStart = loadavg().map((x) => +x.toFixed(2));
   const q = { type: 'qa', question: 'Which version of the licence may you choose?' };
   const generation = { maxNewTokens: 16 };
@@ -137,10 +130,5 @@ try {
   for (const server of servers) server.kill('SIGTERM');
   await Promise.all(servers.map((server) => new Promise((r) => server.once('close', r))));
   rmSync(work, { recursive: true, force: true });
-  try {
-    const keys = execFileSync('redis-cli', ['--scan', '--pattern', `${prefix}*`], { encoding: 'utf8' }).split('\n').filter(Boolean);
-    for (let i = 0; i < keys.length; i += 500) execFileSync('redis-cli', ['del', ...keys.slice(i, i + 500)]);
-  } catch {
-    /* best effort */
-  }
+  dropRedisKeys(prefix);
 }

@@ -13,6 +13,7 @@ import { loadConfig } from '@lib/shared';
 import { buildCorpus, cutToTokens } from './corpus.mjs';
 import { renderReport } from './report.mjs';
 import { jobEnd } from './job-events.mjs';
+import { dropRedisKeys, rssMiB, untilReady } from './serve.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -41,16 +42,11 @@ function measure(cmd, args, { limitS = 600, capMiB = MEM_CAP_MIB, extraEnv = {} 
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     const watch = setInterval(() => {
-      try {
-        const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-        const rss = m ? Number(m[1]) / 1024 : 0;
-        peakMiB = Math.max(peakMiB, rss);
-        if (rss > capMiB && !killed) {
-          killed = 'out of memory';
-          child.kill('SIGKILL');
-        }
-      } catch {
-        /* exited */
+      const rss = rssMiB(child.pid);
+      peakMiB = Math.max(peakMiB, rss);
+      if (rss > capMiB && !killed) {
+        killed = 'out of memory';
+        child.kill('SIGKILL');
       }
     }, 100);
     const timer = setTimeout(() => {
@@ -195,14 +191,7 @@ async function decoderCosts(docs) {
 
 // ---- 4, 5. Pipeline and re-ask ----
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-/** Resident memory of a process, in MiB (0 once it is gone). */
-function rssMiB(pid) {
-  try {
-    return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
-  } catch {
-    return 0;
-  }
-}
+
 
 async function pipeline(docs) {
   const doc = docs[SIZES[SIZES.length - 1]];
@@ -255,18 +244,7 @@ async function pipeline(docs) {
     return { wallMs: performance.now() - t, result: r.result };
   };
   try {
-    const t0 = Date.now();
-    for (;;) {
-      try {
-        const r = await fetch(`${base}/readyz`);
-        if (r.ok) break;
-      } catch {
-        /* not listening yet */
-      }
-      if (Date.now() - t0 > 120_000) throw new Error(`the server did not become ready: ${serverErr.slice(-500)}`);
-      await sleep(100);
-    }
-    out.startupMs = Date.now() - t0;
+    out.startupMs = await untilReady(base, { detail: () => serverErr.slice(-500) });
     await job('/v1/jobs', { text: text.slice(0, 3000), task: q1, generation }, 0);
     const clearCache = () => rmSync(join(dataDir, 'soft-prompts'), { recursive: true, force: true });
     out.jobs = [];
@@ -321,12 +299,7 @@ async function pipeline(docs) {
   } finally {
     server.kill('SIGTERM');
     await new Promise((r) => server.once('close', r));
-    try {
-      const keys = execFileSync('redis-cli', ['--scan', '--pattern', `${serverEnv.REDIS_PREFIX}*`], { encoding: 'utf8' }).split('\n').filter(Boolean);
-      for (let i = 0; i < keys.length; i += 500) execFileSync('redis-cli', ['del', ...keys.slice(i, i + 500)]);
-    } catch {
-      /* best effort */
-    }
+    dropRedisKeys(serverEnv.REDIS_PREFIX);
   }
   return out;
 }
