@@ -181,10 +181,15 @@ describe('web console in headless Chromium', () => {
     const asked: (string | undefined)[] = [];
     let cutAfterId: string | undefined;
     // The first event stream is cut after the retry preamble and four events, as a dropped connection would end it;
-    // the page must open it again from the last id it got. Later streams pass through.
+    // the page must open it again from the last id it got. Later streams pass through. The decoder takes no job until
+    // that first stream is open: a job that ended before it would send its whole stream in two blocks, with nothing
+    // to cut (a small document is answered in a few hundred milliseconds).
+    const decoders = stack.decoder.workers;
+    await Promise.all(decoders.map((w) => w.pause()));
     await page.route('**/v1/jobs/*/events', async (route) => {
       asked.push(route.request().headers()['last-event-id']);
       if (asked.length > 1) return route.continue();
+      for (const w of decoders) w.resume();
       const full = await (await route.fetch()).text();
       const kept = full.split('\n\n').slice(0, 5);
       // The last id the page received: a block without one (a comment, the retry preamble) may end the kept part.
@@ -195,8 +200,12 @@ describe('web console in headless Chromium', () => {
     await page.fill('#text', `${DOCUMENT} Resumed.`);
     await page.selectOption('#task', 'summarize');
     await page.fill('#max-new-tokens', '24');
-    await page.click('#submit');
-    await page.waitForSelector('#job-status.succeeded', { timeout: 60_000 });
+    try {
+      await page.click('#submit');
+      await page.waitForSelector('#job-status.succeeded', { timeout: 60_000 });
+    } finally {
+      for (const w of decoders) w.resume();
+    }
     await page.waitForSelector('#answer[data-state="done"]', { timeout: 10_000 });
     const jobId = (await page.textContent('#job-id'))!.trim();
     const job = (await (await fetch(`${stack.api.url}/v1/jobs/${jobId}`)).json()) as { result: { text: string } };
